@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Everything else here is what those two depend on.
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+FERRETDB  := var/bin/ferretdb
+# Python 3.13: on PATH, or through pyenv when the shim needs a version picked.
+PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'import sys' 2>/dev/null && echo python3.13 \
+               || (v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -n1); [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.13"))
+
+.PHONY: run test venv ferretdb bench clean
+
+run: $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
+	$(PY) -m webapp.devstack
+
+test: $(VENV)/.installed-test $(FERRETDB)  ## run the whole test suite against real servers
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
+	$(PY) -m bench.delivery_latency
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (python3.13 or pyenv)"; exit 1; }
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+ferretdb: $(FERRETDB)
+
+$(FERRETDB): scripts/build-ferretdb.sh
+	scripts/build-ferretdb.sh $@
+
+clean:
+	rm -rf $(VENV) var

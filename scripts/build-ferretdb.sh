@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Build the pinned FerretDB v1 server into $1 (default var/bin/ferretdb).
+#
+# Why not plain `go install ...@v1.24.2`: the module ships without
+# build/version/version.txt, and the binary built that way panics at start
+# ("Invalid build/version/version.txt"). So we take the same module from the
+# Go module proxy, write the version file its release build would have
+# written, and build its own cmd/ferretdb. Same code, same flags.
+set -euo pipefail
+version=v1.24.2
+out=${1:-var/bin/ferretdb}
+mkdir -p "$(dirname "$out")"
+out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
+work=$(mktemp -d)
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+src=$(go mod download -json "github.com/FerretDB/FerretDB@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+[ -n "$src" ] || { echo "could not download FerretDB $version" >&2; exit 1; }
+cp -r "$src" "$work/src"
+chmod -R u+w "$work/src"
+echo "$version" > "$work/src/build/version/version.txt"
+echo "building FerretDB $version (about a minute, once)..." >&2
+(cd "$work/src" && go build -trimpath -o "$out" ./cmd/ferretdb)
+"$out" --version >&2

@@ -1,0 +1,32 @@
+"""The Huey instance: on Redis when `REDIS_URL` is set, else SQLite under var/.
+
+No Flask import here, so `huey_consumer tasks.huey` and the web app can both
+load it cheaply. Task payloads are signed with SECRET_KEY: Huey's default
+serializer is pickle, and whoever can write to the queue could otherwise run
+code in the consumer.
+"""
+
+import os
+from pathlib import Path
+
+from huey import RedisHuey
+from huey import SqliteHuey
+from huey.serializer import SignedSerializer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-secret-key-change-me-in-production"
+
+
+def make_huey():
+    """Build the queue from the environment (the same variables the app reads)."""
+    serializer = SignedSerializer(secret=os.environ.get("SECRET_KEY") or DEV_SECRET_KEY, salt="mailjobs.tasks")
+    name = os.environ.get("HUEY_NAME") or "mailjobs"
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        return RedisHuey(name, url=redis_url, results=False, serializer=serializer, utc=True)
+    path = Path(os.environ.get("HUEY_SQLITE_PATH") or PROJECT_ROOT / "var" / "huey.db")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name, filename=str(path), results=False, serializer=serializer, utc=True)
+
+
+huey = make_huey()

@@ -1,0 +1,162 @@
+"""Real servers for the whole suite: FerretDB, an SMTP server, Redis, Huey consumers.
+
+The environment is fixed here, at import, before any test imports `webapp`
+or `tasks`: the Huey instance is built from it when `tasks` is first loaded.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.consumer import HueyConsumer
+from tests.support.ferretdb import FerretDBServer
+from tests.support.ferretdb import free_port
+from tests.support.smtp import SmtpTestServer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+TMP = Path(tempfile.mkdtemp(prefix=f"mailjobs-tests-{RUN_ID}-"))
+FERRETDB_PORT = free_port()
+SMTP_PORT = free_port()
+
+TEST_ENV = {
+    "APP_ENV": "testing",
+    "MONGODB_URI": os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{FERRETDB_PORT}/mailjobs_test",
+    "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15",
+    "HUEY_NAME": f"mailjobs-test-{RUN_ID}",
+    "MAIL_SERVER": "127.0.0.1",
+    "MAIL_PORT": str(SMTP_PORT),
+    "MAIL_DEFAULT_SENDER": "scheduler@mailjobs.test",
+    "MAIL_TIMEOUT": "5",
+    "RETRY_BASE_SECONDS": "0.5",
+    "RETRY_CAP_SECONDS": "2",
+    "LEASE_SECONDS": "30",
+    "LOGIN_RATE_LIMIT": "1000 per minute",
+    "LOG_LEVEL": "INFO",
+}
+os.environ.update(TEST_ENV)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ferretdb():
+    """The real MongoDB-wire server (skipped when MONGODB_URI points elsewhere)."""
+    binary = os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var" / "bin" / "ferretdb")
+    server = FerretDBServer(binary, str(TMP / "ferretdb"), port=FERRETDB_PORT)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    """The real Redis the queue lives on; this run's Huey keys are removed at the end."""
+    client = redis.Redis.from_url(TEST_ENV["REDIS_URL"])
+    client.ping()
+    yield client
+    for key in client.scan_iter(f"huey.*{TEST_ENV['HUEY_NAME'].replace('-', '')}*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    server = SmtpTestServer(port=SMTP_PORT)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def smtp(smtp_server):
+    """The SMTP server, emptied and with no faults, for one test."""
+    smtp_server.clear()
+    smtp_server.reset_faults()
+    yield smtp_server
+    smtp_server.reset_faults()
+
+
+@pytest.fixture(scope="session")
+def app(ferretdb, redis_client, smtp_server):
+    from webapp import create_app
+    from webapp.config import load_config
+
+    return create_app(load_config("testing"))
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request):
+    """Each test starts with no users, jobs or revocations (only when it uses the app)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("app")
+    from webapp.models import Job
+    from webapp.models import RevokedToken
+    from webapp.models import User
+
+    for model in (User, Job, RevokedToken):
+        model._get_collection().delete_many({})
+    yield
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def worker_env(**overrides):
+    """The environment a consumer process gets: the test env plus overrides."""
+    env = dict(os.environ)
+    env.update(TEST_ENV)
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def consumer(app):
+    """One real Huey consumer (4 threads) shared by the delivery tests."""
+    worker = HueyConsumer(worker_env(), TMP / "consumer.log", workers=4).start()
+    yield worker
+    worker.stop()
+
+
+class ApiClient:
+    """Register and log in through the API, then call it as that user."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, email, password="correct-horse-9"):
+        return self.client.post("/api/auth/register", json={"email": email, "password": password})
+
+    def login(self, email, password="correct-horse-9"):
+        response = self.client.post("/api/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.json
+        return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+    def user(self, email=None):
+        """A fresh account; returns its auth headers."""
+        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        assert self.register(email).status_code == 201
+        return self.login(email)
+
+    def admin(self, email=None):
+        """A fresh admin account, made the way an operator would (the CLI service)."""
+        from webapp.services import accounts
+
+        email = email or f"admin-{uuid.uuid4().hex[:10]}@example.com"
+        accounts.create_or_promote_admin(email, "correct-horse-9")
+        return self.login(email)
+
+
+@pytest.fixture()
+def api(client):
+    return ApiClient(client)

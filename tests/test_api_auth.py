@@ -1,0 +1,110 @@
+"""Accounts through the API: register, log in, log out, revocation."""
+
+import pytest
+
+
+def test_register_returns_the_new_user_with_role_user(client):
+    response = client.post("/api/auth/register", json={"email": "Ada@Example.com", "password": "long-enough"})
+    assert response.status_code == 201
+    assert response.json["email"] == "ada@example.com"
+    assert response.json["role"] == "user"
+    assert len(response.json["id"]) == 24
+
+
+def test_register_twice_with_the_same_email_is_a_conflict(client, api):
+    assert api.register("dup@example.com").status_code == 201
+    response = api.register("DUP@example.com")
+    assert response.status_code == 409
+    assert response.json["error"]["fields"] == {"email": "is already registered"}
+
+
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"email": "not-an-email", "password": "long-enough"}, "email"),
+        ({"email": "a@example.com", "password": "short"}, "password"),
+        ({"email": "a@example.com"}, "password"),
+        ({"email": "a@example.com", "password": 12345678}, "password"),
+        ({"email": "a@example.com", "password": "long-enough", "role": "admin"}, "role"),
+    ],
+)
+def test_register_rejects_bad_input_with_field_errors(client, payload, field):
+    response = client.post("/api/auth/register", json=payload)
+    assert response.status_code == 422
+    assert field in response.json["error"]["fields"]
+    assert response.json["error"]["code"] == "validation_failed"
+
+
+def test_register_cannot_choose_its_own_role(client):
+    client.post("/api/auth/register", json={"email": "sneaky@example.com", "password": "long-enough", "role": "admin"})
+    response = client.post("/api/auth/login", json={"email": "sneaky@example.com", "password": "long-enough"})
+    assert response.status_code == 401  # the account was never created
+
+
+def test_login_returns_a_bearer_token(client, api):
+    api.register("b@example.com")
+    response = client.post("/api/auth/login", json={"email": "b@example.com", "password": "correct-horse-9"})
+    assert response.status_code == 200
+    assert response.json["token_type"] == "Bearer"
+    assert response.json["expires_in"] == 3600
+    me = client.get("/api/users/me", headers={"Authorization": f"Bearer {response.json['access_token']}"})
+    assert me.json["email"] == "b@example.com"
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(client, api):
+    api.register("c@example.com")
+    wrong = client.post("/api/auth/login", json={"email": "c@example.com", "password": "wrong-password"})
+    unknown = client.post("/api/auth/login", json={"email": "nobody@example.com", "password": "wrong-password"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json == unknown.json
+
+
+def test_logout_revokes_the_token_at_once(client, api):
+    headers = api.user()
+    assert client.post("/api/auth/logout", headers=headers).status_code == 200
+    response = client.get("/api/users/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "token_revoked"
+    # A new login still works.
+
+
+def test_revocation_is_stored_in_the_database_not_only_in_redis(client, api, redis_client):
+    headers = api.user("keep-out@example.com")
+    client.post("/api/auth/logout", headers=headers)
+    # A Redis restart without persistence loses everything in it; the revocation must survive that.
+    from webapp.models import RevokedToken
+
+    assert RevokedToken.objects.count() == 1
+    assert client.get("/api/users/me", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
+)
+def test_protected_routes_need_a_valid_token(client, headers):
+    response = client.get("/api/users/me", headers=headers)
+    assert response.status_code == 401
+    assert set(response.json["error"]) == {"code", "message", "fields"}
+
+
+def test_malformed_json_is_a_400_not_a_500(client):
+    response = client.post("/api/auth/login", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "malformed_json"
+
+
+def test_non_json_body_is_refused_clearly(client):
+    response = client.post("/api/auth/register", data="email=a@example.com", content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_a_json_array_body_is_a_422(client):
+    response = client.post("/api/auth/register", json=["a@example.com", "long-enough"])
+    assert response.status_code == 422
+
+
+def test_unknown_api_path_answers_json(client):
+    response = client.get("/api/nope")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"

@@ -1,0 +1,89 @@
+"""End to end: a job created through the API arrives at a real SMTP server, on time, once."""
+
+import time
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("consumer")
+
+
+def iso(moment):
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def watch_statuses(client, headers, job_id, until, timeout=20):
+    """Poll the API like a user would and return the distinct statuses seen, in order."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/users/jobs/{job_id}", headers=headers).json
+        if not seen or seen[-1] != job["status"]:
+            seen.append(job["status"])
+        if job["status"] in until:
+            return seen, job
+        time.sleep(0.05)
+    raise AssertionError(f"job never reached {until}; saw {seen}")
+
+
+def test_email_goes_out_on_time_exactly_once(client, api, smtp):
+    headers = api.user()
+    # A slow DATA reply keeps the job RUNNING long enough to be seen doing so.
+    smtp.stall_data(1.0)
+    send_at = datetime.now(UTC) + timedelta(seconds=2)
+    payload = {"to": ["one@example.com", "two@example.com"], "subject": "Quarterly <report> ünïcode",
+               "body": "Line one\nLine two — with “quotes”", "send_at": iso(send_at)}
+    job = client.post("/api/users/jobs", json=payload, headers=headers).json
+
+    seen, final = watch_statuses(client, headers, job["id"], until={"COMPLETED", "FAILED"})
+
+    assert seen == ["PENDING", "RUNNING", "COMPLETED"]
+    [message] = smtp.wait_for(1)
+    assert message.message_id == job["message_id"]
+    assert message.message["Subject"] == payload["subject"]
+    assert message.message.get_content().replace("\r\n", "\n").rstrip("\n") == payload["body"]
+    assert sorted(message.rcpt_tos) == ["one@example.com", "two@example.com"]
+    assert message.mail_from == "scheduler@mailjobs.test"
+    # Not early (the server answers 1 s after DATA started), and not late by more than that plus slack.
+    lateness = message.received_at - send_at.timestamp()
+    assert 0.9 <= lateness < 3.0, lateness
+    assert final["attempts"] == 1 and final["sent_at"] is not None
+    assert [a["outcome"] for a in final["attempts_log"]] == ["sent"]
+    time.sleep(1.0)
+    assert smtp.count_by_message_id()[job["message_id"]] == 1
+
+
+def test_a_job_due_now_goes_out_within_a_second_or_two(client, api, smtp):
+    headers = api.user()
+    created = time.time()
+    job = client.post("/api/users/jobs", json={"to": "now@example.com", "subject": "now", "body": "b"},
+                      headers=headers).json
+    [message] = smtp.wait_for(1, timeout=10)
+    assert message.message_id == job["message_id"]
+    assert message.received_at - created < 2.5
+
+
+def test_cancelled_job_is_never_sent(client, api, smtp):
+    headers = api.user()
+    job = client.post("/api/users/jobs", json={"to": "c@example.com", "subject": "no", "body": "b",
+                                               "send_at": iso(datetime.now(UTC) + timedelta(seconds=2))},
+                      headers=headers).json
+    assert client.post(f"/api/users/jobs/{job['id']}/cancel", headers=headers).status_code == 200
+    time.sleep(3.5)
+    assert smtp.messages == []
+    assert client.get(f"/api/users/jobs/{job['id']}", headers=headers).json["status"] == "CANCELLED"
+
+
+def test_refused_recipient_fails_the_job_with_the_servers_words(client, api, smtp):
+    headers = api.user()
+    smtp.reject_recipients({"gone@example.com": "550 5.1.1 No such user"})
+    job = client.post("/api/users/jobs", json={"to": ["ok@example.com", "gone@example.com"], "subject": "s",
+                                               "body": "b"}, headers=headers).json
+    _, final = watch_statuses(client, headers, job["id"], until={"FAILED", "COMPLETED"})
+    assert final["status"] == "FAILED"
+    assert final["last_error"].startswith("550")
+    assert "gone@example.com" in final["last_error"]
+    # Nobody got a partial copy.
+    assert smtp.messages == []

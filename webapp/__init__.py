@@ -1,0 +1,58 @@
+"""The app factory: `create_app()` builds the web app (and the workers' app context)."""
+
+import logging
+
+from flask import Flask
+
+from webapp import db
+from webapp.config import PROJECT_ROOT
+from webapp.config import load_config
+
+
+def create_app(config=None):
+    """Build the app from `config` (a Config object) or from the environment."""
+    config = config or load_config()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder="static",
+    )
+    app.config.from_object(config)
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    register_extensions(app)
+    register_blueprints(app)
+    from webapp.errors import register_error_handlers
+
+    register_error_handlers(app)
+    from webapp.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def register_extensions(app):
+    from webapp.extensions import csrf
+    from webapp.extensions import htmx
+    from webapp.extensions import jwt
+    from webapp.extensions import limiter
+    from webapp.extensions import login_manager
+    from webapp.extensions import mail
+    from webapp.jwt_callbacks import register_jwt_callbacks
+
+    db.init_app(app)
+    jwt.init_app(app)
+    register_jwt_callbacks(jwt)
+    login_manager.init_app(app)
+    mail.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app):
+    from webapp.api import bp as api_bp
+    from webapp.extensions import csrf
+
+    # Bearer tokens are not sent by browsers on their own: the API needs no CSRF token.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)

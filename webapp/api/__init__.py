@@ -1,0 +1,8 @@
+"""The JSON API for bearer-token clients, under /api."""
+
+from webapp.api import admin  # noqa: F401 - registers routes
+from webapp.api import auth  # noqa: F401 - registers routes
+from webapp.api import jobs  # noqa: F401 - registers routes
+from webapp.api.blueprint import bp
+
+__all__ = ["bp"]

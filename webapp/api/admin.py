@@ -1,0 +1,81 @@
+"""Admins: everyone's jobs, the users and their roles."""
+
+from flask import current_app
+from flask import request
+
+from tasks.delivery import schedule_delivery
+from webapp.api.blueprint import admin_required
+from webapp.api.blueprint import bp
+from webapp.api.blueprint import json_body
+from webapp.api.serialize import job_to_json
+from webapp.api.serialize import page_to_json
+from webapp.api.serialize import user_to_json
+from webapp.services import accounts
+from webapp.services import jobs
+from webapp.services.validation import RoleInput
+from webapp.services.validation import parse
+from webapp.services.validation import parse_page
+
+
+def owner_filter(value):
+    """`owner` may be a user id or an email; an unknown owner matches no job."""
+    if not value:
+        return None
+    user = accounts.find_user_by_email(value) if "@" in value else accounts.get_user(value)
+    return user.id if user else False
+
+
+@bp.get("/admin/jobs")
+@admin_required
+def all_jobs():
+    """All users' jobs, filterable by status and owner (id or email)."""
+    status = jobs.check_status_filter(request.args.get("status"))
+    page, per_page = parse_page(request.args)
+    owner = owner_filter(request.args.get("owner"))
+    if owner is False:
+        items, total = [], 0
+    else:
+        items, total = jobs.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
+    body = page_to_json(items, total, page, per_page, job_to_json)
+    body["counts"] = jobs.status_counts()
+    return body
+
+
+@bp.get("/admin/jobs/<job_id>")
+@admin_required
+def any_job(job_id):
+    """Any job with its attempt history."""
+    return job_to_json(jobs.get_job(job_id), with_history=True)
+
+
+@bp.post("/admin/jobs/<job_id>/retry")
+@admin_required
+def retry_job(job_id):
+    """Requeue a FAILED (or IN_DOUBT) job now."""
+    job = jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"])
+    schedule_delivery(job.id, job.next_attempt_at, 0)
+    return job_to_json(job, with_history=True)
+
+
+@bp.post("/admin/jobs/<job_id>/close")
+@admin_required
+def close_job(job_id):
+    """Mark an IN_DOUBT job as delivered, without sending it again."""
+    return job_to_json(jobs.close_in_doubt(job_id), with_history=True)
+
+
+@bp.get("/admin/users")
+@admin_required
+def users():
+    """All users, oldest first, paginated."""
+    page, per_page = parse_page(request.args)
+    items, total = accounts.list_users(page, per_page)
+    return page_to_json(items, total, page, per_page, user_to_json)
+
+
+@bp.patch("/admin/users/<user_id>/role")
+@admin_required
+def set_role(user_id):
+    """Promote or demote a user; the last admin stays an admin (409)."""
+    data = parse(RoleInput, json_body())
+    return user_to_json(accounts.set_role(user_id, data.role))

@@ -1,0 +1,57 @@
+"""Register, log in, log out, who am I."""
+
+from datetime import UTC
+from datetime import datetime
+
+from flask import current_app
+from flask_jwt_extended import create_access_token
+from flask_jwt_extended import current_user
+from flask_jwt_extended import get_jwt
+
+from webapp.api.blueprint import bp
+from webapp.api.blueprint import json_body
+from webapp.api.blueprint import login_required
+from webapp.api.serialize import user_to_json
+from webapp.errors import Unauthorized
+from webapp.extensions import limiter
+from webapp.services import accounts
+from webapp.services.validation import Credentials
+from webapp.services.validation import LoginInput
+from webapp.services.validation import parse
+
+
+@bp.post("/auth/register")
+def register():
+    """Create an account with role `user`."""
+    data = parse(Credentials, json_body())
+    user = accounts.register(data.email, data.password)
+    return {"id": str(user.id), "email": user.email, "role": user.role}, 201
+
+
+@bp.post("/auth/login")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+def login():
+    """Exchange credentials for a bearer token (same answer for unknown email and wrong password)."""
+    data = parse(LoginInput, json_body())
+    user = accounts.authenticate(data.email, data.password)
+    if user is None:
+        raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    token = create_access_token(identity=str(user.id))
+    return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
+
+
+@bp.post("/auth/logout")
+@login_required
+def logout():
+    """Revoke this token at once; it stays revoked until it would have expired."""
+    claims = get_jwt()
+    accounts.revoke_token(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    return {"message": "Logged out."}
+
+
+@bp.get("/users/me")
+@login_required
+def me():
+    """The caller's account."""
+    return user_to_json(current_user)

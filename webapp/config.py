@@ -1,0 +1,151 @@
+"""Configuration: every value comes from the environment, with safe dev defaults.
+
+`Config.from_env()` reads the environment once; the subclasses only change
+defaults. Production refuses to start with the dev secrets (see `check`).
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Dev defaults are public (they are in .env.example); production must override them.
+DEV_SECRET_KEY = "dev-secret-key-change-me-in-production"
+DEV_JWT_SECRET_KEY = "dev-jwt-secret-change-me-in-production"
+
+
+def env_bool(name, default=False):
+    """Parse a boolean from the environment: `MAIL_USE_TLS=0` must mean False."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def env_int(name, default):
+    """Parse an integer from the environment with a clear error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+
+
+def env_float(name, default):
+    """Parse a float from the environment with a clear error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+
+
+def env_str(name, default=None):
+    """Read a string; an empty value counts as unset."""
+    raw = os.environ.get(name)
+    return raw if raw not in (None, "") else default
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "development"
+    TESTING = False
+
+    def __init__(self):
+        self.SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+        self.JWT_SECRET_KEY = env_str("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)
+        self.JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=env_int("JWT_ACCESS_TOKEN_EXPIRES", 3600))
+        self.JWT_TOKEN_LOCATION = ["headers"]
+        self.JWT_ERROR_MESSAGE_KEY = "message"
+
+        self.MONGODB_URI = env_str("MONGODB_URI", "mongodb://127.0.0.1:27017/mailjobs")
+        self.REDIS_URL = env_str("REDIS_URL")
+
+        mail_server = env_str("MAIL_SERVER")
+        self.MAIL_SERVER = mail_server or "127.0.0.1"
+        self.MAIL_PORT = env_int("MAIL_PORT", 25 if mail_server else 8025)
+        self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+        self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+        self.MAIL_USERNAME = env_str("MAIL_USERNAME")
+        self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
+        self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "scheduler@localhost")
+        self.MAIL_TIMEOUT = env_float("MAIL_TIMEOUT", 30.0)
+
+        # Delivery rules (see webapp/services/delivery.py).
+        self.LEASE_SECONDS = env_float("LEASE_SECONDS", 60.0)
+        self.MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 5)
+        self.RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 30.0)
+        self.RETRY_CAP_SECONDS = env_float("RETRY_CAP_SECONDS", 3600.0)
+        self.IN_DOUBT_POLICY = env_str("IN_DOUBT_POLICY", "resend")
+        self.SCHEDULE_LEAD_SECONDS = env_float("SCHEDULE_LEAD_SECONDS", 1.0)
+
+        # Bodies are capped at 100 KB; the request cap leaves room for JSON around it.
+        self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
+        self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # Login throttling (flask-limiter syntax), applied per client IP and per account.
+        self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")
+        self.MAIL_SUPPRESS_SEND = False
+        self.WTF_CSRF_TIME_LIMIT = None
+
+    def check(self):
+        """Refuse settings that would be unsafe here; returns self for chaining."""
+        if self.IN_DOUBT_POLICY not in {"resend", "hold"}:
+            raise ValueError(f"IN_DOUBT_POLICY must be 'resend' or 'hold', not {self.IN_DOUBT_POLICY!r}")
+        if self.MAX_ATTEMPTS < 1:
+            raise ValueError("MAX_ATTEMPTS must be at least 1")
+        return self
+
+
+class DevConfig(Config):
+    """Local development: the embedded stack, dev secrets allowed."""
+
+
+class TestConfig(Config):
+    """The test suite: same rules, quicker retries so fault tests finish fast."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+
+
+class ProdConfig(Config):
+    """Production: secrets must be real and long."""
+
+    ENV_NAME = "production"
+
+    def __init__(self):
+        super().__init__()
+        self.SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+
+    def check(self):
+        super().check()
+        for name, dev_value in (("SECRET_KEY", DEV_SECRET_KEY), ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)):
+            value = getattr(self, name)
+            if value == dev_value or len(value) < 32:
+                raise RuntimeError(
+                    f"{name} is the dev default or shorter than 32 characters: "
+                    "set a long random value in the environment before running in production"
+                )
+        return self
+
+
+CONFIGS = {"development": DevConfig, "testing": TestConfig, "production": ProdConfig}
+
+
+def load_config(env_name=None):
+    """Build the config for APP_ENV (development, testing, production) and check it."""
+    name = env_name or env_str("APP_ENV", "development")
+    if name not in CONFIGS:
+        raise ValueError(f"APP_ENV must be one of {sorted(CONFIGS)}, not {name!r}")
+    return CONFIGS[name]().check()

@@ -1,0 +1,95 @@
+"""Errors: one shape for the API (`{"error": {code, message, fields}}`), pages for people.
+
+`wants_json` is the one place that decides between the two.
+"""
+
+import logging
+
+from flask import render_template
+from flask import request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """A rule said no: carries the HTTP status, a stable code and per-field messages."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message, fields=None, code=None, status=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class ValidationFailed(AppError):
+    status = 422
+    code = "validation_failed"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+
+def error_body(code, message, fields=None):
+    """The API's error document."""
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def json_error(status, code, message, fields=None):
+    """An API error response."""
+    return error_body(code, message, fields), status
+
+
+def wants_json():
+    """API paths always get JSON; pages get HTML."""
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _http_code(exc):
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app):
+    """Map every error to JSON or a page, never a stack trace."""
+
+    @app.errorhandler(AppError)
+    def handle_app_error(exc):
+        if wants_json():
+            return json_error(exc.status, exc.code, exc.message, exc.fields)
+        return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc):
+        if wants_json():
+            return json_error(exc.code, _http_code(exc), exc.description or exc.name)
+        return render_template("errors/error.html", status=exc.code, message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return json_error(500, "internal_error", "Something went wrong on our side.")
+        return render_template("errors/error.html", status=500, message="Something went wrong on our side."), 500

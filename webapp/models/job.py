@@ -1,0 +1,87 @@
+"""Scheduled email jobs and the history of their delivery attempts.
+
+The job document, not the queue, is the source of truth: a RUNNING job
+carries a lease (`lease_token`, `lease_owner`, `lease_expires_at`) so that a
+job whose worker died can be found and recovered, and so that a worker that
+lost its lease cannot overwrite newer state (every change is conditional on
+the token it holds).
+"""
+
+from mongoengine import DateTimeField
+from mongoengine import Document
+from mongoengine import EmbeddedDocument
+from mongoengine import EmbeddedDocumentListField
+from mongoengine import IntField
+from mongoengine import ListField
+from mongoengine import ObjectIdField
+from mongoengine import StringField
+
+from webapp.timeutil import utcnow
+
+
+class JobStatus:
+    """A job's life: PENDING → RUNNING → COMPLETED | FAILED, or CANCELLED / IN_DOUBT."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    # The worker died while the message data was being sent and the policy is `hold`.
+    IN_DOUBT = "IN_DOUBT"
+    ALL = (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, IN_DOUBT)
+    FINAL = (COMPLETED, FAILED, CANCELLED)
+
+
+class DeliveryStage:
+    """How far the current attempt got; `DATA` marks the in-doubt window."""
+
+    CLAIMED = "claimed"
+    DATA = "data"
+
+
+class Attempt(EmbeddedDocument):
+    """One delivery attempt, shown to users as the job's history."""
+
+    number = IntField(required=True)
+    worker = StringField()
+    started_at = DateTimeField()
+    finished_at = DateTimeField()
+    outcome = StringField()  # running, sent, retry, failed, lease_expired, in_doubt
+    error = StringField()
+
+
+class Job(Document):
+    """Send `subject`/`body` to `to` at `send_at`."""
+
+    owner_id = ObjectIdField(required=True)
+    to = ListField(StringField(max_length=320), required=True)
+    subject = StringField(required=True, max_length=998)
+    body = StringField(required=True)
+    send_at = DateTimeField(required=True)
+    status = StringField(required=True, choices=JobStatus.ALL, default=JobStatus.PENDING)
+    attempts = IntField(required=True, default=0)
+    max_attempts = IntField(required=True, default=5)
+    last_error = StringField()
+    # When the next attempt may start: send_at at first, then the retry backoff.
+    next_attempt_at = DateTimeField(required=True)
+    message_id = StringField(required=True)
+    created_at = DateTimeField(required=True, default=utcnow)
+    updated_at = DateTimeField(required=True, default=utcnow)
+    sent_at = DateTimeField()
+
+    lease_token = StringField()
+    lease_owner = StringField()
+    lease_expires_at = DateTimeField()
+    delivery_stage = StringField()
+    attempts_log = EmbeddedDocumentListField(Attempt)
+
+    meta = {
+        "collection": "jobs",
+        "indexes": [
+            ("status", "next_attempt_at"),
+            ("status", "lease_expires_at"),
+            ("owner_id", "-created_at"),
+            "-created_at",
+        ],
+    }

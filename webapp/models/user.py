@@ -1,0 +1,32 @@
+"""Accounts: the same documents back the API (JWT) and the pages (sessions)."""
+
+from flask_login import UserMixin
+from mongoengine import DateTimeField
+from mongoengine import Document
+from mongoengine import StringField
+
+from webapp.timeutil import utcnow
+
+
+class Role:
+    """The two roles; kept as plain strings so the JSON shape stays obvious."""
+
+    USER = "user"
+    ADMIN = "admin"
+    ALL = (USER, ADMIN)
+
+
+class User(UserMixin, Document):
+    """A person who schedules email; `role` gates the admin surface."""
+
+    email = StringField(required=True, unique=True, max_length=320)
+    password_hash = StringField(required=True)
+    role = StringField(required=True, choices=Role.ALL, default=Role.USER)
+    timezone = StringField(default="UTC", max_length=64)
+    created_at = DateTimeField(required=True, default=utcnow)
+
+    meta = {"collection": "users", "indexes": ["role"]}
+
+    @property
+    def is_admin(self):
+        return self.role == Role.ADMIN

@@ -1,0 +1,123 @@
+"""Accounts: register, authenticate, roles, token revocation."""
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from mongoengine.errors import NotUniqueError
+
+from webapp.errors import Conflict
+from webapp.errors import NotFound
+from webapp.errors import ValidationFailed
+from webapp.models import RevokedToken
+from webapp.models import Role
+from webapp.models import User
+from webapp.services.passwords import hash_password
+from webapp.services.passwords import verify_password
+from webapp.timeutil import utcnow
+
+
+def normalize_email(email):
+    """Accounts are keyed by the lower-cased address."""
+    return email.strip().lower()
+
+
+def parse_object_id(value, what="resource"):
+    """Turn a path id into an ObjectId; a malformed id is simply not found."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        raise NotFound(f"No such {what}.") from None
+
+
+def register(email, password, timezone="UTC"):
+    """Create a `user` account; a taken email is a 409."""
+    user = User(email=normalize_email(email), password_hash=hash_password(password), timezone=timezone)
+    try:
+        user.save(force_insert=True)
+    except NotUniqueError:
+        raise Conflict("An account with this email already exists.", {"email": "is already registered"}) from None
+    return user
+
+
+def authenticate(email, password):
+    """Return the user for these credentials, or None (same cost either way)."""
+    user = User.objects(email=normalize_email(email)).first()
+    ok = verify_password(user.password_hash if user else None, password)
+    return user if ok else None
+
+
+def get_user(user_id):
+    """Load a user by id (str or ObjectId), or None."""
+    try:
+        return User.objects(id=ObjectId(user_id)).first()
+    except (InvalidId, TypeError):
+        return None
+
+
+def find_user_by_email(email):
+    """Load a user by email, or None."""
+    return User.objects(email=normalize_email(email)).first()
+
+
+def list_users(page, per_page):
+    """Users, oldest first, one page, and the total."""
+    query = User.objects.order_by("created_at")
+    return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
+
+
+def set_role(user_id, role):
+    """Change a user's role; the last admin cannot be demoted (409).
+
+    Demotion is checked again after the write and undone if two admins
+    demoted each other at once, so the system never ends with no admin.
+    """
+    if role not in Role.ALL:
+        raise ValidationFailed("Unknown role.", {"role": "must be 'user' or 'admin'"})
+    user = User.objects(id=parse_object_id(user_id, "user")).first()
+    if user is None:
+        raise NotFound("No such user.")
+    if user.role == role:
+        return user
+    if role == Role.USER and User.objects(role=Role.ADMIN).count() <= 1:
+        raise Conflict("The last admin cannot be demoted; promote someone else first.")
+    User.objects(id=user.id).update_one(set__role=role)
+    if role == Role.USER and User.objects(role=Role.ADMIN).count() == 0:
+        User.objects(id=user.id).update_one(set__role=Role.ADMIN)
+        raise Conflict("The last admin cannot be demoted; promote someone else first.")
+    user.reload()
+    return user
+
+
+def set_timezone(user, timezone):
+    """Remember the browser's time zone so pages show the user's local times."""
+    User.objects(id=user.id).update_one(set__timezone=timezone)
+    user.timezone = timezone
+
+
+def create_or_promote_admin(email, password=None):
+    """Make `email` an admin: create the account if needed (password required then)."""
+    user = find_user_by_email(email)
+    if user is None:
+        if not password:
+            raise ValidationFailed("A password is needed to create the account.", {"password": "is required"})
+        user = register(email, password)
+    User.objects(id=user.id).update_one(set__role=Role.ADMIN)
+    user.reload()
+    return user
+
+
+def revoke_token(jti, expires_at):
+    """Remember a logged-out token until it would have expired anyway."""
+    try:
+        RevokedToken(jti=jti, expires_at=expires_at).save(force_insert=True)
+    except NotUniqueError:
+        pass  # already revoked: logout twice is fine
+
+
+def is_token_revoked(jti):
+    """True if this token was logged out."""
+    return RevokedToken.objects(jti=jti).only("id").first() is not None
+
+
+def purge_expired_revocations(now=None):
+    """Delete revocations of tokens that have expired; returns how many."""
+    return RevokedToken.objects(expires_at__lt=now or utcnow()).delete()

@@ -1,0 +1,125 @@
+"""What users and admins do with jobs: create, list, read, cancel, requeue."""
+
+from bson import ObjectId
+
+from webapp.errors import Conflict
+from webapp.errors import NotFound
+from webapp.errors import ValidationFailed
+from webapp.models import Job
+from webapp.models import JobStatus
+from webapp.services.accounts import parse_object_id
+from webapp.timeutil import utcnow
+
+
+def message_id_for(job_id, sender):
+    """A stable Message-ID per job, so a resend is recognisable as the same email."""
+    domain = sender.rpartition("@")[2].strip(">").strip() or "localhost"
+    return f"<job-{job_id}@{domain}>"
+
+
+def create_job(owner_id, job_input, sender, max_attempts):
+    """Store a PENDING job from validated input; `send_at` omitted means now."""
+    now = utcnow()
+    # BSON keeps milliseconds: round now so the stored and returned values agree.
+    send_at = job_input.send_at or now
+    send_at = send_at.replace(microsecond=send_at.microsecond // 1000 * 1000)
+    job_id = ObjectId()
+    job = Job(
+        id=job_id,
+        owner_id=owner_id,
+        to=list(job_input.to),
+        subject=job_input.subject,
+        body=job_input.body,
+        send_at=send_at,
+        next_attempt_at=send_at,
+        max_attempts=max_attempts,
+        message_id=message_id_for(job_id, sender),
+        created_at=now,
+        updated_at=now,
+    )
+    job.save(force_insert=True)
+    return job
+
+
+def check_status_filter(status):
+    """A status filter must name a real status (422 otherwise); empty means all."""
+    if status in (None, ""):
+        return None
+    if status not in JobStatus.ALL:
+        raise ValidationFailed("Unknown status.", {"status": f"must be one of {', '.join(JobStatus.ALL)}"})
+    return status
+
+
+def list_jobs(owner_id=None, status=None, page=1, per_page=20):
+    """One page of jobs, newest first, and the total; `owner_id` None means everyone's."""
+    filters = {}
+    if owner_id is not None:
+        filters["owner_id"] = owner_id
+    if status:
+        filters["status"] = status
+    query = Job.objects(**filters).order_by("-created_at", "-id")
+    return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
+
+
+def status_counts(owner_id=None):
+    """How many jobs are in each status (every status present, zeros included)."""
+    match = {"owner_id": owner_id} if owner_id is not None else {}
+    pipeline = [{"$match": match}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+    counts = dict.fromkeys(JobStatus.ALL, 0)
+    for row in Job._get_collection().aggregate(pipeline):
+        counts[row["_id"]] = row["n"]
+    return counts
+
+
+def get_job(job_id, owner_id=None):
+    """Load a job; another user's job is reported as missing, never as forbidden."""
+    filters = {"id": parse_object_id(job_id, "job")}
+    if owner_id is not None:
+        filters["owner_id"] = owner_id
+    job = Job.objects(**filters).first()
+    if job is None:
+        raise NotFound("No such job.")
+    return job
+
+
+def cancel_job(job_id, owner_id=None):
+    """PENDING → CANCELLED atomically; a job already running or done is a 409."""
+    job = get_job(job_id, owner_id)
+    now = utcnow()
+    updated = Job.objects(id=job.id, status__in=[JobStatus.PENDING, JobStatus.IN_DOUBT]).modify(
+        new=True, set__status=JobStatus.CANCELLED, set__updated_at=now
+    )
+    if updated is None:
+        job.reload()
+        raise Conflict(f"This job is {job.status} and can no longer be cancelled.")
+    return updated
+
+
+def requeue_job(job_id, max_attempts):
+    """Admin: send a FAILED or IN_DOUBT job again now, with a fresh set of attempts."""
+    job = get_job(job_id)
+    now = utcnow()
+    updated = Job.objects(id=job.id, status__in=[JobStatus.FAILED, JobStatus.IN_DOUBT]).modify(
+        new=True,
+        set__status=JobStatus.PENDING,
+        set__next_attempt_at=now,
+        set__max_attempts=job.attempts + max_attempts,
+        set__updated_at=now,
+        unset__delivery_stage=True,
+    )
+    if updated is None:
+        raise Conflict(f"Only FAILED or IN_DOUBT jobs can be requeued; this one is {job.status}.")
+    return updated
+
+
+def close_in_doubt(job_id):
+    """Admin: an IN_DOUBT job was in fact delivered; mark it COMPLETED without resending."""
+    job = get_job(job_id)
+    now = utcnow()
+    updated = Job.objects(id=job.id, status=JobStatus.IN_DOUBT).modify(
+        new=True, set__status=JobStatus.COMPLETED, set__updated_at=now, unset__delivery_stage=True
+    )
+    if updated is None:
+        raise Conflict(f"Only IN_DOUBT jobs can be closed; this one is {job.status}.")
+    return updated
+

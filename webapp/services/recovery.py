@@ -1,0 +1,86 @@
+"""The safety net: recover jobs whose worker died, find due jobs nobody queued.
+
+Huey loses a task that is in flight when its consumer is killed, so the job
+documents, not the queue, decide what still needs sending. Every change here
+is conditional on the lease token seen, so any number of sweepers can run at
+once and each expired lease is recovered exactly once.
+"""
+
+from datetime import timedelta
+
+from webapp.models import Job
+from webapp.models import JobStatus
+from webapp.models.job import DeliveryStage
+from webapp.services.delivery import LEASE_FIELDS
+from webapp.services.delivery import attempt_fields
+from webapp.timeutil import utcnow
+
+WORKER_DIED = "worker stopped responding (lease expired)"
+DIED_WHILE_SENDING = "worker stopped responding while sending the message data; delivery is in doubt"
+
+
+def _recover(job, settings, now):
+    """Move one RUNNING job with an expired lease on; returns its new status or None."""
+    in_doubt = job.get("delivery_stage") == DeliveryStage.DATA
+    exhausted = job["attempts"] >= job["max_attempts"]
+    if in_doubt and settings.in_doubt_policy == "hold":
+        status, outcome = JobStatus.IN_DOUBT, "in_doubt"
+    elif exhausted:
+        status, outcome = JobStatus.FAILED, "in_doubt" if in_doubt else "lease_expired"
+    else:
+        status, outcome = JobStatus.PENDING, "in_doubt" if in_doubt else "lease_expired"
+    error = DIED_WHILE_SENDING if in_doubt else WORKER_DIED
+    fields = {"status": status, "updated_at": now, "last_error": error, **attempt_fields(job, outcome, now, error)}
+    if status == JobStatus.PENDING:
+        fields["next_attempt_at"] = now
+    result = Job._get_collection().update_one(
+        {"_id": job["_id"], "status": JobStatus.RUNNING, "lease_token": job["lease_token"],
+         "lease_expires_at": {"$lt": now}},
+        {"$set": fields, "$unset": LEASE_FIELDS},
+    )
+    return status if result.matched_count == 1 else None
+
+
+def recover_expired_leases(settings, now=None, job_id=None):
+    """Recover RUNNING jobs whose lease ran out; returns [(job_id, new_status)].
+
+    With `job_id`, look at that one job only (the per-claim lease check).
+    """
+    now = now or utcnow()
+    query = {"status": JobStatus.RUNNING, "lease_expires_at": {"$lt": now}}
+    if job_id is not None:
+        query["_id"] = job_id
+    recovered = []
+    for job in Job._get_collection().find(query):
+        status = _recover(job, settings, now)
+        if status:
+            recovered.append((job["_id"], status))
+    return recovered
+
+
+def next_attempt_of(job_id):
+    """When a PENDING job may next be tried, or None if it is not PENDING."""
+    job = Job._get_collection().find_one({"_id": job_id, "status": JobStatus.PENDING}, {"next_attempt_at": 1})
+    return job["next_attempt_at"] if job else None
+
+
+def lease_expiry(job_id):
+    """When the lease of a RUNNING job runs out, or None if it is not RUNNING."""
+    job = Job._get_collection().find_one({"_id": job_id, "status": JobStatus.RUNNING}, {"lease_expires_at": 1})
+    return job["lease_expires_at"] if job else None
+
+
+def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
+    """PENDING jobs due for longer than `grace_seconds`: their queue entry was lost or never made.
+
+    Re-enqueueing one that is in fact queued is harmless: the claim is atomic.
+    """
+    now = now or utcnow()
+    cursor = (
+        Job._get_collection()
+        .find({"status": JobStatus.PENDING, "next_attempt_at": {"$lte": now - timedelta(seconds=grace_seconds)}},
+              {"_id": 1, "next_attempt_at": 1})
+        .sort("next_attempt_at", 1)
+        .limit(limit)
+    )
+    return [(job["_id"], job["next_attempt_at"]) for job in cursor]
