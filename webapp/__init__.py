@@ -18,7 +18,7 @@ def create_app(config=None):
         static_folder="static",
     )
     app.config.from_object(config)
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(app.config["LOG_LEVEL"])
     register_extensions(app)
     register_blueprints(app)
     from webapp.errors import register_error_handlers
@@ -28,6 +28,14 @@ def create_app(config=None):
 
     register_commands(app)
     return app
+
+
+def configure_logging(level):
+    """One line per event: our loggers go to the root handler, huey's keeps its own."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    huey_logger = logging.getLogger("huey")
+    if huey_logger.handlers:  # the consumer set up its own handler: don't print twice
+        huey_logger.propagate = False
 
 
 def register_extensions(app):

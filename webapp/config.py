@@ -11,6 +11,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Dev defaults are public (they are in .env.example); production must override them.
+# tasks/queue.py keeps its own copy of DEV_SECRET_KEY: it must not import Flask.
 DEV_SECRET_KEY = "dev-secret-key-change-me-in-production"
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-change-me-in-production"
 
@@ -132,7 +133,7 @@ class ProdConfig(Config):
         super().check()
         for name, dev_value in (("SECRET_KEY", DEV_SECRET_KEY), ("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY)):
             value = getattr(self, name)
-            if value == dev_value or len(value) < 32:
+            if value == dev_value or value.startswith("dev-") or len(value) < 32:
                 raise RuntimeError(
                     f"{name} is the dev default or shorter than 32 characters: "
                     "set a long random value in the environment before running in production"

@@ -1,0 +1,67 @@
+"""Configuration read from the environment: parsed strictly, unsafe production refused."""
+
+import pytest
+
+from webapp.config import load_config
+
+
+@pytest.fixture()
+def env(monkeypatch):
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_USE_TLS", "MAIL_SERVER", "MAIL_PORT", "IN_DOUBT_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_production_refuses_the_dev_secrets(env):
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        load_config("production")
+
+
+def test_production_refuses_short_or_dev_looking_secrets(env):
+    env.setenv("SECRET_KEY", "dev-secret-key-change-in-production-please")
+    env.setenv("JWT_SECRET_KEY", "x" * 40)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        load_config("production")
+    env.setenv("SECRET_KEY", "too-short")
+    with pytest.raises(RuntimeError):
+        load_config("production")
+
+
+def test_production_starts_with_real_secrets(env):
+    env.setenv("SECRET_KEY", "k" * 48)
+    env.setenv("JWT_SECRET_KEY", "j" * 48)
+    config = load_config("production")
+    assert config.SESSION_COOKIE_SECURE is True
+
+
+@pytest.mark.parametrize("raw, expected", [("0", False), ("false", False), ("1", True), ("TRUE", True), ("", False)])
+def test_booleans_from_the_environment_are_parsed(env, raw, expected):
+    env.setenv("MAIL_USE_TLS", raw)
+    assert load_config("development").MAIL_USE_TLS is expected
+
+
+def test_a_bad_boolean_or_number_is_a_clear_error(env):
+    env.setenv("MAIL_USE_TLS", "maybe")
+    with pytest.raises(ValueError, match="MAIL_USE_TLS"):
+        load_config("development")
+    env.setenv("MAIL_USE_TLS", "0")
+    env.setenv("MAIL_PORT", "twenty-five")
+    with pytest.raises(ValueError, match="MAIL_PORT"):
+        load_config("development")
+
+
+def test_mail_port_defaults_to_the_sink_or_to_smtp(env):
+    assert load_config("development").MAIL_PORT == 8025
+    env.setenv("MAIL_SERVER", "smtp.example.com")
+    assert load_config("development").MAIL_PORT == 25
+
+
+def test_unknown_in_doubt_policy_is_refused(env):
+    env.setenv("IN_DOUBT_POLICY", "maybe")
+    with pytest.raises(ValueError, match="IN_DOUBT_POLICY"):
+        load_config("development")
+
+
+def test_unknown_app_env_is_refused():
+    with pytest.raises(ValueError, match="APP_ENV"):
+        load_config("staging")
