@@ -108,3 +108,9 @@ def test_unknown_api_path_answers_json(client):
     response = client.get("/api/nope")
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
+
+
+def test_health_says_ok_when_the_database_answers(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok"}
