@@ -5,9 +5,16 @@
 # build/version/version.txt, and the binary built that way panics at start
 # ("Invalid build/version/version.txt"). So we take the same module from the
 # Go module proxy, write the version file its release build would have
-# written, and build its own cmd/ferretdb. Same code, same flags.
+# written, and build its own cmd/ferretdb with the same flags.
+#
+# One change to its code: scripts/ferretdb-serialize-writes.patch makes each
+# update / findAndModify / delete atomic, as MongoDB's are (unpatched, two
+# concurrent conditional updates of one document can both succeed; the job
+# claim and the lease fencing depend on exactly one winning). The build says
+# so in `ferretdb --version` (package: mailjobs-serialized-writes).
 set -euo pipefail
 version=v1.24.2
+here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-var/bin/ferretdb}
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
@@ -18,6 +25,8 @@ src=$(go mod download -json "github.com/FerretDB/FerretDB@$version" | sed -n 's/
 cp -r "$src" "$work/src"
 chmod -R u+w "$work/src"
 echo "$version" > "$work/src/build/version/version.txt"
+echo "mailjobs-serialized-writes" > "$work/src/build/version/package.txt"
+patch --quiet -p1 -d "$work/src" < "$here/ferretdb-serialize-writes.patch"
 echo "building FerretDB $version (about a minute, once)..." >&2
 (cd "$work/src" && go build -trimpath -o "$out" ./cmd/ferretdb)
 "$out" --version >&2
