@@ -39,6 +39,7 @@ def configure_logging(level):
 
 
 def register_extensions(app):
+    from webapp.auth import register_login_callbacks
     from webapp.extensions import csrf
     from webapp.extensions import htmx
     from webapp.extensions import jwt
@@ -51,6 +52,7 @@ def register_extensions(app):
     jwt.init_app(app)
     register_jwt_callbacks(jwt)
     login_manager.init_app(app)
+    register_login_callbacks(login_manager)
     mail.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -58,9 +60,20 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
+    from webapp import headers
+    from webapp import templating
+    from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
+    from webapp.auth import bp as auth_bp
     from webapp.extensions import csrf
+    from webapp.pages import bp as pages_bp
 
     # Bearer tokens are not sent by browsers on their own: the API needs no CSRF token.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
+    # The pages: every form and HTMX request carries the CSRF token (see templates/base.html).
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(admin_bp)
+    templating.init_app(app)
+    headers.init_app(app)

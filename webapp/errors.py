@@ -7,6 +7,7 @@ import logging
 
 from flask import render_template
 from flask import request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,15 @@ def register_error_handlers(app):
         if wants_json():
             return json_error(exc.status, exc.code, exc.message, exc.fields)
         return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf_error(exc):
+        # flask-wtf's own words ("The CSRF token is missing.") do not tell a person what to do.
+        message = ("This form was not accepted because its security token is missing or out of date. "
+                   "Go back, reload the page and try again.")
+        if wants_json():
+            return json_error(400, "csrf_failed", message)
+        return render_template("errors/error.html", status=400, title="Form expired", message=message), 400
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):

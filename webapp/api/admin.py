@@ -17,21 +17,13 @@ from webapp.services.validation import parse
 from webapp.services.validation import parse_page
 
 
-def owner_filter(value):
-    """`owner` may be a user id or an email; an unknown owner matches no job."""
-    if not value:
-        return None
-    user = accounts.find_user_by_email(value) if "@" in value else accounts.get_user(value)
-    return user.id if user else False
-
-
 @bp.get("/admin/jobs")
 @admin_required
 def all_jobs():
     """All users' jobs, filterable by status and owner (id or email)."""
     status = jobs.check_status_filter(request.args.get("status"))
     page, per_page = parse_page(request.args)
-    owner = owner_filter(request.args.get("owner"))
+    owner = accounts.owner_id_for(request.args.get("owner"))
     if owner is False:
         items, total = [], 0
     else:

@@ -13,11 +13,11 @@ from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
 from webapp.api.serialize import user_to_json
 from webapp.errors import Unauthorized
-from webapp.extensions import limiter
 from webapp.services import accounts
 from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
+from webapp.throttle import login_throttled
 
 
 @bp.post("/auth/register")
@@ -29,7 +29,7 @@ def register():
 
 
 @bp.post("/auth/login")
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+@login_throttled
 def login():
     """Exchange credentials for a bearer token (same answer for unknown email and wrong password)."""
     data = parse(LoginInput, json_body())

@@ -58,6 +58,29 @@ def find_user_by_email(email):
     return User.objects(email=normalize_email(email)).first()
 
 
+def owner_id_for(value):
+    """Resolve an owner filter (a user id or an email) to an id; None means no filter.
+
+    An unknown owner gives False, which callers treat as "matches no job".
+    """
+    value = (value or "").strip()
+    if not value:
+        return None
+    user = find_user_by_email(value) if "@" in value else get_user(value)
+    return user.id if user else False
+
+
+def emails_by_id(user_ids):
+    """Map user ids to emails in one query (for tables that show each job's owner)."""
+    users = User.objects(id__in=list(set(user_ids))).only("email")
+    return {user.id: user.email for user in users}
+
+
+def count_admins():
+    """How many admins there are (the last one cannot be demoted)."""
+    return User.objects(role=Role.ADMIN).count()
+
+
 def list_users(page, per_page):
     """Users, oldest first, one page, and the total."""
     query = User.objects.order_by("created_at")

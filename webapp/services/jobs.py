@@ -10,6 +10,12 @@ from webapp.models import JobStatus
 from webapp.services.accounts import parse_object_id
 from webapp.timeutil import utcnow
 
+# Which statuses allow which action; the pages show buttons from the same lists.
+CANCELLABLE = (JobStatus.PENDING, JobStatus.IN_DOUBT)
+REQUEUEABLE = (JobStatus.FAILED, JobStatus.IN_DOUBT)
+# Still moving without anyone's help: tables showing these keep refreshing.
+ACTIVE = (JobStatus.PENDING, JobStatus.RUNNING)
+
 
 def message_id_for(job_id, sender):
     """A stable Message-ID per job, so a resend is recognisable as the same email."""
@@ -71,6 +77,12 @@ def status_counts(owner_id=None):
     return counts
 
 
+def count_by_owner(owner_ids):
+    """How many jobs each of these users has (missing means none)."""
+    pipeline = [{"$match": {"owner_id": {"$in": list(owner_ids)}}}, {"$group": {"_id": "$owner_id", "n": {"$sum": 1}}}]
+    return {row["_id"]: row["n"] for row in Job._get_collection().aggregate(pipeline)}
+
+
 def get_job(job_id, owner_id=None):
     """Load a job; another user's job is reported as missing, never as forbidden."""
     filters = {"id": parse_object_id(job_id, "job")}
@@ -86,7 +98,7 @@ def cancel_job(job_id, owner_id=None):
     """PENDING → CANCELLED atomically; a job already running or done is a 409."""
     job = get_job(job_id, owner_id)
     now = utcnow()
-    updated = Job.objects(id=job.id, status__in=[JobStatus.PENDING, JobStatus.IN_DOUBT]).modify(
+    updated = Job.objects(id=job.id, status__in=list(CANCELLABLE)).modify(
         new=True, set__status=JobStatus.CANCELLED, set__updated_at=now
     )
     if updated is None:
@@ -99,7 +111,7 @@ def requeue_job(job_id, max_attempts):
     """Admin: send a FAILED or IN_DOUBT job again now, with a fresh set of attempts."""
     job = get_job(job_id)
     now = utcnow()
-    updated = Job.objects(id=job.id, status__in=[JobStatus.FAILED, JobStatus.IN_DOUBT]).modify(
+    updated = Job.objects(id=job.id, status__in=list(REQUEUEABLE)).modify(
         new=True,
         set__status=JobStatus.PENDING,
         set__next_attempt_at=now,

@@ -1,0 +1,78 @@
+"""Admins: all jobs with filters and live counts, a job's detail, requeue and close."""
+
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+
+from tasks.delivery import schedule_delivery
+from webapp import job_tables
+from webapp.admin.blueprint import bp
+from webapp.auth.blueprint import safe_next
+from webapp.errors import Conflict
+from webapp.htmx import is_partial
+from webapp.htmx import render_if_changed
+from webapp.htmx import render_page_or_fragment
+from webapp.services import accounts
+from webapp.services import jobs
+
+
+def _table():
+    return job_tables.build(request.args, "admin.jobs_page", "admin.job_rows",
+                            owner_query=request.args.get("owner", ""))
+
+
+@bp.get("")
+def jobs_page():
+    """Every user's jobs, filterable by status and owner email, with counts per status."""
+    return render_page_or_fragment("admin/jobs.html", "admin/_table.html", table=_table())
+
+
+@bp.get("/rows")
+def job_rows():
+    """The table body with counts and pager out of band; 304 when nothing changed."""
+    table = _table()
+    return render_if_changed("admin/_poll.html", table.etag, table=table)
+
+
+@bp.get("/jobs/<job_id>")
+def job_detail(job_id):
+    """Any job with its attempt history and owner."""
+    job = jobs.get_job(job_id)
+    owner = accounts.get_user(job.owner_id)
+    context = {"job": job, "owner": owner, "admin_view": True, "etag": job_tables.detail_etag(job),
+               "detail_url": url_for("admin.job_detail", job_id=job.id)}
+    if is_partial():
+        return render_if_changed("jobs/_detail.html", context["etag"], **context)
+    return render_template("jobs/detail.html", **context)
+
+
+@bp.post("/jobs/<job_id>/requeue")
+def requeue_job(job_id):
+    """Send a FAILED (or IN_DOUBT) job again now, with a fresh set of attempts."""
+    return _act(job_id, "Requeued", lambda: jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]),
+                queue=True)
+
+
+@bp.post("/jobs/<job_id>/close")
+def close_job(job_id):
+    """Mark an IN_DOUBT job as delivered, without sending it again."""
+    return _act(job_id, "Marked as delivered:", lambda: jobs.close_in_doubt(job_id))
+
+
+def _act(job_id, done, action, queue=False):
+    """Run an admin action on a job; HTMX gets the row back, a plain form a redirect."""
+    try:
+        job = action()
+        problem, status = None, 200
+    except Conflict as exc:
+        job, problem, status = jobs.get_job(job_id), exc.message, 409
+    if queue and problem is None:
+        schedule_delivery(job.id, job.next_attempt_at, 0)
+    if is_partial():
+        owners = accounts.emails_by_id([job.owner_id])
+        return render_template("admin/_row.html", job=job, owner_emails=owners, problem=problem), status
+    flash(problem or f"{done} “{job.subject}”.", "error" if problem else "success")
+    return redirect(safe_next(request.form.get("next")))

@@ -1,0 +1,86 @@
+"""Sign up, sign in and sign out pages; the rules are the API's (webapp.services)."""
+
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_user
+from flask_login import logout_user
+
+from webapp.auth.blueprint import bp
+from webapp.auth.blueprint import safe_next
+from webapp.errors import Conflict
+from webapp.errors import ValidationFailed
+from webapp.localtime import DEFAULT_ZONE
+from webapp.localtime import is_valid_zone
+from webapp.services import accounts
+from webapp.services.validation import Credentials
+from webapp.services.validation import LoginInput
+from webapp.services.validation import parse
+from webapp.throttle import login_throttled
+from webapp.throttle import signup_throttled
+
+
+def _form():
+    """The posted email and password, as strings (a missing field is an empty one)."""
+    return {"email": request.form.get("email", ""), "password": request.form.get("password", "")}
+
+
+def _browser_zone():
+    """The zone the page's script put in the form, if it is a real one."""
+    zone = request.form.get("timezone", "")
+    return zone if is_valid_zone(zone) else None
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@signup_throttled
+def signup():
+    """Create an account (role `user`) and sign in with it."""
+    if current_user.is_authenticated:
+        return redirect(url_for("pages.jobs_page"))
+    if request.method == "GET":
+        return render_template("auth/signup.html", values={}, errors={})
+    values = _form()
+    try:
+        data = parse(Credentials, values)
+        user = accounts.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
+    except (ValidationFailed, Conflict) as exc:
+        return render_template("auth/signup.html", values=values, errors=exc.fields), exc.status
+    login_user(user)
+    flash("Welcome! Your account is ready.", "success")
+    return redirect(url_for("pages.jobs_page"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@login_throttled
+def login():
+    """Sign in; the same answer for an unknown email and a wrong password."""
+    next_url = request.values.get("next", "")
+    if current_user.is_authenticated:
+        return redirect(safe_next(next_url))
+    if request.method == "GET":
+        return render_template("auth/login.html", values={}, errors={}, next_url=next_url)
+    values = _form()
+    try:
+        data = parse(LoginInput, values)
+    except ValidationFailed as exc:
+        return render_template("auth/login.html", values=values, errors=exc.fields, next_url=next_url), 422
+    user = accounts.authenticate(data.email, data.password)
+    if user is None:
+        return render_template("auth/login.html", values=values, errors={}, next_url=next_url,
+                               failed="Wrong email or password."), 401
+    zone = _browser_zone()
+    if zone and zone != user.timezone:
+        accounts.set_timezone(user, zone)
+    login_user(user)
+    return redirect(safe_next(next_url))
+
+
+@bp.post("/logout")
+def logout():
+    """Sign out (a POST with the CSRF token, so another site cannot sign you out)."""
+    logout_user()
+    flash("You are signed out.", "success")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,109 @@
+"""My jobs: the schedule form, the live table, a job's detail, cancel."""
+
+from flask import current_app
+from flask import flash
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+
+from tasks.delivery import schedule_delivery
+from webapp import job_tables
+from webapp.auth.blueprint import safe_next
+from webapp.errors import Conflict
+from webapp.errors import ValidationFailed
+from webapp.htmx import is_partial
+from webapp.htmx import render_if_changed
+from webapp.htmx import render_page_or_fragment
+from webapp.localtime import format_local
+from webapp.pages.blueprint import bp
+from webapp.pages.forms import form_values
+from webapp.pages.forms import parse_job_form
+from webapp.services import accounts
+from webapp.services import jobs
+from webapp.templating import viewer_zone
+
+# The table refreshes itself when this event fires (see templates/jobs/_table.html).
+JOBS_CHANGED = "jobs-changed"
+
+
+def _table():
+    return job_tables.build(request.args, "pages.jobs_page", "pages.job_rows", owner_id=current_user.id)
+
+
+@bp.get("/")
+def index():
+    """Send people to their jobs, or to sign in first."""
+    return redirect(url_for("pages.jobs_page" if current_user.is_authenticated else "auth.login"))
+
+
+@bp.get("/jobs")
+@login_required
+def jobs_page():
+    """The form and the table; a filter or page change from HTMX gets only the table."""
+    return render_page_or_fragment("jobs/index.html", "jobs/_table.html", table=_table(), values={}, errors={})
+
+
+@bp.get("/jobs/rows")
+@login_required
+def job_rows():
+    """The table body (and its counts and pager, out of band); 304 when nothing changed."""
+    table = _table()
+    return render_if_changed("jobs/_poll.html", table.etag, table=table)
+
+
+@bp.post("/jobs")
+@login_required
+def create_job():
+    """Schedule an email from the form; errors come back inline, next to each input."""
+    values = form_values(request.form)
+    try:
+        job_input, zone = parse_job_form(values, current_user.timezone)
+    except ValidationFailed as exc:
+        if is_partial():
+            return render_template("jobs/_form.html", values=values, errors=exc.fields), 422
+        return render_template("jobs/index.html", table=_table(), values=values, errors=exc.fields), 422
+    if zone and zone != current_user.timezone:
+        accounts.set_timezone(current_user, zone)
+    config = current_app.config
+    job = jobs.create_job(current_user.id, job_input, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"])
+    schedule_delivery(job.id, job.send_at, config["SCHEDULE_LEAD_SECONDS"])
+    message = f"Scheduled “{job.subject}” for {format_local(job.send_at, viewer_zone())} ({viewer_zone()})."
+    if is_partial():
+        response = make_response(render_template("jobs/_form.html", values={}, errors={}, created=message), 201)
+        response.headers["HX-Trigger"] = JOBS_CHANGED
+        return response
+    flash(message, "success")
+    return redirect(url_for("pages.jobs_page"))
+
+
+@bp.get("/jobs/<job_id>")
+@login_required
+def job_detail(job_id):
+    """One job with its attempt history; refreshes itself while the job can still change."""
+    job = jobs.get_job(job_id, owner_id=current_user.id)
+    context = {"job": job, "detail_url": url_for("pages.job_detail", job_id=job.id), "etag": job_tables.detail_etag(job)}
+    if is_partial():
+        return render_if_changed("jobs/_detail.html", context["etag"], **context)
+    return render_template("jobs/detail.html", **context)
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@login_required
+def cancel_job(job_id):
+    """Cancel a job that has not started; from the table, answer with the updated row."""
+    try:
+        job = jobs.cancel_job(job_id, owner_id=current_user.id)
+        problem, status = None, 200
+    except Conflict as exc:
+        job, problem, status = jobs.get_job(job_id, owner_id=current_user.id), exc.message, 409
+    if is_partial():
+        return render_template("jobs/_row.html", job=job, problem=problem), status
+    if problem:
+        flash(problem, "error")
+    else:
+        flash(f"Cancelled “{job.subject}”.", "success")
+    return redirect(safe_next(request.form.get("next")))

@@ -1,0 +1,37 @@
+"""What every template can use: times in the viewer's zone, the job statuses and their actions."""
+
+from flask_login import current_user
+
+from webapp.localtime import DEFAULT_ZONE
+from webapp.localtime import format_local
+from webapp.models import JobStatus
+from webapp.services import jobs
+from webapp.timeutil import isoformat_z
+
+
+def viewer_zone():
+    """The signed-in user's zone (kept on the account), UTC for visitors."""
+    if current_user.is_authenticated and current_user.timezone:
+        return current_user.timezone
+    return DEFAULT_ZONE
+
+
+def local_time(value, zone_name=None):
+    """Jinja filter: a UTC datetime as wall-clock time in `zone_name` or the viewer's zone."""
+    return format_local(value, zone_name or viewer_zone())
+
+
+def init_app(app):
+    """Register the filters and globals the templates rely on."""
+    app.add_template_filter(local_time, "local")
+    app.add_template_filter(isoformat_z, "isoz")
+    app.jinja_env.globals.update(
+        statuses=JobStatus.ALL,
+        cancellable=jobs.CANCELLABLE,
+        requeueable=jobs.REQUEUEABLE,
+        active_statuses=jobs.ACTIVE,
+    )
+
+    @app.context_processor
+    def viewer():
+        return {"viewer_zone": viewer_zone()}
