@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 from bson import ObjectId
+from pymongo.errors import ConnectionFailure
 
 from tasks.queue import huey
 from tasks.worker_app import worker_app
@@ -19,6 +20,9 @@ from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+# How soon a task that could not reach the database tries again.
+DATABASE_RETRY_SECONDS = 2.0
 
 
 def schedule_delivery(job_id, due_at, lead_seconds=1.0):
@@ -49,6 +53,22 @@ def schedule_lease_check(job_id, expires_at):
         log.warning("could not queue the lease check for job %s; the sweep covers it", job_id, exc_info=True)
 
 
+def retry_later(task, job_id, settings, exc):
+    """The database was unreachable: come back soon, and look at the lease after it runs out.
+
+    The job may have been claimed without us hearing the answer; then the
+    retried task finds it RUNNING and leaves it, and the lease check recovers it.
+    """
+    log.warning("%s for job %s: database unreachable (%s); retrying in %.0f s",
+                task.name, job_id, exc, DATABASE_RETRY_SECONDS)
+    try:
+        task.schedule(args=(str(job_id),), delay=DATABASE_RETRY_SECONDS)
+    except Exception:
+        log.warning("could not queue the retry for job %s; the sweep covers it", job_id, exc_info=True)
+    if task is deliver_job:
+        schedule_lease_check(job_id, utcnow() + timedelta(seconds=settings.lease_seconds))
+
+
 def _settings(app):
     return delivery.DeliverySettings.from_config(app.config)
 
@@ -68,24 +88,31 @@ def deliver_job(job_id):
     """Send one job if it is due and nobody else has it."""
     app = worker_app()
     with app.app_context():
-        oid = ObjectId(job_id)
-        due = recovery.next_attempt_of(oid)
-        if due is None:
-            return  # not PENDING any more: sent, cancelled or taken
-        lead = app.config["SCHEDULE_LEAD_SECONDS"]
-        if not _wait_until(due, lead + 0.5):
-            schedule_delivery(oid, due, lead)  # rescheduled meanwhile: come back later
-            return
-        result = delivery.deliver(
-            oid,
-            worker_id(),
-            _settings(app),
-            send=lambda job, before_data: send_email(app.extensions["mail"], job, app.config["MAIL_TIMEOUT"], before_data),
-            on_claimed=lambda job: schedule_lease_check(job["_id"], job["lease_expires_at"]),
-        )
-        log.info("job %s: %s", job_id, result.outcome)
-        if result.retry_at is not None:
-            schedule_delivery(oid, result.retry_at, lead)
+        try:
+            _deliver(app, ObjectId(job_id))
+        except ConnectionFailure as exc:
+            retry_later(deliver_job, job_id, _settings(app), exc)
+
+
+def _deliver(app, oid):
+    due = recovery.next_attempt_of(oid)
+    if due is None:
+        return  # not PENDING any more: sent, cancelled or taken
+    lead = app.config["SCHEDULE_LEAD_SECONDS"]
+    if not _wait_until(due, lead + 0.5):
+        schedule_delivery(oid, due, lead)  # rescheduled meanwhile: come back later
+        return
+    mail, timeout = app.extensions["mail"], app.config["MAIL_TIMEOUT"]
+    result = delivery.deliver(
+        oid,
+        worker_id(),
+        _settings(app),
+        send=lambda job, before_data, on_accepted: send_email(mail, job, timeout, before_data, on_accepted),
+        on_claimed=lambda job: schedule_lease_check(job["_id"], job["lease_expires_at"]),
+    )
+    log.info("job %s: %s", oid, result.outcome)
+    if result.retry_at is not None:
+        schedule_delivery(oid, result.retry_at, lead)
 
 
 @huey.task()
@@ -94,10 +121,14 @@ def check_lease(job_id):
     app = worker_app()
     with app.app_context():
         oid = ObjectId(job_id)
-        for recovered_id, status in recovery.recover_expired_leases(_settings(app), job_id=oid):
-            log.warning("job %s: worker lease expired, now %s", recovered_id, status)
-            if status == "PENDING":
-                schedule_delivery(recovered_id, utcnow(), 0)
-        expires_at = recovery.lease_expiry(oid)
+        try:
+            for recovered_id, status in recovery.recover_expired_leases(_settings(app), job_id=oid):
+                log.warning("job %s: worker lease expired, now %s", recovered_id, status)
+                if status == "PENDING":
+                    schedule_delivery(recovered_id, utcnow(), 0)
+            expires_at = recovery.lease_expiry(oid)
+        except ConnectionFailure as exc:
+            retry_later(check_lease, job_id, _settings(app), exc)
+            return
         if expires_at is not None:
             schedule_lease_check(oid, expires_at)

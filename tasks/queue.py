@@ -12,6 +12,7 @@ from pathlib import Path
 from huey import RedisHuey
 from huey import SqliteHuey
 from huey.serializer import SignedSerializer
+from redis import ConnectionPool
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-secret-key-change-me-in-production"
@@ -23,7 +24,11 @@ def make_huey():
     name = os.environ.get("HUEY_NAME") or "mailjobs"
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
-        return RedisHuey(name, url=redis_url, results=False, serializer=serializer, utc=True)
+        # Timeouts, so an unreachable Redis fails fast (the job is stored and the sweep queues it
+        # later) instead of holding an API request for the kernel's two-minute connect timeout.
+        # The socket timeout stays above the consumer's one-second blocking read.
+        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
+        return RedisHuey(name, connection_pool=pool, results=False, serializer=serializer, utc=True)
     path = Path(os.environ.get("HUEY_SQLITE_PATH") or PROJECT_ROOT / "var" / "huey.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=str(path), results=False, serializer=serializer, utc=True)

@@ -1,6 +1,9 @@
-"""The periodic safety net, run by every consumer that enqueues periodic tasks.
+"""The periodic safety net, scheduled by every consumer that enqueues periodic tasks.
 
-Safe to run in many processes at once: recovery is conditional on the lease
+Huey runs a periodic task in every consumer started without `-n`, at start
+and then once a minute. The consumers take turns through the database (one
+sweep per SWEEP_TURN_SECONDS however many there are), and even without the
+turns running it everywhere is safe: recovery is conditional on the lease
 token and re-queueing a due job is harmless (the claim is atomic).
 """
 
@@ -11,6 +14,7 @@ from huey import crontab
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.worker_app import worker_app
+from tasks.worker_app import worker_id
 from webapp.services import accounts
 from webapp.services import recovery
 from webapp.services.delivery import DeliverySettings
@@ -18,16 +22,23 @@ from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+# Shorter than the minute between runs, so a late consumer clock does not skip a minute.
+SWEEP_TURN_SECONDS = 45
 
-def sweep_once(app):
-    """Recover expired leases, queue due jobs nobody queued, purge old revocations."""
+
+def sweep_once(app, grace_seconds=5.0):
+    """Recover expired leases, queue due jobs nobody queued, purge old revocations.
+
+    `grace_seconds`: how long a due PENDING job may wait in the queue before
+    it counts as lost and is queued again.
+    """
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     for job_id, status in recovered:
         log.warning("job %s: worker lease expired, now %s", job_id, status)
         if status == "PENDING":
             schedule_delivery(job_id, utcnow(), 0)
-    due = recovery.due_unqueued_jobs()
+    due = recovery.due_unqueued_jobs(grace_seconds)
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0)
     purged = accounts.purge_expired_revocations()
@@ -38,7 +49,8 @@ def sweep_once(app):
 
 @huey.periodic_task(crontab(minute="*"))
 def sweep():
-    """Every minute (and at consumer start): the sweep above."""
+    """Every minute (and at consumer start): the sweep above, if it is this consumer's turn."""
     app = worker_app()
     with app.app_context():
-        sweep_once(app)
+        if recovery.take_sweep_turn("sweep", worker_id(), SWEEP_TURN_SECONDS):
+            sweep_once(app)

@@ -1,8 +1,12 @@
-"""Command-line tasks: `flask --app wsgi create-admin EMAIL`."""
+"""Command-line tasks: `flask --app wsgi create-admin EMAIL`, `flask --app wsgi sweep`."""
 
 import os
+import time
 
 import click
+from flask import current_app
+from flask.cli import with_appcontext
+from pymongo.errors import ConnectionFailure
 
 from webapp.errors import AppError
 from webapp.services import accounts
@@ -30,5 +34,35 @@ def create_admin(email):
     click.echo(f"{user.email} is an admin.")
 
 
+@click.command("sweep")
+@click.option("--every", type=float, default=None, metavar="SECONDS",
+              help="Keep sweeping every SECONDS until interrupted (default: sweep once).")
+@click.option("--grace", type=float, default=5.0, show_default=True, metavar="SECONDS",
+              help="Queue again a due job still PENDING after this long.")
+@with_appcontext
+def sweep(every, grace):
+    """Run the delivery sweep now: recover expired leases, queue due jobs nobody queued.
+
+    The consumers already run it every minute; this is for operators (after
+    an outage, say) and for extra pollers. Safe alongside any number of them.
+    """
+    from tasks.sweeper import sweep_once  # noqa: PLC0415 - the queue is only needed here
+
+    while True:
+        try:
+            counts = sweep_once(current_app, grace_seconds=grace)
+        except ConnectionFailure as exc:
+            if every is None:
+                raise click.ClickException(f"database unreachable: {exc}") from None
+            click.echo(f"database unreachable, trying again: {exc}", err=True)
+        else:
+            click.echo(f"recovered {counts['recovered']}, re-queued {counts['requeued']}, "
+                       f"revocations purged {counts['purged']}")
+        if every is None:
+            return
+        time.sleep(every)
+
+
 def register_commands(app):
     app.cli.add_command(create_admin)
+    app.cli.add_command(sweep)

@@ -10,6 +10,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# The flags production uses (see docs/delivery.md): SIGTERM is the graceful signal.
+GRACEFUL_SIGNAL = signal.SIGTERM
+INTERRUPT_SIGNAL = signal.SIGINT
+
+
 class HueyConsumer:
     """A consumer subprocess with the test environment; kill() it to simulate a crash."""
 
@@ -23,7 +28,8 @@ class HueyConsumer:
 
     def command(self):
         consumer = Path(sys.executable).with_name("huey_consumer")
-        args = [str(consumer), "tasks.huey", "-w", str(self.workers), "-k", "thread", "-s", "1", "-m", "0.25"]
+        args = [str(consumer), "tasks.huey", "-w", str(self.workers), "-k", "thread", "-s", "1", "-m", "0.25",
+                "-g", GRACEFUL_SIGNAL.name.removeprefix("SIG")]
         if not self.periodic:
             args.append("-n")
         return args + self.extra_args
@@ -39,9 +45,9 @@ class HueyConsumer:
         return self
 
     def stop(self, timeout=15):
-        """Graceful stop (SIGINT lets running tasks finish)."""
+        """Graceful stop (SIGTERM lets running tasks finish)."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(GRACEFUL_SIGNAL)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -54,6 +60,16 @@ class HueyConsumer:
         self.process.kill()
         self.process.wait()
         self.log_file.close()
+
+    def send_signal(self, signum):
+        """Send `signum` and return at once (see wait())."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout):
+        """Wait for the process to exit; its exit status."""
+        status = self.process.wait(timeout)
+        self.log_file.close()
+        return status
 
     def log_tail(self, lines=60):
         try:

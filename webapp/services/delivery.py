@@ -1,23 +1,34 @@
 """A job's delivery by a worker: claim, send, record the outcome, retry or fail.
 
-Every write after the claim is conditional on the lease token the claim
-handed out (fencing): a worker that lost its lease cannot overwrite what a
-newer owner or the recovery sweep decided. The one write that is not fenced
-on the token alone is the completion after SMTP accepted the message: that is
-the truth about the email, so it also wins over a job the sweep put back to
-PENDING (which would otherwise be sent twice).
+A job goes PENDING → RUNNING (claimed, with a lease) → COMPLETED, or back to
+PENDING after a transient failure (exponential backoff with jitter), or
+FAILED (a permanent failure, or `max_attempts` used up), or IN_DOUBT (below).
+The writes themselves, all fenced on the lease, are in webapp.services.attempts.
+
+The double-send window: the time between the SMTP server's 250 to DATA and
+`mark_sent` reaching the database. The mailer calls back on the 250, before
+QUIT, so the window is that one write; if the database is unreachable then,
+the write is retried for `record_retry_seconds` (entering DATA renewed the
+lease, so nobody takes the job meanwhile). A worker that dies inside the
+window leaves a RUNNING job at stage DATA, which recovery treats as in doubt
+(webapp.services.recovery), and so is a job whose data went out but whose
+reply never came: policy `resend` (default, at-least-once) tries again,
+policy `hold` sets IN_DOUBT for an admin to resend or close.
 """
 
 import logging
 import random
 import threading
-import uuid
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
+
 from webapp.models import Job
-from webapp.models import JobStatus
-from webapp.models.job import DeliveryStage
+from webapp.services import attempts
+from webapp.services.attempts import LeaseLost
 from webapp.services.mailer import PermanentSmtpError
 from webapp.services.mailer import TransientSmtpError
 from webapp.timeutil import utcnow
@@ -33,6 +44,8 @@ class DeliverySettings:
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3600.0
     in_doubt_policy: str = "resend"
+    # How long to keep retrying an outcome's write while the database is unreachable.
+    record_retry_seconds: float = 120.0
 
     @classmethod
     def from_config(cls, config):
@@ -48,17 +61,8 @@ class DeliverySettings:
 class DeliveryResult:
     """What happened to one delivery attempt; `retry_at` is set when it must be tried again."""
 
-    outcome: str  # sent, retry, failed, skipped, lease_lost
+    outcome: str  # sent, retry, failed, in_doubt, skipped, lease_lost
     retry_at: object = None
-    lease_expires_at: object = None
-
-
-class LeaseLost(Exception):
-    """The job's lease moved to someone else: stop without touching the job."""
-
-
-def _collection():
-    return Job._get_collection()
 
 
 def backoff_delay(attempt, settings, rng=random):
@@ -67,113 +71,23 @@ def backoff_delay(attempt, settings, rng=random):
     return timedelta(seconds=ceiling * rng.uniform(0.5, 1.0))
 
 
-def claim_job(job_id, worker_id, settings, now=None):
-    """Atomically move a due PENDING job to RUNNING with a fresh lease; None if not ours.
+def retry_while_unreachable(write, seconds, what):
+    """Run `write()`, retrying for up to `seconds` while the database cannot be reached.
 
-    One find-and-modify: two workers claiming the same job cannot both win.
+    Only for writes that are safe to repeat (fenced or idempotent): after a
+    network error nobody knows whether the first try was applied.
     """
-    now = now or utcnow()
-    token = uuid.uuid4().hex
-    return _collection().find_one_and_update(
-        {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}},
-        {
-            "$set": {
-                "status": JobStatus.RUNNING,
-                "lease_token": token,
-                "lease_owner": worker_id,
-                "lease_expires_at": now + timedelta(seconds=settings.lease_seconds),
-                "delivery_stage": DeliveryStage.CLAIMED,
-                "updated_at": now,
-            },
-            "$inc": {"attempts": 1},
-            "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": "running"}},
-        },
-        return_document=True,
-    )
-
-
-def _fenced(job, extra=None):
-    query = {"_id": job["_id"], "status": JobStatus.RUNNING, "lease_token": job["lease_token"]}
-    query.update(extra or {})
-    return query
-
-
-def attempt_fields(job, outcome, now, error=None):
-    index = job["attempts"] - 1
-    fields = {f"attempts_log.{index}.outcome": outcome, f"attempts_log.{index}.finished_at": now}
-    if error:
-        fields[f"attempts_log.{index}.error"] = error
-    return fields
-
-
-LEASE_FIELDS = {"lease_token": "", "lease_owner": "", "lease_expires_at": "", "delivery_stage": ""}
-
-
-def renew_lease(job, settings):
-    """Push the lease out while a long send is in progress; False if the lease is gone."""
-    now = utcnow()
-    result = _collection().update_one(
-        _fenced(job), {"$set": {"lease_expires_at": now + timedelta(seconds=settings.lease_seconds)}}
-    )
-    return result.matched_count == 1
-
-
-def enter_data_stage(job):
-    """Record that the message data is about to go out (the in-doubt window opens)."""
-    result = _collection().update_one(
-        _fenced(job), {"$set": {"delivery_stage": DeliveryStage.DATA, "updated_at": utcnow()}}
-    )
-    if result.matched_count != 1:
-        raise LeaseLost(str(job["_id"]))
-
-
-def mark_sent(job):
-    """The SMTP server accepted the message: COMPLETED, in one write.
-
-    Matches our lease, or the job put back to PENDING/IN_DOUBT by the sweep
-    after our lease ran out (sending it again would be a duplicate).
-    """
-    now = utcnow()
-    query = {
-        "_id": job["_id"],
-        "$or": [
-            {"status": JobStatus.RUNNING, "lease_token": job["lease_token"]},
-            {"status": {"$in": [JobStatus.PENDING, JobStatus.IN_DOUBT]}},
-        ],
-    }
-    update = {
-        "$set": {"status": JobStatus.COMPLETED, "sent_at": now, "updated_at": now, "last_error": None,
-                 **attempt_fields(job, "sent", now)},
-        "$unset": LEASE_FIELDS,
-    }
-    return _collection().update_one(query, update).matched_count == 1
-
-
-def mark_failed_attempt(job, error, settings, permanent):
-    """Record a failed attempt: retry later (PENDING + backoff) or give up (FAILED)."""
-    now = utcnow()
-    give_up = permanent or job["attempts"] >= job["max_attempts"]
-    fields = {"updated_at": now, "last_error": error[:2000]}
-    if give_up:
-        fields["status"] = JobStatus.FAILED
-        retry_at = None
-    else:
-        retry_at = now + backoff_delay(job["attempts"], settings)
-        fields.update(status=JobStatus.PENDING, next_attempt_at=retry_at)
-    fields.update(attempt_fields(job, "failed" if give_up else "retry", now, error[:2000]))
-    matched = _collection().update_one(_fenced(job), {"$set": fields, "$unset": LEASE_FIELDS}).matched_count
-    if not matched:
-        return DeliveryResult("lease_lost")
-    return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
-
-
-def release_claim(job, reason):
-    """Give a claimed job back (shutdown before DATA): PENDING now, the attempt not counted as sent."""
-    now = utcnow()
-    fields = {"status": JobStatus.PENDING, "next_attempt_at": now, "updated_at": now,
-              **attempt_fields(job, "released", now, reason)}
-    _collection().update_one(_fenced(job, {"delivery_stage": DeliveryStage.CLAIMED}),
-                             {"$set": fields, "$unset": LEASE_FIELDS})
+    deadline = time.monotonic() + seconds
+    pause = 0.2
+    while True:
+        try:
+            return write()
+        except ConnectionFailure as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: database unreachable (%s); retrying", what, exc)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 class LeaseKeeper:
@@ -189,7 +103,13 @@ class LeaseKeeper:
     def _run(self):
         interval = max(self.settings.lease_seconds / 3, 0.2)
         while not self._stop.wait(interval):
-            if not renew_lease(self.job, self.settings):
+            try:
+                renewed = attempts.renew_lease(self.job, self.settings.lease_seconds)
+            except PyMongoError as exc:
+                # Keep trying: the lease may still be ours when the database is back.
+                log.warning("job %s: could not renew the lease: %s", self.job["_id"], exc)
+                continue
+            if not renewed:
                 self.lost = True
                 return
 
@@ -202,38 +122,62 @@ class LeaseKeeper:
         self._thread.join()
 
 
+def record_failure(job, exc, settings):
+    """A failed SMTP transaction: retry later, give up, or hold it as in doubt."""
+    error = exc.describe()
+    if exc.in_doubt and settings.in_doubt_policy == "hold":
+        held = attempts.mark_in_doubt(job, error)
+        return DeliveryResult("in_doubt" if held else "lease_lost")
+    give_up = isinstance(exc, PermanentSmtpError) or job["attempts"] >= job["max_attempts"]
+    retry_at = None if give_up else utcnow() + backoff_delay(job["attempts"], settings)
+    if not attempts.mark_failed(job, error, retry_at):
+        return DeliveryResult("lease_lost")
+    return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
+
+
 def deliver(job_id, worker_id, settings, send, on_claimed=None):
-    """Claim `job_id` and send it with `send(job, before_data)`; return a DeliveryResult.
+    """Claim `job_id` and send it with `send(job, before_data, on_accepted)`; return a DeliveryResult.
 
     `send` raises TransientSmtpError / PermanentSmtpError on failure.
-    `on_claimed(job)` lets the caller schedule the lease check.
+    `on_claimed(job)` lets the caller schedule the lease check. A database
+    error that outlasts the retries is raised; the job's lease then brings it back.
     """
-    job = claim_job(job_id, worker_id, settings)
+    job = attempts.claim_job(job_id, worker_id, settings.lease_seconds)
     if job is None:
         return DeliveryResult("skipped")
     if on_claimed:
         on_claimed(job)
-    job_doc = Job._from_son(job)
+    what = f"job {job_id}"
+    accepted = False
 
     def before_data():
-        enter_data_stage(job)
+        retry_while_unreachable(lambda: attempts.enter_data_stage(job, settings.lease_seconds),
+                                settings.lease_seconds, what)
+
+    def on_accepted():
+        nonlocal accepted
+        accepted = True
+        if not retry_while_unreachable(lambda: attempts.mark_sent(job), settings.record_retry_seconds, what):
+            log.warning("job %s: sent, but it was already COMPLETED: this copy is a duplicate", job_id)
 
     try:
         with LeaseKeeper(job, settings):
-            send(job_doc, before_data)
+            send(Job._from_son(job), before_data, on_accepted)
     except LeaseLost:
         log.warning("job %s: lease lost before sending; another worker owns it", job_id)
+        attempts.note_lease_lost(job)
         return DeliveryResult("lease_lost")
-    except TransientSmtpError as exc:
-        log.info("job %s: transient failure: %s", job_id, exc.describe())
-        return mark_failed_attempt(job, exc.describe(), settings, permanent=False)
-    except PermanentSmtpError as exc:
-        log.info("job %s: permanent failure: %s", job_id, exc.describe())
-        return mark_failed_attempt(job, exc.describe(), settings, permanent=True)
+    except (TransientSmtpError, PermanentSmtpError) as exc:
+        log.info("job %s: %s failure: %s", job_id, "permanent" if isinstance(exc, PermanentSmtpError)
+                 else "transient", exc.describe())
+        return retry_while_unreachable(lambda: record_failure(job, exc, settings), settings.record_retry_seconds, what)
     except BaseException as exc:
-        # Shutdown or a bug before DATA: hand the job back instead of waiting for the lease.
-        release_claim(job, f"{type(exc).__name__}: {exc}")
+        if not accepted:
+            # Shutdown, a lost database or a bug before DATA: hand the job back now if we can;
+            # if not, its lease runs out and recovery does it.
+            try:
+                attempts.release_claim(job, f"{type(exc).__name__}: {exc}")
+            except PyMongoError:
+                log.warning("job %s: could not release the claim; lease recovery will", job_id)
         raise
-    if not mark_sent(job):
-        log.warning("job %s: sent, but another owner changed it meanwhile", job_id)
     return DeliveryResult("sent")

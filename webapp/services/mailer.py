@@ -5,9 +5,13 @@ flask-mail builds the message and holds the SMTP settings, but its
 forever), ignores recipients the server refused, and checks for newlines
 only in some headers. So `send_email` drives the transaction step by step:
 MAIL, RCPT for every recipient (any refusal aborts before any copy is sent),
-then `before_data()` (the caller records the in-doubt window), then DATA.
+then `before_data()` (the caller records the in-doubt window), then DATA,
+then `on_accepted()` as soon as the server's 250 is read, before QUIT or
+anything else that could fail or stall.
 Errors come out as `TransientSmtpError` (try again later) or
-`PermanentSmtpError` (give up), keeping the server's code and text.
+`PermanentSmtpError` (give up), keeping the server's code and text. A
+network failure after the message data started to go out is flagged
+`in_doubt`: the server may have accepted the message without us hearing it.
 """
 
 import smtplib
@@ -16,11 +20,16 @@ from flask_mail import Message
 
 
 class SmtpError(Exception):
-    """An SMTP failure with the server's code (None for network errors)."""
+    """An SMTP failure with the server's code (None for network errors).
 
-    def __init__(self, code, text):
+    `in_doubt` is set when the connection failed after DATA began and no
+    reply came: the message may or may not have been accepted.
+    """
+
+    def __init__(self, code, text, in_doubt=False):
         self.code = code
         self.text = text
+        self.in_doubt = in_doubt
         super().__init__(self.describe())
 
     def describe(self):
@@ -74,11 +83,19 @@ def build_message(job, sender):
     return message
 
 
+def _reset_quietly(host):
+    # After a refusal the server may already have hung up (421); its reply is what we report.
+    try:
+        host.rset()
+    except (smtplib.SMTPException, OSError):
+        pass
+
+
 def _transaction(host, sender, recipients, payload, before_data):
     host.ehlo_or_helo_if_needed()
     code, response = host.mail(sender)
     if code != 250:
-        host.rset()
+        _reset_quietly(host)
         raise classify(code, response)
     refused = {}
     for recipient in recipients:
@@ -86,23 +103,29 @@ def _transaction(host, sender, recipients, payload, before_data):
         if code not in (250, 251):
             refused[recipient] = (code, response)
     if refused:
-        host.rset()
+        _reset_quietly(host)
         # One permanent refusal fails the job; otherwise the whole job waits and retries.
         worst = max(refused.items(), key=lambda item: item[1][0])
         address, (code, response) = worst
         raise classify(code, f"{_text(response)} (recipient {address})")
     before_data()
-    code, response = host.data(payload)
+    try:
+        code, response = host.data(payload)
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        # The data went out (or started to) and no reply came back.
+        raise TransientSmtpError(None, f"{type(exc).__name__}: {exc} (no reply to DATA)", in_doubt=True) from None
     if code != 250:
         raise classify(code, response)
 
 
-def send_email(mail_state, job, timeout, before_data):
+def send_email(mail_state, job, timeout, before_data, on_accepted):
     """Deliver `job` through the app's flask-mail settings; raise SmtpError on failure.
 
     `before_data` runs after every recipient was accepted and before the
-    message data is sent; if it raises, nothing is sent. Once DATA got its
-    250 the job is delivered, whatever QUIT does afterwards.
+    message data is sent; if it raises, nothing is sent. `on_accepted` runs
+    right after the server's 250 to DATA, before QUIT: from then on the job
+    is delivered, whatever QUIT does. Exceptions from either callback pass
+    through unchanged.
     """
     sender = mail_state.default_sender
     if isinstance(sender, tuple):
@@ -113,16 +136,36 @@ def send_email(mail_state, job, timeout, before_data):
         host = TimedConnection(mail_state, timeout).configure_host()
         _transaction(host, sender, message.send_to, message.as_bytes(), before_data)
     except smtplib.SMTPResponseException as exc:
+        # A reply, even to DATA, is a definite answer: the message was not taken.
+        _close_quietly(host)
         raise classify(exc.smtp_code, exc.smtp_error) from None
+    except SmtpError as exc:
+        if exc.in_doubt:
+            _drop(host)  # the connection is broken: QUIT would only wait for another timeout
+        else:
+            _close_quietly(host)
+        raise
     except (smtplib.SMTPException, OSError) as exc:
         # Refused, reset, timed out, TLS handshake failed, server went away.
+        _drop(host)
         raise TransientSmtpError(None, f"{type(exc).__name__}: {exc}") from None
+    except BaseException:
+        _drop(host)
+        raise
+    try:
+        on_accepted()
     finally:
-        if host is not None:
-            _close_quietly(host)
+        _close_quietly(host)
+
+
+def _drop(host):
+    if host is not None:
+        host.close()
 
 
 def _close_quietly(host):
+    if host is None:
+        return
     try:
         host.quit()
     except (smtplib.SMTPException, OSError):

@@ -8,11 +8,15 @@ once and each expired lease is recovered exactly once.
 
 from datetime import timedelta
 
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
 from webapp.models import Job
 from webapp.models import JobStatus
+from webapp.models import SweepTurn
 from webapp.models.job import DeliveryStage
-from webapp.services.delivery import LEASE_FIELDS
-from webapp.services.delivery import attempt_fields
+from webapp.services.attempts import LEASE_FIELDS
+from webapp.services.attempts import attempt_fields
 from webapp.timeutil import utcnow
 
 WORKER_DIED = "worker stopped responding (lease expired)"
@@ -84,3 +88,23 @@ def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
         .limit(limit)
     )
     return [(job["_id"], job["next_attempt_at"]) for job in cursor]
+
+
+def take_sweep_turn(name, holder, interval_seconds, now=None):
+    """True for the one caller per `interval_seconds` that should run the periodic task `name`.
+
+    One find-and-modify with upsert: the turn is taken when it is free or
+    overdue; a concurrent taker either finds it taken or collides on the
+    primary key, and skips.
+    """
+    now = now or utcnow()
+    try:
+        turn = SweepTurn._get_collection().find_one_and_update(
+            {"_id": name, "next_turn_at": {"$lte": now}},
+            {"$set": {"holder": holder, "taken_at": now, "next_turn_at": now + timedelta(seconds=interval_seconds)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:
+        return False  # the turn exists and is not due: someone else has it
+    return turn is not None
