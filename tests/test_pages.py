@@ -46,13 +46,17 @@ def test_root_sends_visitors_to_sign_in_and_members_to_their_jobs(pages):
 
 
 def test_signing_up_signs_you_in_and_keeps_your_browser_time_zone(pages):
-    email = pages.signup("Newcomer@Example.com", timezone="America/New_York")
+    response = pages.post("/signup", {"email": "Newcomer@Example.com", "password": "correct-horse-9",
+                                      "timezone": "America/New_York"})
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     page = pages.get("/jobs").get_data(as_text=True)
     assert "newcomer@example.com" in page
     assert "Times are shown in America/New_York" in page
     from webapp.services import accounts
 
-    assert accounts.find_user_by_email(email).timezone == "America/New_York"
+    assert accounts.find_user_by_email("newcomer@example.com").timezone == "America/New_York"
 
 
 def test_sign_up_mistakes_are_shown_next_to_each_field_and_the_email_is_kept(pages):
@@ -240,7 +244,7 @@ def test_the_rows_fragment_answers_304_until_something_changes(pages):
     fragment = changed.get_data(as_text=True)
     assert fragment.lstrip().startswith("<tr")  # the table body's rows, then the out-of-band parts
     assert "second" in fragment and "first" in fragment
-    assert 'id="status-counts" aria-label="Jobs per status" hx-swap-oob="true"' in fragment
+    assert 'id="status-counts" aria-label="Filter by status" hx-swap-oob="true"' in fragment
     assert changed.headers["Cache-Control"] == "no-store"
 
 
@@ -254,7 +258,7 @@ def test_the_table_filters_by_status_and_pages(pages):
     assert "Showing 1–20 of 23" in page and "Page 1 of 2" in page
     assert ">job 22<" in page and ">job 02<" not in page
     second = pages.get("/jobs?page=2", htmx=True).get_data(as_text=True)
-    assert second.lstrip().startswith('<section id="job-table"')  # HTMX gets the table only
+    assert second.lstrip().startswith('<div id="job-results"')  # HTMX gets the results only
     assert ">job 02<" in second and ">job 00<" in second and "Showing 21–23 of 23" in second
     cancelled = pages.get("/jobs?status=CANCELLED").get_data(as_text=True)
     assert ">job 00<" in cancelled and ">job 01<" not in cancelled
@@ -356,7 +360,7 @@ def test_admin_sees_everyones_jobs_with_counts_and_filters(client, app):
     page = admin.get("/admin").get_data(as_text=True)
     assert "from alice" in page and "from bob" in page
     assert "alice@example.com" in page and "bob@example.com" in page
-    counts = dict(re.findall(r"\n\s*([A-Z_]+) <span class=\"count\">(\d+)</span>", page))
+    counts = dict(re.findall(r">([A-Z_]+) <span class=\"count\">(\d+)</span>", page))
     assert counts["PENDING"] == "1" and counts["CANCELLED"] == "1" and counts["COMPLETED"] == "0"
     by_status = admin.get("/admin?status=CANCELLED").get_data(as_text=True)
     assert "from bob" in by_status and "from alice" not in by_status

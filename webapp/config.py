@@ -99,6 +99,9 @@ class Config:
         self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")
         self.MAIL_SUPPRESS_SEND = False
         self.WTF_CSRF_TIME_LIMIT = None
+        # The session cookie of the pages: not readable by scripts, not sent on cross-site posts.
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
 
     def check(self):
         """Refuse settings that would be unsafe here; returns self for chaining."""

@@ -58,9 +58,3 @@ def format_local(value, zone_name, with_seconds=True):
     pattern = "%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M"
     return as_utc(value).astimezone(zone(zone_name)).strftime(pattern)
 
-
-def to_input_value(value, zone_name):
-    """The `datetime-local` input value for a UTC time, so a form can show it again."""
-    if value is None:
-        return ""
-    return as_utc(value).astimezone(zone(zone_name)).strftime("%Y-%m-%dT%H:%M:%S")

@@ -27,7 +27,7 @@ def _table():
 @bp.get("")
 def jobs_page():
     """Every user's jobs, filterable by status and owner email, with counts per status."""
-    return render_page_or_fragment("admin/jobs.html", "admin/_table.html", table=_table())
+    return render_page_or_fragment("admin/jobs.html", "admin/_results.html", table=_table())
 
 
 @bp.get("/rows")

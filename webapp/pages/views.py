@@ -26,7 +26,7 @@ from webapp.services import accounts
 from webapp.services import jobs
 from webapp.templating import viewer_zone
 
-# The table refreshes itself when this event fires (see templates/jobs/_table.html).
+# The table refreshes itself when this event fires (see templates/jobs/_results.html).
 JOBS_CHANGED = "jobs-changed"
 
 
@@ -44,7 +44,7 @@ def index():
 @login_required
 def jobs_page():
     """The form and the table; a filter or page change from HTMX gets only the table."""
-    return render_page_or_fragment("jobs/index.html", "jobs/_table.html", table=_table(), values={}, errors={})
+    return render_page_or_fragment("jobs/index.html", "jobs/_results.html", table=_table(), values={}, errors={})
 
 
 @bp.get("/jobs/rows")
@@ -85,7 +85,8 @@ def create_job():
 def job_detail(job_id):
     """One job with its attempt history; refreshes itself while the job can still change."""
     job = jobs.get_job(job_id, owner_id=current_user.id)
-    context = {"job": job, "detail_url": url_for("pages.job_detail", job_id=job.id), "etag": job_tables.detail_etag(job)}
+    context = {"job": job, "detail_url": url_for("pages.job_detail", job_id=job.id),
+               "etag": job_tables.detail_etag(job)}
     if is_partial():
         return render_if_changed("jobs/_detail.html", context["etag"], **context)
     return render_template("jobs/detail.html", **context)
