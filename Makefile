@@ -34,7 +34,7 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 
 ferretdb: $(FERRETDB)
 
-$(FERRETDB): scripts/build-ferretdb.sh scripts/ferretdb-serialize-writes.patch
+$(FERRETDB): scripts/build-ferretdb.sh $(wildcard scripts/ferretdb-patches/*.patch)
 	scripts/build-ferretdb.sh $@
 
 clean:

@@ -7,11 +7,13 @@
 # Go module proxy, write the version file its release build would have
 # written, and build its own cmd/ferretdb with the same flags.
 #
-# One change to its code: scripts/ferretdb-serialize-writes.patch makes each
-# update / findAndModify / delete atomic, as MongoDB's are (unpatched, two
-# concurrent conditional updates of one document can both succeed; the job
-# claim and the lease fencing depend on exactly one winning). The build says
-# so in `ferretdb --version` (package: mailjobs-serialized-writes).
+# Plus the patches in scripts/ferretdb-patches/, applied in order (each says why):
+# 01 makes each update / findAndModify / delete atomic, as MongoDB's are
+# (unpatched, two concurrent conditional updates of one document can both
+# succeed; the job claim and the lease fencing depend on exactly one winning);
+# 02 finds documents by _id through the _id index (unpatched, every update
+# scans the whole collection). The build says so in `ferretdb --version`
+# (package: mailjobs-patched).
 set -euo pipefail
 version=v1.24.2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,8 +27,10 @@ src=$(go mod download -json "github.com/FerretDB/FerretDB@$version" | sed -n 's/
 cp -r "$src" "$work/src"
 chmod -R u+w "$work/src"
 echo "$version" > "$work/src/build/version/version.txt"
-echo "mailjobs-serialized-writes" > "$work/src/build/version/package.txt"
-patch --quiet -p1 -d "$work/src" < "$here/ferretdb-serialize-writes.patch"
+echo "mailjobs-patched" > "$work/src/build/version/package.txt"
+for p in "$here"/ferretdb-patches/*.patch; do
+    patch --quiet -p1 -d "$work/src" < "$p"
+done
 echo "building FerretDB $version (about a minute, once)..." >&2
 (cd "$work/src" && go build -trimpath -o "$out" ./cmd/ferretdb)
 "$out" --version >&2
