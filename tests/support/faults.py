@@ -1,0 +1,238 @@
+"""Fault injection with real processes: consumers to kill, pollers, a Redis to stop, a slow SMTP.
+
+Shared by tests/test_faults.py (which asserts) and bench/faults.py (which
+prints the numbers). The process running these must already have the app's
+environment and a connected app (the jobs are created through the services).
+"""
+
+import asyncio
+import collections
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+
+from tests.support.consumer import HueyConsumer
+from tests.support.ferretdb import free_port
+from tests.support.smtp import SmtpTestServer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class FaultySmtp(SmtpTestServer):
+    """The test SMTP server, able to stall before answering RCPT: a worker is then
+    blocked mid-transaction with nothing sent yet (unlike `stall_data`, where the
+    server has the message and a killed worker leaves the delivery in doubt)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._rcpt_stall = 0.0
+
+    def stall_rcpt(self, seconds):
+        """Wait `seconds` before answering every RCPT from now on (0 to stop)."""
+        with self._lock:
+            self._rcpt_stall = seconds
+
+    def reset_faults(self):
+        super().reset_faults()
+        self.stall_rcpt(0)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self._lock:
+            stall = self._rcpt_stall
+        if stall:
+            await asyncio.sleep(stall)
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    def duplicates(self):
+        """How many accepted messages were extra copies of a Message-ID already accepted."""
+        return sum(count - 1 for count in self.count_by_message_id().values())
+
+
+class RedisServer:
+    """A throwaway redis-server with no persistence: stopping it loses the queue, as a crash would."""
+
+    def __init__(self, log_path, port=None):
+        self.port = port or free_port()
+        self.log_path = Path(log_path)
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(self._answers, 10, f"redis-server on port {self.port} to answer")
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def _answers(self):
+        try:
+            return redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+
+class Fleet:
+    """The consumers and pollers of one scenario, all on one queue; `stop()` ends what is left."""
+
+    def __init__(self, env, log_dir):
+        self.env = env
+        self.log_dir = Path(log_dir)
+        self.consumers = []
+        self.pollers = []
+
+    def consumer(self, workers=4, periodic=True, **overrides):
+        """Start a `huey_consumer` with this fleet's environment plus `overrides`."""
+        env = {**self.env, **{key: str(value) for key, value in overrides.items()}}
+        log_path = self.log_dir / f"consumer-{len(self.consumers) + 1}.log"
+        consumer = HueyConsumer(env, log_path, workers=workers, periodic=periodic).start()
+        self.consumers.append(consumer)
+        return consumer
+
+    def poller(self, every, grace):
+        """Start `flask sweep --every EVERY --grace GRACE`: one more process running the sweep."""
+        with open(self.log_dir / f"poller-{len(self.pollers) + 1}.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--every", str(every), "--grace", str(grace)],
+                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.pollers.append(process)
+        return process
+
+    def stop(self):
+        for process in self.pollers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for consumer in self.consumers:
+            if consumer.process and consumer.process.poll() is None:
+                consumer.kill()
+
+
+def wait_until(predicate, timeout, what):
+    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def make_jobs(count, send_at=None, max_attempts=5):
+    """Create `count` jobs due at `send_at` (now if None) through the services and queue them."""
+    from bson import ObjectId  # noqa: PLC0415 - the caller sets the environment up first
+
+    from tasks.delivery import schedule_delivery  # noqa: PLC0415
+    from webapp.services import jobs  # noqa: PLC0415
+    from webapp.services.validation import JobInput  # noqa: PLC0415
+    from webapp.services.validation import parse  # noqa: PLC0415
+
+    owner = ObjectId()
+    created = []
+    for i in range(count):
+        data = {"to": f"reader-{i}@example.com", "subject": f"job {i}", "body": "hello"}
+        if send_at is not None:
+            data["send_at"] = send_at.isoformat()
+        job = jobs.create_job(owner, parse(JobInput, data), "scheduler@mailjobs.test", max_attempts)
+        created.append(job)
+    for job in created:
+        schedule_delivery(job.id, job.send_at, 1.0)
+    return created
+
+
+def job_docs(jobs):
+    from webapp.models import Job  # noqa: PLC0415
+
+    return list(Job._get_collection().find({"_id": {"$in": [job.id for job in jobs]}}))
+
+
+def statuses(jobs):
+    """How many of `jobs` are in each status."""
+    return collections.Counter(doc["status"] for doc in job_docs(jobs))
+
+
+def all_completed(jobs):
+    return statuses(jobs) == {"COMPLETED": len(jobs)}
+
+
+def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
+    """Kill -9 a consumer while all its workers are stuck mid-SMTP, then start another one.
+
+    Returns the numbers: jobs, messages, duplicates, seconds from the kill until every job was
+    delivered and COMPLETED.
+    """
+    mail.stall_rcpt(300)
+    victim = fleet.consumer(workers=workers, LEASE_SECONDS=lease_seconds)
+    created = make_jobs(jobs)
+    wait_until(lambda: statuses(created)["RUNNING"] == workers, 30, f"{workers} jobs to be RUNNING")
+    held = [doc["_id"] for doc in job_docs(created) if doc["status"] == "RUNNING"]
+    victim.kill()
+    killed_at = time.monotonic()
+    mail.stall_rcpt(0)
+    fleet.consumer(workers=workers, LEASE_SECONDS=lease_seconds)
+    wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED after the kill")
+    recovered = time.monotonic() - killed_at
+    time.sleep(1.0)  # a late second copy would arrive here
+    counts = mail.count_by_message_id()
+    return {
+        "jobs": jobs,
+        "held_by_the_killed_consumer": len(held),
+        "messages": sum(counts.values()),
+        "distinct_message_ids": len(counts),
+        "duplicates": mail.duplicates(),
+        "lease_seconds": lease_seconds,
+        "seconds_from_kill_to_all_delivered": round(recovered, 2),
+        "held_job_outcomes": sorted({tuple(a["outcome"] for a in doc["attempts_log"])
+                                     for doc in job_docs(created) if doc["_id"] in held}),
+        "message_ids_expected": sorted(job.message_id for job in created),
+    }
+
+
+def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, poll_every=1.0, poll_grace=2.0):
+    """`jobs` jobs due at the same second, `consumers` x `workers` workers, `pollers` extra sweepers."""
+    from webapp.timeutil import utcnow  # noqa: PLC0415
+
+    for i in range(consumers):
+        # Two consumers schedule the periodic sweep, as two "poller" consumers would be deployed.
+        fleet.consumer(workers=workers, periodic=i < 2)
+    for _ in range(pollers):
+        fleet.poller(every=poll_every, grace=poll_grace)
+    started = time.monotonic()
+    send_at = utcnow() + timedelta(seconds=3 + jobs * 0.02)
+    created = make_jobs(jobs, send_at)
+    created_in = time.monotonic() - started
+    wait_until(lambda: len(mail.count_by_message_id()) >= jobs, 120, f"{jobs} distinct messages")
+    wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED")
+    time.sleep(1.0)  # a late second copy would arrive here
+    counts = mail.count_by_message_id()
+    arrivals = sorted(m.received_at for m in mail.messages)
+    docs = job_docs(created)
+    return {
+        "jobs": jobs,
+        "consumers": consumers,
+        "workers_per_consumer": workers,
+        "extra_pollers": pollers,
+        "seconds_to_create_and_queue": round(created_in, 2),
+        "messages": sum(counts.values()),
+        "distinct_message_ids": len(counts),
+        "duplicates": mail.duplicates(),
+        "statuses": dict(statuses(created)),
+        "attempts_per_job": dict(collections.Counter(doc["attempts"] for doc in docs)),
+        "seconds_from_due_to_last_message": round(arrivals[-1] - send_at.timestamp(), 2),
+        "seconds_from_due_to_first_message": round(arrivals[0] - send_at.timestamp(), 2),
+        "message_ids_expected": sorted(job.message_id for job in created),
+    }

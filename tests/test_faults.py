@@ -1,0 +1,284 @@
+"""Faults, with real processes: killed consumers, failing SMTP, Redis and the database going away.
+
+Each test starts its own consumers (short leases where recovery is the point)
+on a queue of its own, sends to an SMTP server of its own, and counts what
+that server accepted per Message-ID. Run alone with `pytest -m faults`.
+Timings are bounded generously here; bench/faults.py measures them.
+"""
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+from huey.storage import RedisStorage
+
+from tests.support.faults import FaultySmtp
+from tests.support.faults import Fleet
+from tests.support.faults import RedisServer
+from tests.support.faults import all_completed
+from tests.support.faults import burst_scenario
+from tests.support.faults import job_docs
+from tests.support.faults import kill_scenario
+from tests.support.faults import make_jobs
+from tests.support.faults import statuses
+from tests.support.faults import wait_until
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_consumer_paused(request):
+    """The suite's shared consumer polls the same database: keep it out of these tests."""
+    shared = request.getfixturevalue("consumer")
+    shared.stop()
+    yield
+    shared.start()
+
+
+@pytest.fixture(scope="module")
+def mail_server():
+    server = FaultySmtp()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def mail(mail_server):
+    """This module's SMTP server, emptied, accepting everything, and running."""
+    if mail_server._controller is None:
+        mail_server.start()
+    mail_server.clear()
+    mail_server.reset_faults()
+    yield mail_server
+    mail_server.reset_faults()
+
+
+def consumer_env(**overrides):
+    """The suite's environment (conftest set it up) plus `overrides`, for consumers and pollers."""
+    return {**os.environ, **{key: str(value) for key, value in overrides.items()}}
+
+
+def use_queue(monkeypatch, redis_url):
+    """Point this test process's Huey (the API's enqueueing side) at a fresh queue; its name."""
+    from tasks.queue import huey
+
+    name = f"faults-{uuid.uuid4().hex[:8]}"
+    storage = RedisStorage(name, url=redis_url)
+    monkeypatch.setattr(huey, "storage", storage)
+    return name
+
+
+@pytest.fixture()
+def fleet(app, mail, monkeypatch, tmp_path):
+    """Consumers and pollers for one test, on a queue of its own, sending to `mail`."""
+    name = use_queue(monkeypatch, os.environ["REDIS_URL"])
+    fleet = Fleet(consumer_env(HUEY_NAME=name, MAIL_PORT=mail.port), tmp_path)
+    yield fleet
+    fleet.stop()
+    from tasks.queue import huey
+
+    huey.storage.flush_all()
+
+
+def report(numbers):
+    """Print a scenario's numbers (seen with -s; bench/faults.py collects them properly)."""
+    shown = {key: value for key, value in numbers.items() if key != "message_ids_expected"}
+    print(f"\n{shown}")
+
+
+def test_a_consumer_killed_while_holding_jobs_loses_none_and_duplicates_none(fleet, mail):
+    numbers = kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3)
+    report(numbers)
+    assert numbers["held_by_the_killed_consumer"] == 4
+    assert mail.count_by_message_id() == {message_id: 1 for message_id in numbers["message_ids_expected"]}
+    assert numbers["duplicates"] == 0
+    # The four it held came back when their lease ran out, then went out once.
+    assert numbers["held_job_outcomes"] == [("lease_expired", "sent")]
+    assert numbers["seconds_from_kill_to_all_delivered"] < 30
+
+
+def test_300_jobs_due_together_on_4_consumers_and_2_extra_pollers_go_out_once_each(fleet, mail):
+    numbers = burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2)
+    report(numbers)
+    assert numbers["messages"] == 300 and numbers["distinct_message_ids"] == 300
+    assert numbers["duplicates"] == 0
+    assert numbers["statuses"] == {"COMPLETED": 300}
+    assert numbers["attempts_per_job"] == {1: 300}
+    assert set(mail.count_by_message_id()) == set(numbers["message_ids_expected"])
+
+
+def watch(client, headers, job_id, until, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/users/jobs/{job_id}", headers=headers).json
+        if job["status"] in until:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {until}; last seen {job['status']}")
+
+
+def test_451_twice_then_250_sends_one_message_on_the_third_attempt(fleet, mail, client, api):
+    mail.queue_data_responses(["451 4.3.0 Mailbox busy, try later", "451 4.3.0 Mailbox busy, try later"])
+    fleet.consumer(workers=2)
+    headers = api.user()
+    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"},
+                      headers=headers).json
+
+    final = watch(client, headers, job["id"], until={"COMPLETED", "FAILED"})
+
+    assert final["status"] == "COMPLETED" and final["attempts"] == 3 and final["last_error"] is None
+    assert [a["outcome"] for a in final["attempts_log"]] == ["retry", "retry", "sent"]
+    assert [a["error"] for a in final["attempts_log"]] == ["451 4.3.0 Mailbox busy, try later"] * 2 + [None]
+    assert all(a["worker"] and a["started_at"] and a["finished_at"] for a in final["attempts_log"])
+    time.sleep(0.5)
+    assert mail.count_by_message_id() == {job["message_id"]: 1}
+
+
+def test_550_fails_the_job_after_one_attempt_with_the_code(fleet, mail, client, api):
+    mail.queue_data_responses(["550 5.7.1 Message rejected as spam"])
+    fleet.consumer(workers=2)
+    headers = api.user()
+    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"},
+                      headers=headers).json
+
+    final = watch(client, headers, job["id"], until={"COMPLETED", "FAILED"})
+
+    assert final["status"] == "FAILED" and final["attempts"] == 1
+    assert final["last_error"] == "550 5.7.1 Message rejected as spam"
+    assert [a["outcome"] for a in final["attempts_log"]] == ["failed"]
+    assert mail.messages == []
+
+
+def test_while_the_smtp_server_is_down_the_job_retries_then_goes_out_once(fleet, mail):
+    mail.stop()
+    try:
+        fleet.consumer(workers=2)
+        [job] = make_jobs(1)
+        wait_until(lambda: job_docs([job])[0]["attempts"] >= 2, 20, "two refused attempts")
+        doc = job_docs([job])[0]
+        assert doc["status"] in {"PENDING", "RUNNING"}
+        assert "Connection" in doc["attempts_log"][0]["error"]
+    finally:
+        mail.start()
+    wait_until(lambda: all_completed([job]), 30, "the job to go out once the server is back")
+    assert mail.count_by_message_id() == {job.message_id: 1}
+
+
+def test_jobs_created_while_redis_is_down_are_stored_and_go_out_when_it_is_back(
+        app, client, api, mail, monkeypatch, tmp_path):
+    from tasks.sweeper import sweep_once
+
+    broker = RedisServer(tmp_path / "redis.log").start()
+    name = use_queue(monkeypatch, broker.url)
+    fleet = Fleet(consumer_env(HUEY_NAME=name, MAIL_PORT=mail.port, REDIS_URL=broker.url), tmp_path)
+    try:
+        consumer = fleet.consumer(workers=2)
+        headers = api.user()
+        broker.stop()
+        created = []
+        for i in range(5):
+            response = client.post("/api/users/jobs", json={"to": f"r{i}@example.com", "subject": "s", "body": "b"},
+                                   headers=headers)
+            assert response.status_code == 201 and response.json["status"] == "PENDING"
+            created.append(response.json)
+        time.sleep(1.5)
+        assert consumer.process.poll() is None, "the consumer must ride out the outage"
+        assert mail.messages == []
+
+        broker.start()  # empty: whatever was queued before is gone too
+        # What the consumers' periodic sweep does within the minute; here at once.
+        assert sweep_once(app, grace_seconds=0)["requeued"] == 5
+
+        wait_until(lambda: len(mail.messages) >= 5, 30, "the five jobs to go out")
+        time.sleep(0.5)
+        assert mail.count_by_message_id() == {job["message_id"]: 1 for job in created}
+    finally:
+        fleet.stop()
+        broker.stop()
+
+
+def test_the_database_killed_and_restarted_mid_run_loses_and_duplicates_nothing(ferretdb, fleet, mail):
+    mail.stall_data(0.2)  # keep sends in flight when the database goes
+    fleet.consumer(workers=4, LEASE_SECONDS=10)
+    created = make_jobs(40)
+    mail.wait_for(8, timeout=30)
+    ferretdb.kill()
+    try:
+        time.sleep(2.0)
+    finally:
+        ferretdb.restart()
+
+    wait_until(lambda: all_completed(created), 90, "every job to be COMPLETED after the restart")
+    time.sleep(1.0)
+    assert mail.count_by_message_id() == {job.message_id: 1 for job in created}
+
+
+def wait_for_stage(job, stage, timeout=20):
+    wait_until(lambda: job_docs([job])[0].get("delivery_stage") == stage, timeout, f"the job to reach {stage}")
+
+
+def test_sigterm_lets_the_send_in_flight_finish_then_exits(fleet, mail):
+    mail.stall_data(2.0)
+    consumer = fleet.consumer(workers=2)
+    [job] = make_jobs(1)
+    wait_for_stage(job, "data")
+
+    consumer.send_signal(signal.SIGTERM)
+
+    assert consumer.wait(20) == 0
+    assert statuses([job]) == {"COMPLETED": 1}
+    assert mail.count_by_message_id() == {job.message_id: 1}
+
+
+def test_sigint_interrupts_yet_the_job_comes_back_after_its_lease_and_goes_out_once(fleet, mail):
+    mail.stall_rcpt(300)
+    consumer = fleet.consumer(workers=2, LEASE_SECONDS=3)
+    [job] = make_jobs(1)
+    wait_for_stage(job, "claimed")
+
+    consumer.send_signal(signal.SIGINT)
+    consumer.wait(20)
+    assert statuses([job]) == {"RUNNING": 1}  # its worker thread died with the process
+    mail.stall_rcpt(0)
+    fleet.consumer(workers=2, LEASE_SECONDS=3)
+
+    wait_until(lambda: all_completed([job]), 30, "the job to go out after its lease ran out")
+    assert mail.count_by_message_id() == {job.message_id: 1}
+    assert [a["outcome"] for a in job_docs([job])[0]["attempts_log"]] == ["lease_expired", "sent"]
+
+
+def kill_during_data(fleet, mail, policy):
+    """Kill -9 the consumer while the server holds the message data; start another; the job."""
+    mail.stall_data(2.0)
+    victim = fleet.consumer(workers=1, LEASE_SECONDS=3, IN_DOUBT_POLICY=policy)
+    [job] = make_jobs(1)
+    wait_for_stage(job, "data")
+    victim.kill()
+    mail.stall_data(0)
+    mail.wait_for(1)  # the server accepted it all the same: nobody recorded that
+    fleet.consumer(workers=1, LEASE_SECONDS=3, IN_DOUBT_POLICY=policy)
+    return job
+
+
+def test_a_worker_killed_during_data_under_hold_leaves_the_job_in_doubt_for_an_admin(fleet, mail, client, api):
+    job = kill_during_data(fleet, mail, "hold")
+
+    wait_until(lambda: statuses([job]) == {"IN_DOUBT": 1}, 30, "the job to be held IN_DOUBT")
+    time.sleep(1.0)
+    assert mail.count_by_message_id() == {job.message_id: 1}  # not sent again
+    admin = api.admin()
+    shown = client.get(f"/api/admin/jobs/{job.id}", headers=admin).json
+    assert shown["status"] == "IN_DOUBT" and [a["outcome"] for a in shown["attempts_log"]] == ["in_doubt"]
+    assert client.post(f"/api/admin/jobs/{job.id}/close", headers=admin).json["status"] == "COMPLETED"
+
+
+def test_a_worker_killed_during_data_under_resend_sends_it_again_at_least_once(fleet, mail):
+    job = kill_during_data(fleet, mail, "resend")
+
+    wait_until(lambda: all_completed([job]), 30, "the in-doubt job to be sent again")
+    # At-least-once: the copy the server took while the worker died, and the resend.
+    assert mail.count_by_message_id() == {job.message_id: 2}
+    assert [a["outcome"] for a in job_docs([job])[0]["attempts_log"]] == ["in_doubt", "sent"]
