@@ -8,13 +8,16 @@ FERRETDB  := var/bin/ferretdb
 PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'import sys' 2>/dev/null && echo python3.13 \
                || (v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -n1); [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.13"))
 
-.PHONY: run test venv ferretdb bench clean
+.PHONY: run test venv ferretdb bench screenshots clean
 
 run: $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
 	$(PY) -m webapp.devstack
 
 test: $(VENV)/.installed-test $(FERRETDB)  ## run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
 
 bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
 	$(PY) -m bench.delivery_latency
