@@ -53,20 +53,14 @@ def schedule_lease_check(job_id, expires_at):
         log.warning("could not queue the lease check for job %s; the sweep covers it", job_id, exc_info=True)
 
 
-def retry_later(task, job_id, settings, exc):
-    """The database was unreachable: come back soon, and look at the lease after it runs out.
-
-    The job may have been claimed without us hearing the answer; then the
-    retried task finds it RUNNING and leaves it, and the lease check recovers it.
-    """
+def retry_later(task, job_id, exc):
+    """The database was unreachable: run `task` for the job again shortly."""
     log.warning("%s for job %s: database unreachable (%s); retrying in %.0f s",
                 task.name, job_id, exc, DATABASE_RETRY_SECONDS)
     try:
         task.schedule(args=(str(job_id),), delay=DATABASE_RETRY_SECONDS)
     except Exception:
         log.warning("could not queue the retry for job %s; the sweep covers it", job_id, exc_info=True)
-    if task is deliver_job:
-        schedule_lease_check(job_id, utcnow() + timedelta(seconds=settings.lease_seconds))
 
 
 def _settings(app):
@@ -88,31 +82,38 @@ def deliver_job(job_id):
     """Send one job if it is due and nobody else has it."""
     app = worker_app()
     with app.app_context():
+        oid = ObjectId(job_id)
         try:
-            _deliver(app, ObjectId(job_id))
+            due = recovery.next_attempt_of(oid)
         except ConnectionFailure as exc:
-            retry_later(deliver_job, job_id, _settings(app), exc)
-
-
-def _deliver(app, oid):
-    due = recovery.next_attempt_of(oid)
-    if due is None:
-        return  # not PENDING any more: sent, cancelled or taken
-    lead = app.config["SCHEDULE_LEAD_SECONDS"]
-    if not _wait_until(due, lead + 0.5):
-        schedule_delivery(oid, due, lead)  # rescheduled meanwhile: come back later
-        return
-    mail, timeout = app.extensions["mail"], app.config["MAIL_TIMEOUT"]
-    result = delivery.deliver(
-        oid,
-        worker_id(),
-        _settings(app),
-        send=lambda job, before_data, on_accepted: send_email(mail, job, timeout, before_data, on_accepted),
-        on_claimed=lambda job: schedule_lease_check(job["_id"], job["lease_expires_at"]),
-    )
-    log.info("job %s: %s", oid, result.outcome)
-    if result.retry_at is not None:
-        schedule_delivery(oid, result.retry_at, lead)
+            retry_later(deliver_job, oid, exc)
+            return
+        if due is None:
+            log.info("job %s: not pending, nothing to do", oid)  # sent, cancelled, or taken by another task
+            return
+        lead = app.config["SCHEDULE_LEAD_SECONDS"]
+        if not _wait_until(due, lead + 0.5):
+            schedule_delivery(oid, due, lead)  # rescheduled meanwhile: come back later
+            return
+        settings = _settings(app)
+        mail, timeout = app.extensions["mail"], app.config["MAIL_TIMEOUT"]
+        try:
+            result = delivery.deliver(
+                oid,
+                worker_id(),
+                settings,
+                send=lambda job, before_data, on_accepted: send_email(mail, job, timeout, before_data, on_accepted),
+                on_claimed=lambda job: schedule_lease_check(job["_id"], job["lease_expires_at"]),
+            )
+        except ConnectionFailure as exc:
+            # The claim may have been made without us hearing of it, or made and not released:
+            # look at the job once such a lease would be over, and try again meanwhile.
+            schedule_lease_check(oid, utcnow() + timedelta(seconds=settings.lease_seconds))
+            retry_later(deliver_job, oid, exc)
+            return
+        log.info("job %s: %s", oid, result.outcome)
+        if result.retry_at is not None:
+            schedule_delivery(oid, result.retry_at, lead)
 
 
 @huey.task()
@@ -128,7 +129,7 @@ def check_lease(job_id):
                     schedule_delivery(recovered_id, utcnow(), 0)
             expires_at = recovery.lease_expiry(oid)
         except ConnectionFailure as exc:
-            retry_later(check_lease, job_id, _settings(app), exc)
+            retry_later(check_lease, oid, exc)
             return
         if expires_at is not None:
             schedule_lease_check(oid, expires_at)

@@ -85,10 +85,13 @@ def smtp(smtp_server):
 
 @pytest.fixture(scope="session")
 def app(ferretdb, redis_client, smtp_server):
+    import mongoengine
+
     from webapp import create_app
     from webapp.config import load_config
 
-    return create_app(load_config("testing"))
+    yield create_app(load_config("testing"))
+    mongoengine.disconnect()  # close the client, or its finalizer warns at exit
 
 
 @pytest.fixture(autouse=True)

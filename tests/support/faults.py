@@ -112,6 +112,11 @@ class Fleet:
         self.pollers.append(process)
         return process
 
+    def count_in_logs(self, text):
+        """How many lines of the consumers' logs contain `text`."""
+        return sum(line.count(text) for consumer in self.consumers
+                   for line in consumer.log_path.read_text(errors="replace").splitlines())
+
     def stop(self):
         for process in self.pollers:
             if process.poll() is None:
@@ -132,8 +137,9 @@ def wait_until(predicate, timeout, what):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def make_jobs(count, send_at=None, max_attempts=5):
-    """Create `count` jobs due at `send_at` (now if None) through the services and queue them."""
+def make_jobs(count, send_at=None, max_attempts=5, queue=True):
+    """Create `count` jobs due at `send_at` (now if None) through the services, and queue them
+    unless `queue` is false (as when Redis was down: only a sweep will find them)."""
     from bson import ObjectId  # noqa: PLC0415 - the caller sets the environment up first
 
     from tasks.delivery import schedule_delivery  # noqa: PLC0415
@@ -149,7 +155,7 @@ def make_jobs(count, send_at=None, max_attempts=5):
             data["send_at"] = send_at.isoformat()
         job = jobs.create_job(owner, parse(JobInput, data), "scheduler@mailjobs.test", max_attempts)
         created.append(job)
-    for job in created:
+    for job in created if queue else ():
         schedule_delivery(job.id, job.send_at, 1.0)
     return created
 
@@ -202,8 +208,16 @@ def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
     }
 
 
-def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, poll_every=1.0, poll_grace=2.0):
-    """`jobs` jobs due at the same second, `consumers` x `workers` workers, `pollers` extra sweepers."""
+def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, poll_every=0.5, poll_grace=0.0,
+                   stored_only=None):
+    """`jobs` jobs due at the same second, `consumers` x `workers` workers, `pollers` extra sweepers.
+
+    Half the jobs (unless `stored_only` says how many) are queued when
+    created, as the API does; the others only stored, as when Redis was
+    down, so the pollers find them (each pass
+    re-queues every due PENDING job: grace 0) and race each other and the
+    workers for them: `claims_lost` counts the claims that lost a race.
+    """
     from webapp.timeutil import utcnow  # noqa: PLC0415
 
     for i in range(consumers):
@@ -212,8 +226,9 @@ def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, pol
     for _ in range(pollers):
         fleet.poller(every=poll_every, grace=poll_grace)
     started = time.monotonic()
-    send_at = utcnow() + timedelta(seconds=3 + jobs * 0.02)
-    created = make_jobs(jobs, send_at)
+    send_at = utcnow() + timedelta(seconds=2 + jobs * 0.01)  # time to create them all first
+    stored_only = jobs // 2 if stored_only is None else stored_only
+    created = make_jobs(jobs - stored_only, send_at) + make_jobs(stored_only, send_at, queue=False)
     created_in = time.monotonic() - started
     wait_until(lambda: len(mail.count_by_message_id()) >= jobs, 120, f"{jobs} distinct messages")
     wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED")
@@ -226,6 +241,7 @@ def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, pol
         "consumers": consumers,
         "workers_per_consumer": workers,
         "extra_pollers": pollers,
+        "jobs_stored_but_not_queued": stored_only,
         "seconds_to_create_and_queue": round(created_in, 2),
         "messages": sum(counts.values()),
         "distinct_message_ids": len(counts),
@@ -234,5 +250,8 @@ def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, pol
         "attempts_per_job": dict(collections.Counter(doc["attempts"] for doc in docs)),
         "seconds_from_due_to_last_message": round(arrivals[-1] - send_at.timestamp(), 2),
         "seconds_from_due_to_first_message": round(arrivals[0] - send_at.timestamp(), 2),
+        # Tasks for jobs already taken: found so before claiming, or lost the claim itself.
+        "redundant_tasks": fleet.count_in_logs(": not pending, nothing to do"),
+        "claims_lost": fleet.count_in_logs(": skipped"),
         "message_ids_expected": sorted(job.message_id for job in created),
     }

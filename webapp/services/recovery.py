@@ -4,6 +4,12 @@ Huey loses a task that is in flight when its consumer is killed, so the job
 documents, not the queue, decide what still needs sending. Every change here
 is conditional on the lease token seen, so any number of sweepers can run at
 once and each expired lease is recovered exactly once.
+
+A RUNNING job whose lease ran out goes back to PENDING (the attempt counts),
+or to FAILED when its attempts are used up. If its worker had begun sending
+the message data (delivery_stage DATA) the email may have gone out:
+IN_DOUBT_POLICY `resend` (default) sends it again, at-least-once; `hold`
+sets IN_DOUBT for an admin to resend (/retry) or close (/close).
 """
 
 from datetime import timedelta
