@@ -95,6 +95,8 @@ class Config:
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # Redis down must not take logins down with it: count in memory (per process) meanwhile.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         # Login throttling (flask-limiter syntax), applied per client IP and per account.
         self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")
         self.MAIL_SUPPRESS_SEND = False

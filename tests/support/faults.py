@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import redis
+import requests
 
 from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import free_port
@@ -112,6 +113,27 @@ class Fleet:
         self.pollers.append(process)
         return process
 
+    def web(self):
+        """Start the web app (`flask run`) with this fleet's environment; its base URL."""
+        port = free_port()
+        with open(self.log_dir / "web.log", "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.pollers.append(process)  # stopped with them
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{url}/api/health"), 20, "the web app to answer")
+        return url
+
+    def sweep(self, grace):
+        """Run `flask sweep --grace GRACE` once, as an operator would; its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--grace", str(grace)],
+            cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
+        )
+        return done.stdout
+
     def count_in_logs(self, text):
         """How many lines of the consumers' logs contain `text`."""
         return sum(line.count(text) for consumer in self.consumers
@@ -125,6 +147,13 @@ class Fleet:
         for consumer in self.consumers:
             if consumer.process and consumer.process.poll() is None:
                 consumer.kill()
+
+
+def _answers(url):
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_until(predicate, timeout, what):
