@@ -21,6 +21,7 @@ screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots fr
 
 bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
 	$(PY) -m bench.delivery_latency
+	$(PY) -m bench.faults
 
 venv: $(VENV)/.installed
 

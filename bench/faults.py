@@ -109,6 +109,14 @@ def main():
         broker.stop()
         ferret.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    # Ratios against baselines from this same run: recovery against the lease it must wait
+    # out, and the burst with racing pollers against the same burst without them.
+    kill = results["kill_9"]
+    kill["ratio_recovery_to_lease"] = [round(s / LEASE_SECONDS, 2) for s in kill["seconds_from_kill_to_all_delivered"]]
+    quiet = results["burst_without_pollers"]["seconds_from_due_to_last_message"]
+    if quiet:
+        results["ratio_burst_with_pollers_to_without"] = round(
+            results["burst_with_2_pollers"]["seconds_from_due_to_last_message"] / quiet, 2)
     print(json.dumps({
         "benchmark": "faults",
         "stack": "FerretDB v1.24.2 (SQLite, scripts/ferretdb-patches), Redis, huey_consumer -k thread -g TERM, local SMTP",

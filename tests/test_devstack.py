@@ -106,8 +106,8 @@ def test_worker_stops_gracefully_with_sigint():
     assert shlex.join(worker.command).startswith(
         "/project/.venv/bin/huey_consumer tasks.huey --workers 2 --worker-type thread"
     )
-    assert worker.command[-2:] == ["--graceful-signal", "INT"]
-    assert (worker.stopsignal, worker.stopwaitsecs) == ("INT", 30)
+    assert worker.command[-2:] == ["--graceful-signal", "TERM"]
+    assert (worker.stopsignal, worker.stopwaitsecs) == ("TERM", 30)
 
 
 def test_children_get_unbuffered_output_and_the_venv_first_on_path():
@@ -147,7 +147,7 @@ def test_supervisord_config_runs_every_program_into_one_stream():
         assert section["stdout_logfile"] == "/dev/fd/1"
         assert section["stdout_logfile_maxbytes"] == "0"
         assert section["redirect_stderr"] == "true"
-    assert conf["program:worker"]["stopsignal"] == "INT"
+    assert conf["program:worker"]["stopsignal"] == "TERM"
 
 
 def test_percent_signs_are_escaped_for_supervisord():

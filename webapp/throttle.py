@@ -4,7 +4,7 @@ Sign-in has two buckets, both `LOGIN_RATE_LIMIT`: one per client IP (one machine
 many accounts) and one per account (many machines trying one account). Both
 are shared between the page and the API, so switching surface buys an
 attacker nothing. Sign-up (an Argon2 hash per try) is limited per IP with the
-same value. Storage is Redis when `REDIS_URL` is set (see config).
+same value, one bucket for the page and the API. Storage is Redis when `REDIS_URL` is set (see config).
 """
 
 from flask import current_app
@@ -44,6 +44,6 @@ def login_throttled(view):
 
 
 def signup_throttled(view):
-    """Throttle account creation from the pages per IP (each try costs a password hash)."""
+    """Throttle account creation per IP, page and API alike (each try costs a password hash)."""
     return limiter.shared_limit(_limit, scope="signup-ip", key_func=ip_key, methods=["POST"],
                                 error_message="Too many sign-ups from here. Wait a minute and try again.")(view)

@@ -18,9 +18,11 @@ from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
 from webapp.throttle import login_throttled
+from webapp.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
+@signup_throttled
 def register():
     """Create an account with role `user`."""
     data = parse(Credentials, json_body())

@@ -164,11 +164,12 @@ def _worker(bin_dir: Path, workers: int) -> Program:
             # SqliteHuey is polled: cap the idle back-off so a new job starts within 0.25 s.
             "--max-delay",
             "0.25",
+            # SIGTERM is the graceful one (sends in flight finish); SIGINT then means "now",
+            # and a job cut short comes back when its lease runs out. See docs/delivery.md.
             "--graceful-signal",
-            "INT",
+            "TERM",
         ],
-        # SIGINT lets tasks in flight finish (huey's graceful signal) before we give up.
-        stopsignal="INT",
+        stopsignal="TERM",
         stopwaitsecs=30,
     )
 
