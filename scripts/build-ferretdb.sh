@@ -28,8 +28,9 @@ cp -r "$src" "$work/src"
 chmod -R u+w "$work/src"
 echo "$version" > "$work/src/build/version/version.txt"
 echo "mailjobs-patched" > "$work/src/build/version/package.txt"
+# git apply, not patch(1): git is on every machine this builds on, patch may not be.
 for p in "$here"/ferretdb-patches/*.patch; do
-    patch --quiet -p1 -d "$work/src" < "$p"
+    (cd "$work/src" && git apply -p1 "$p")
 done
 echo "building FerretDB $version (about a minute, once)..." >&2
 (cd "$work/src" && go build -trimpath -o "$out" ./cmd/ferretdb)
