@@ -45,6 +45,14 @@ def schedule_delivery(job_id, due_at, lead_seconds=1.0):
     return True
 
 
+def requeue_recovered(recovered):
+    """Queue at once the jobs lease recovery put back to PENDING; log every recovery."""
+    for job_id, status in recovered:
+        log.warning("job %s: worker lease expired, now %s", job_id, status)
+        if status == "PENDING":
+            schedule_delivery(job_id, utcnow(), 0)
+
+
 def schedule_lease_check(job_id, expires_at):
     """Look at the job again just after its lease would run out (fast recovery)."""
     try:
@@ -123,10 +131,7 @@ def check_lease(job_id):
     with app.app_context():
         oid = ObjectId(job_id)
         try:
-            for recovered_id, status in recovery.recover_expired_leases(_settings(app), job_id=oid):
-                log.warning("job %s: worker lease expired, now %s", recovered_id, status)
-                if status == "PENDING":
-                    schedule_delivery(recovered_id, utcnow(), 0)
+            requeue_recovered(recovery.recover_expired_leases(_settings(app), job_id=oid))
             expires_at = recovery.lease_expiry(oid)
         except ConnectionFailure as exc:
             retry_later(check_lease, oid, exc)

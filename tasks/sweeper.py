@@ -11,6 +11,7 @@ import logging
 
 from huey import crontab
 
+from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.worker_app import worker_app
@@ -18,7 +19,6 @@ from tasks.worker_app import worker_id
 from webapp.services import accounts
 from webapp.services import recovery
 from webapp.services.delivery import DeliverySettings
-from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,7 @@ def sweep_once(app, grace_seconds=5.0):
     """
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
-    for job_id, status in recovered:
-        log.warning("job %s: worker lease expired, now %s", job_id, status)
-        if status == "PENDING":
-            schedule_delivery(job_id, utcnow(), 0)
+    requeue_recovered(recovered)
     due = recovery.due_unqueued_jobs(grace_seconds)
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0)

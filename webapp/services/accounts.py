@@ -100,10 +100,10 @@ def set_role(user_id, role):
         raise NotFound("No such user.")
     if user.role == role:
         return user
-    if role == Role.USER and User.objects(role=Role.ADMIN).count() <= 1:
+    if role == Role.USER and count_admins() <= 1:
         raise Conflict("The last admin cannot be demoted; promote someone else first.")
     User.objects(id=user.id).update_one(set__role=role)
-    if role == Role.USER and User.objects(role=Role.ADMIN).count() == 0:
+    if role == Role.USER and count_admins() == 0:
         User.objects(id=user.id).update_one(set__role=Role.ADMIN)
         raise Conflict("The last admin cannot be demoted; promote someone else first.")
     user.reload()
