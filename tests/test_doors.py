@@ -91,6 +91,11 @@ def test_compose_refuses_to_start_until_both_secrets_are_given(tmp_path):
     assert half.returncode != 0
     assert "required variable JWT_SECRET_KEY is missing a value" in half.stderr
 
+    # `cp .env.example .env` is not enough: it leaves the secrets unset.
+    copied = compose_config(tmp_path, (PROJECT_ROOT / ".env.example").read_text())
+    assert copied.returncode != 0
+    assert "required variable SECRET_KEY is missing a value" in copied.stderr
+
 
 def test_compose_runs_the_production_config_with_the_given_secrets(tmp_path):
     given = compose_config(tmp_path, f"SECRET_KEY={PROD_SECRET_KEY}\nJWT_SECRET_KEY={PROD_JWT_SECRET_KEY}\n")
@@ -325,3 +330,30 @@ def test_successful_sign_ins_do_not_fill_the_account_bucket(throttled):
     # ...so a mistyped password is a plain 401, twice, not a lock.
     typo = browser(4)
     assert [typo.login(owner, "wrong-password").status_code for _ in range(2)] == [401, 401]
+
+
+def test_the_production_shape_signs_in_over_plain_http_on_localhost(app, production_server):
+    """Compose serves http://127.0.0.1:$PORT with Secure session cookies: browsers keep those on localhost."""
+    from playwright.sync_api import sync_playwright
+
+    from webapp.services import accounts
+
+    email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+    accounts.register(email, PASSWORD)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        try:
+            page = browser.new_page(base_url=production_server.url)
+            page.goto("/login")
+            page.get_by_label("Email").fill(email)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url("**/jobs")
+            cookie = next(c for c in page.context.cookies() if c["name"] == "session")
+            assert cookie["secure"] and cookie["httpOnly"]
+            page.reload()
+            assert email in page.content()
+        finally:
+            browser.close()
