@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC
@@ -338,27 +339,14 @@ def test_successful_sign_ins_do_not_fill_the_account_bucket(throttled):
 
 
 def test_the_production_shape_signs_in_over_plain_http_on_localhost(app, production_server):
-    """Compose serves http://127.0.0.1:$PORT with Secure session cookies: browsers keep those on localhost."""
-    from playwright.sync_api import sync_playwright
-
+    """Compose serves http://127.0.0.1:$PORT with Secure session cookies: Chromium keeps those on localhost."""
     from webapp.services import accounts
 
     email = f"user-{uuid.uuid4().hex[:10]}@example.com"
     accounts.register(email, PASSWORD)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        try:
-            page = browser.new_page(base_url=production_server.url)
-            page.goto("/login")
-            page.get_by_label("Email").fill(email)
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/jobs")
-            cookie = next(c for c in page.context.cookies() if c["name"] == "session")
-            assert cookie["secure"] and cookie["httpOnly"]
-            page.reload()
-            assert email in page.content()
-        finally:
-            browser.close()
+    done = subprocess.run([sys.executable, "-m", "tests.support.chromium_sign_in", production_server.url, email,
+                           PASSWORD], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["url"].endswith("/jobs") and result["signed_in"]
+    assert result["session_cookie"] == {"secure": True, "httpOnly": True}
