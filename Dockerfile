@@ -18,6 +18,5 @@ RUN useradd --create-home --uid 10001 app
 USER app
 
 EXPOSE 5000
-# Shell form so PORT and WEB_CONCURRENCY apply at run time; exec so gunicorn gets the signals.
-CMD exec gunicorn wsgi:app --bind "0.0.0.0:${PORT:-5000}" --workers "${WEB_CONCURRENCY:-2}" \
-    --no-control-socket --access-logfile -
+# gunicorn.conf.py reads PORT, WEB_CONCURRENCY and friends at run time (the dev stack uses it too).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]

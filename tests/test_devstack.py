@@ -91,12 +91,13 @@ def test_relative_huey_sqlite_path_is_made_absolute():
     assert plan_for(HUEY_SQLITE_PATH="tmp/q.db").child_env["HUEY_SQLITE_PATH"] == "/project/tmp/q.db"
 
 
-def test_web_binds_port_with_web_concurrency_and_no_control_socket():
+def test_web_uses_the_shared_gunicorn_config_and_binds_port_with_web_concurrency():
     plan = plan_for(PORT="8080", WEB_CONCURRENCY="3")
     command = shlex.join(programs(plan)["web"].command)
 
-    assert command.startswith("/project/.venv/bin/gunicorn wsgi:app --bind 127.0.0.1:8080 --workers 3")
-    assert "--no-control-socket" in command
+    # gunicorn.conf.py (gevent workers, header timeout, no control socket) is compose's too.
+    assert command == ("/project/.venv/bin/gunicorn --config /project/gunicorn.conf.py wsgi:app "
+                       "--bind 127.0.0.1:8080 --workers 3")
     assert plan.url == "http://127.0.0.1:8080"
 
 

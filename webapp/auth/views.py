@@ -6,11 +6,11 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_login import current_user
-from flask_login import login_user
-from flask_login import logout_user
 
 from webapp.auth.blueprint import bp
 from webapp.auth.blueprint import safe_next
+from webapp.auth.session import sign_in
+from webapp.auth.session import sign_out
 from webapp.errors import Conflict
 from webapp.errors import ValidationFailed
 from webapp.localtime import DEFAULT_ZONE
@@ -48,7 +48,7 @@ def signup():
         user = accounts.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
     except (ValidationFailed, Conflict) as exc:
         return render_template("auth/signup.html", values=values, errors=exc.fields), exc.status
-    login_user(user)
+    sign_in(user)
     flash("Welcome! Your account is ready.", "success")
     return redirect(url_for("pages.jobs_page"))
 
@@ -74,13 +74,16 @@ def login():
     zone = _browser_zone()
     if zone and zone != user.timezone:
         accounts.set_timezone(user, zone)
-    login_user(user)
+    sign_in(user)
     return redirect(safe_next(next_url))
 
 
 @bp.post("/logout")
 def logout():
-    """Sign out (a POST with the CSRF token, so another site cannot sign you out)."""
-    logout_user()
+    """Sign out everywhere (a POST with the CSRF token, so another site cannot sign you out).
+
+    The server forgets every session cookie of this account, not just this browser's.
+    """
+    sign_out(current_user)
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"))

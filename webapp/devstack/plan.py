@@ -83,7 +83,7 @@ def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
         summary.append(f"Mail:    embedded sink on 127.0.0.1:{port}, messages in {mail_dir}")
 
     web_port = _port(env, "PORT", 5000)
-    programs.append(_web(bin_dir, web_port, _count(env, "WEB_CONCURRENCY", 2)))
+    programs.append(_web(root, bin_dir, web_port, _count(env, "WEB_CONCURRENCY", 2)))
     programs.append(_worker(bin_dir, _count(env, "HUEY_WORKERS", 4)))
     return Plan(
         programs=programs,
@@ -131,20 +131,20 @@ def _mail_sink(bin_dir: Path, mail_dir: Path, port: int) -> Program:
     )
 
 
-def _web(bin_dir: Path, port: int, workers: int) -> Program:
+def _web(root: Path, bin_dir: Path, port: int, workers: int) -> Program:
+    # gunicorn.conf.py is the one config compose uses too (gevent workers, keep-alive and
+    # header timeout, no control socket); only the address differs here.
     return Program(
         name="web",
         command=[
             str(bin_dir / "gunicorn"),
+            "--config",
+            str(root / "gunicorn.conf.py"),
             "wsgi:app",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            # gunicorn 27 otherwise puts every instance's socket at ~/.gunicorn/gunicorn.ctl.
-            "--no-control-socket",
-            "--access-logfile",
-            "-",
         ],
     )
 

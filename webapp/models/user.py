@@ -3,6 +3,7 @@
 from flask_login import UserMixin
 from mongoengine import DateTimeField
 from mongoengine import Document
+from mongoengine import IntField
 from mongoengine import StringField
 
 from webapp.timeutil import utcnow
@@ -24,9 +25,20 @@ class User(UserMixin, Document):
     role = StringField(required=True, choices=Role.ALL, default=Role.USER)
     timezone = StringField(default="UTC", max_length=64)
     created_at = DateTimeField(required=True, default=utcnow)
+    # Part of every browser session's id (see get_id): signing out adds one, which ends
+    # every session cookie issued before, even a copy someone kept.
+    session_generation = IntField(required=True, default=0, min_value=0)
 
     meta = {"collection": "users", "indexes": ["role"]}
 
     @property
     def is_admin(self):
         return self.role == Role.ADMIN
+
+    def get_id(self):
+        """The id flask-login keeps in the session cookie: "<user id>:<session generation>".
+
+        The user loader gives the session back only while the account's generation still
+        matches (webapp/auth/session.py), at no cost beyond the read it does anyway.
+        """
+        return f"{self.id}:{self.session_generation or 0}"

@@ -53,6 +53,30 @@ def get_user(user_id):
         return None
 
 
+def get_user_for_session(session_id):
+    """The user a browser session ("<user id>:<generation>") belongs to, or None.
+
+    None when the account is gone or has signed out since the session began (its
+    generation moved on), so a session cookie kept after sign-out opens nothing.
+    """
+    user_id, _, generation = (session_id or "").partition(":")
+    if not generation.isdigit():
+        return None  # a malformed id, or one from before generations: sign in again
+    user = get_user(user_id)
+    if user is None or (user.session_generation or 0) != int(generation):
+        return None
+    return user
+
+
+def end_browser_sessions(user):
+    """Invalidate every browser session of `user` (sign-out): their ids no longer match.
+
+    One atomic increment in the user document; API tokens are not affected (they are
+    revoked one by one, see revoke_token).
+    """
+    User.objects(id=user.id).update_one(inc__session_generation=1)
+
+
 def find_user_by_email(email):
     """Load a user by email, or None."""
     return User.objects(email=normalize_email(email)).first()
