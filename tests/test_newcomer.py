@@ -98,6 +98,42 @@ def test_preflight_finds_redis_and_chromium_under_their_other_names_and_skips_a_
     assert (found.returncode, found.stderr) == (0, "")
 
 
+# --- the servers the suite uses are the ones it started ---------------------------------------
+
+def test_the_queue_lives_on_the_redis_server_this_suite_started(redis_server, redis_client):
+    if redis_server is None:
+        pytest.skip("TEST_REDIS_URL: the suite runs on a Redis of your own")
+    from tasks.queue import huey
+
+    assert os.environ["REDIS_URL"] == redis_server.url
+    assert redis_client.info("server")["process_id"] == redis_server.process.pid
+    assert huey.storage.conn.info("server")["process_id"] == redis_server.process.pid
+
+
+def test_the_ferretdb_a_test_may_kill_is_the_database_the_app_uses(ferretdb, app):
+    from webapp.models import User
+
+    User.objects.first()  # connect
+    assert User._get_collection().database.client.address == ("127.0.0.1", ferretdb.port)
+
+
+def test_with_test_mongodb_uri_the_suite_starts_no_ferretdb_and_kill_tests_skip(database, tmp_path):
+    if database is None:
+        pytest.skip("already running against TEST_MONGODB_URI")
+    env = dict(os.environ, TEST_MONGODB_URI=f"{database.uri}mailjobs_inner",
+               FERRETDB_BIN=str(tmp_path / "there-is-no-ferretdb-here"))  # starting one would fail
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_newcomer.py",
+         "-k", "ferretdb_a_test_may_kill or creates_once_then_leaves"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    output = done.stdout + done.stderr
+
+    assert done.returncode == 0, output[-3000:]
+    assert "1 passed, 1 skipped" in output
+    assert "TEST_MONGODB_URI: the database is not one this suite started" in output
+
+
 # --- the flask CLI on a non-default FerretDB port --------------------------------------------
 
 @pytest.fixture(scope="module")
