@@ -14,6 +14,7 @@ import pytest
 from scripts.preflight import CHROMIUM_NAMES
 from scripts.preflight import REDIS_NAMES
 from tests.support.ferretdb import FerretDBServer
+from tests.support.ferretdb import free_port
 from tests.support.live_server import LiveServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -245,12 +246,12 @@ def live_url(app):
     server.stop()
 
 
-def run_bootstrap(url, **env):
+def run_bootstrap(url, *args, **env):
     """`make run`'s bootstrap program, as supervisord starts it, against the suite's database."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ADMIN_")}
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "webapp.devstack.bootstrap", "--url", url, "--mail-dir", "var/mail"],
+        [sys.executable, "-m", "webapp.devstack.bootstrap", "--url", url, "--mail-dir", "var/mail", *args],
         cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=120,
     )
 
@@ -282,3 +283,16 @@ def test_without_admin_email_the_bootstrap_says_how_to_become_admin(live_url):
     assert f"sign up at {live_url}/signup, then run:" in done.stdout
     assert "set ADMIN_EMAIL and ADMIN_PASSWORD in .env and restart" in done.stdout
     assert ".venv/bin/flask --app wsgi create-admin YOUR-EMAIL" in done.stdout
+
+
+def test_the_bootstrap_announces_nothing_while_the_site_does_not_answer(app):
+    from webapp.services import accounts
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run_bootstrap(url, "--timeout", "1", ADMIN_EMAIL="early@example.com", ADMIN_PASSWORD=PASSWORD)
+
+    assert done.returncode == 1
+    assert f"{url}/api/health did not answer 200 within 1 s" in done.stdout
+    assert "mailjobs is up" not in done.stdout
+    with app.app_context():
+        assert accounts.find_user_by_email("early@example.com") is None

@@ -78,10 +78,12 @@ def main(argv=None):
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--mail-dir", help="the local mail sink's directory")
     where.add_argument("--mail-server", help="host:port of the external SMTP server")
+    parser.add_argument("--timeout", type=float, default=HEALTH_TIMEOUT_SECONDS,
+                        help="seconds to wait for the web app (default %(default)s)")
     args = parser.parse_args(argv)
 
-    if not wait_for_health(args.url):
-        print(f"bootstrap: {args.url}/api/health did not answer 200 within {HEALTH_TIMEOUT_SECONDS:.0f} s; "
+    if not wait_for_health(args.url, args.timeout):
+        print(f"bootstrap: {args.url}/api/health did not answer 200 within {args.timeout:.0f} s; "
               "see the log above (a port taken? then see README, Troubleshooting)", flush=True)
         sys.exit(1)
     if args.mail_dir:
