@@ -8,13 +8,20 @@ FERRETDB  := var/bin/ferretdb
 PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'import sys' 2>/dev/null && echo python3.13 \
                || (v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -n1); [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.13"))
 
-.PHONY: run test venv ferretdb bench screenshots clean
+# The preflight runs before anything is installed: the venv's python once there is one.
+PREFLIGHT = $(or $(wildcard $(PY)),$(PYTHON313),python3) scripts/preflight.py
 
-run: $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
+.PHONY: run test venv ferretdb chromium bench screenshots clean preflight-run preflight-test
+
+run: preflight-run $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
 	$(PY) -m webapp.devstack
 
-test: $(VENV)/.installed-test $(FERRETDB)  ## run the whole test suite against real servers
+test: preflight-test $(VENV)/.installed-test $(FERRETDB)  ## run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# In the first second: say what the machine lacks and how to install it, then stop.
+preflight-run preflight-test: preflight-%:
+	@$(PREFLIGHT) $* --python "$(PYTHON313)"
 
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
@@ -37,6 +44,9 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	touch $@
 
 ferretdb: $(FERRETDB)
+
+chromium: $(VENV)/.installed-test  ## Playwright's own Chromium, for machines without a usable one
+	$(PY) -m playwright install chromium
 
 $(FERRETDB): scripts/build-ferretdb.sh $(wildcard scripts/ferretdb-patches/*.patch)
 	scripts/build-ferretdb.sh $@

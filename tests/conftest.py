@@ -2,6 +2,11 @@
 
 The environment is fixed here, at import, before any test imports `webapp`
 or `tasks`: the Huey instance is built from it when `tasks` is first loaded.
+
+The suite starts every server it uses, on free ports, and touches no other: the
+MONGODB_URI and REDIS_URL of your shell (meant for `make run`) are ignored. To run it
+against servers of your own, say so with TEST_MONGODB_URI and TEST_REDIS_URL; the
+suite then starts none, and tests that kill or restart the database skip.
 """
 
 import os
@@ -13,9 +18,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from scripts.preflight import message as preflight_message
+from scripts.preflight import redis_server_executable
 from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.smtp import SmtpTestServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +31,14 @@ RUN_ID = uuid.uuid4().hex[:8]
 TMP = Path(tempfile.mkdtemp(prefix=f"mailjobs-tests-{RUN_ID}-"))
 FERRETDB_PORT = free_port()
 SMTP_PORT = free_port()
+REDIS_PORT = free_port()
+EXTERNAL_MONGODB_URI = os.environ.get("TEST_MONGODB_URI")
+EXTERNAL_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 
 TEST_ENV = {
     "APP_ENV": "testing",
-    "MONGODB_URI": os.environ.get("MONGODB_URI") or f"mongodb://127.0.0.1:{FERRETDB_PORT}/mailjobs_test",
-    "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15",
+    "MONGODB_URI": EXTERNAL_MONGODB_URI or f"mongodb://127.0.0.1:{FERRETDB_PORT}/mailjobs_test",
+    "REDIS_URL": EXTERNAL_REDIS_URL or f"redis://127.0.0.1:{REDIS_PORT}/0",
     "HUEY_NAME": f"mailjobs-test-{RUN_ID}",
     "MAIL_SERVER": "127.0.0.1",
     "MAIL_PORT": str(SMTP_PORT),
@@ -47,8 +58,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
-def ferretdb():
-    """The real MongoDB-wire server (skipped when MONGODB_URI points elsewhere)."""
+def database():
+    """The suite's MongoDB: a FerretDB started here, or None (none started) with TEST_MONGODB_URI."""
+    if EXTERNAL_MONGODB_URI:
+        yield None
+        return
     binary = os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var" / "bin" / "ferretdb")
     server = FerretDBServer(binary, str(TMP / "ferretdb"), port=FERRETDB_PORT)
     server.start()
@@ -57,7 +71,28 @@ def ferretdb():
 
 
 @pytest.fixture(scope="session")
-def redis_client():
+def ferretdb(database):
+    """The FerretDB the suite started, for tests that kill or restart it."""
+    if database is None:
+        pytest.skip("TEST_MONGODB_URI: the database is not one this suite started, so it is not killed or restarted")
+    return database
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The suite's own redis-server, or None (none started) with TEST_REDIS_URL."""
+    if EXTERNAL_REDIS_URL:
+        yield None
+        return
+    if redis_server_executable() is None:  # stop once with the install commands, not test by test
+        pytest.exit(preflight_message("test", ["redis"]), returncode=1)
+    server = RedisServer(TMP / "redis" / "redis.log", port=REDIS_PORT).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_server):
     """The real Redis the queue lives on; this run's Huey keys are removed at the end."""
     client = redis.Redis.from_url(TEST_ENV["REDIS_URL"])
     client.ping()
@@ -84,7 +119,7 @@ def smtp(smtp_server):
 
 
 @pytest.fixture(scope="session")
-def app(ferretdb, redis_client, smtp_server):
+def app(database, redis_client, smtp_server):
     import mongoengine
 
     from webapp import create_app

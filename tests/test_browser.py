@@ -1,4 +1,4 @@
-"""The web UI in a real browser (Debian's Chromium via Playwright), against a real server and workers.
+"""The web UI in a real browser (Chromium via Playwright), against a real server and workers.
 
 Each test is one person's story. Screenshots of the main pages are taken on every
 run into test-results/screenshots/ (git-ignored); `make screenshots` writes them to
@@ -16,11 +16,13 @@ import pytest
 from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
 
+from scripts.preflight import chromium_executable
+from scripts.preflight import message as preflight_message
+from scripts.preflight import playwright_chromium_installed
 from tests.support.live_server import LiveServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = PROJECT_ROOT / os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic", "--no-first-run"]
 ZONE = "Europe/Paris"
@@ -37,8 +39,12 @@ def live_server(app):
 
 @pytest.fixture(scope="session")
 def browser():
+    """A Chromium on PATH (its usual names), else Playwright's own when one is installed."""
+    executable = chromium_executable()
+    if executable is None and not playwright_chromium_installed():
+        pytest.exit(preflight_message("test", ["chromium"]), returncode=1)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 

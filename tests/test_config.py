@@ -65,3 +65,42 @@ def test_unknown_in_doubt_policy_is_refused(env):
 def test_unknown_app_env_is_refused():
     with pytest.raises(ValueError, match="APP_ENV"):
         load_config("staging")
+
+
+def test_mongodb_uri_follows_ferretdb_port_from_the_environment_or_dotenv(tmp_path):
+    from webapp.config import mongodb_uri
+
+    dotenv = tmp_path / ".env"
+    assert mongodb_uri({}, dotenv) == "mongodb://127.0.0.1:27017/mailjobs"
+    assert mongodb_uri({"FERRETDB_PORT": "27555"}, dotenv) == "mongodb://127.0.0.1:27555/mailjobs"
+    dotenv.write_text("FERRETDB_PORT=27666\n")
+    assert mongodb_uri({}, dotenv) == "mongodb://127.0.0.1:27666/mailjobs"
+    # The real environment wins over .env, as it does for `make run`.
+    assert mongodb_uri({"FERRETDB_PORT": "27555"}, dotenv) == "mongodb://127.0.0.1:27555/mailjobs"
+
+
+def test_an_explicit_mongodb_uri_wins_and_an_empty_one_counts_as_unset(tmp_path):
+    from webapp.config import mongodb_uri
+
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("MONGODB_URI=mongodb://db.from-dotenv/x\nFERRETDB_PORT=27666\n")
+    assert mongodb_uri({}, dotenv) == "mongodb://db.from-dotenv/x"
+    assert mongodb_uri({"MONGODB_URI": "mongodb://db.real/y"}, dotenv) == "mongodb://db.real/y"
+    assert mongodb_uri({"MONGODB_URI": ""}, dotenv) == "mongodb://127.0.0.1:27666/mailjobs"
+
+
+@pytest.mark.parametrize("raw", ["abc", "0", "70000"])
+def test_a_bad_ferretdb_port_is_a_clear_error(tmp_path, raw):
+    from webapp.config import mongodb_uri
+
+    with pytest.raises(ValueError, match="FERRETDB_PORT"):
+        mongodb_uri({"FERRETDB_PORT": raw}, tmp_path / ".env")
+
+
+def test_the_dev_stack_and_the_app_agree_on_the_database(env, tmp_path):
+    from webapp.config import mongodb_uri
+    from webapp.devstack.plan import make_plan
+
+    for environ in ({}, {"FERRETDB_PORT": "27555"}):
+        plan = make_plan({"PATH": "/usr/bin", **environ}, tmp_path, tmp_path / "bin")
+        assert plan.child_env["MONGODB_URI"] == mongodb_uri(environ, tmp_path / ".env")

@@ -2,10 +2,14 @@
 
 import configparser
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
 
+from tests.support.ferretdb import free_port
+from webapp.devstack.__main__ import taken_ports
+from webapp.devstack.__main__ import taken_ports_message
 from webapp.devstack.environment import read_environment
 from webapp.devstack.plan import make_plan
 from webapp.devstack.supervisor_conf import render
@@ -25,7 +29,7 @@ def programs(plan):
 def test_bare_environment_embeds_ferretdb_sqlite_queue_and_mail_sink():
     plan = plan_for()
 
-    assert list(programs(plan)) == ["ferretdb", "mailsink", "web", "worker"]
+    assert list(programs(plan)) == ["ferretdb", "mailsink", "web", "worker", "bootstrap"]
     assert plan.child_env["MONGODB_URI"] == "mongodb://127.0.0.1:27017/mailjobs"
     assert plan.child_env["HUEY_SQLITE_PATH"] == "/project/var/huey.db"
     assert plan.child_env["MAIL_SERVER"] == "127.0.0.1"
@@ -149,9 +153,48 @@ def test_supervisord_config_runs_every_program_into_one_stream():
         assert section["stdout_logfile_maxbytes"] == "0"
         assert section["redirect_stderr"] == "true"
     assert conf["program:worker"]["stopsignal"] == "TERM"
+    # The bootstrap runs once: an exit is the end of it, not a crash to restart.
+    assert (conf["program:bootstrap"]["autorestart"], conf["program:bootstrap"]["startsecs"]) == ("false", "0")
 
 
 def test_percent_signs_are_escaped_for_supervisord():
     text = render(make_plan({}, Path("/100%/app"), Path("/100%/app/.venv/bin")), Path("/100%/app"))
 
     assert "directory=/100%%/app\n" in text
+
+
+def test_bootstrap_runs_last_and_is_told_the_url_and_where_mail_lands():
+    by_name = programs(plan_for(PORT="5050"))
+    bootstrap = by_name["bootstrap"]
+
+    assert bootstrap.priority > max(p.priority for name, p in by_name.items() if name != "bootstrap")
+    assert shlex.join(bootstrap.command) == (
+        "/project/.venv/bin/python -m webapp.devstack.bootstrap --url http://127.0.0.1:5050 --mail-dir var/mail"
+    )
+    external = programs(plan_for(MAIL_SERVER="smtp.example.com", MAIL_PORT="587"))["bootstrap"]
+    assert external.command[-2:] == ["--mail-server", "smtp.example.com:587"]
+
+
+def test_the_ports_the_stack_will_take_are_named_by_their_variable():
+    assert plan_for(FERRETDB_PORT="27555", PORT="5050", MAIL_PORT="2525").ports == {
+        "FERRETDB_PORT": 27555, "MAIL_PORT": 2525, "PORT": 5050}
+    # External services take no local port.
+    assert plan_for(MONGODB_URI="mongodb://db/x", MAIL_SERVER="smtp.example.com").ports == {"PORT": 5000}
+
+
+def test_a_port_another_program_listens_on_is_named_with_a_free_one_to_use():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        busy = listener.getsockname()[1]
+        ports = plan_for(FERRETDB_PORT=str(busy), PORT=str(free_port()), MAIL_PORT=str(free_port())).ports
+
+        taken = taken_ports(ports)
+        text = taken_ports_message(taken)
+
+    assert taken == [("FERRETDB_PORT", busy)]
+    assert f"FERRETDB_PORT={busy}" in text
+    suggested = int(text.split("FERRETDB_PORT=")[2].split()[0])
+    assert suggested > busy
+    with socket.socket() as probe:  # the suggestion really is free
+        probe.bind(("127.0.0.1", suggested))

@@ -8,12 +8,16 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Dev defaults are public (they are in .env.example); production must override them.
 # tasks/queue.py keeps its own copy of DEV_SECRET_KEY: it must not import Flask.
 DEV_SECRET_KEY = "dev-secret-key-change-me-in-production"
 DEV_JWT_SECRET_KEY = "dev-jwt-secret-change-me-in-production"
+# Where `make run` starts its embedded FerretDB when MONGODB_URI is unset.
+DEFAULT_FERRETDB_PORT = 27017
 
 
 def env_bool(name, default=False):
@@ -57,6 +61,40 @@ def env_str(name, default=None):
     return raw if raw not in (None, "") else default
 
 
+def embedded_mongodb_uri(port=DEFAULT_FERRETDB_PORT):
+    """The URI of `make run`'s embedded FerretDB listening on 127.0.0.1:`port`."""
+    return f"mongodb://127.0.0.1:{port}/mailjobs"
+
+
+def mongodb_uri(environ=None, dotenv_path=None):
+    """The database every entry point uses: MONGODB_URI, else the embedded FerretDB's URI.
+
+    Each variable comes from the environment, else from the project's `.env` (the real
+    environment wins, as with `make run`), so the web app, the consumer, the `flask` CLI and
+    the dev stack agree on one database however they were started: FERRETDB_PORT=27555 in
+    `.env` or in the shell moves all of them, not only the server `make run` starts.
+    """
+    environ = os.environ if environ is None else environ
+    dotenv_path = PROJECT_ROOT / ".env" if dotenv_path is None else Path(dotenv_path)
+    from_file = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
+
+    def setting(name):
+        value = environ[name] if name in environ else from_file.get(name)
+        return value or None  # empty counts as unset
+
+    uri = setting("MONGODB_URI")
+    if uri:
+        return uri
+    raw_port = setting("FERRETDB_PORT") or str(DEFAULT_FERRETDB_PORT)
+    try:
+        port = int(raw_port)
+    except ValueError:
+        raise ValueError(f"FERRETDB_PORT={raw_port!r} is not an integer") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"FERRETDB_PORT={port} is not a TCP port")
+    return embedded_mongodb_uri(port)
+
+
 class Config:
     """Settings shared by every environment."""
 
@@ -70,7 +108,7 @@ class Config:
         self.JWT_TOKEN_LOCATION = ["headers"]
         self.JWT_ERROR_MESSAGE_KEY = "message"
 
-        self.MONGODB_URI = env_str("MONGODB_URI", "mongodb://127.0.0.1:27017/mailjobs")
+        self.MONGODB_URI = mongodb_uri()
         self.REDIS_URL = env_str("REDIS_URL")
 
         mail_server = env_str("MAIL_SERVER")

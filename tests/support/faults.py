@@ -13,11 +13,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import redis
 import requests
 
 from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import free_port
+from tests.support.redis_server import RedisServer  # noqa: F401 - tests and bench/ import it from here
 from tests.support.smtp import SmtpTestServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -51,39 +51,6 @@ class FaultySmtp(SmtpTestServer):
     def duplicates(self):
         """How many accepted messages were extra copies of a Message-ID already accepted."""
         return sum(count - 1 for count in self.count_by_message_id().values())
-
-
-class RedisServer:
-    """A throwaway redis-server with no persistence: stopping it loses the queue, as a crash would."""
-
-    def __init__(self, log_path, port=None):
-        self.port = port or free_port()
-        self.log_path = Path(log_path)
-        self.process = None
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_until(self._answers, 10, f"redis-server on port {self.port} to answer")
-        return self
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def _answers(self):
-        try:
-            return redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
-        except redis.RedisError:
-            return False
 
 
 class Fleet:

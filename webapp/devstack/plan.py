@@ -10,9 +10,14 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
+from webapp.config import DEFAULT_FERRETDB_PORT
+from webapp.config import embedded_mongodb_uri
+
 # Embedded services start first so the web app and the worker find them on their first try.
 SERVICE_PRIORITY = 10
 APP_PRIORITY = 20
+# The bootstrap runs last: it waits for the web app, then ensures the admin and says hello.
+BOOTSTRAP_PRIORITY = 30
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,8 @@ class Program:
     priority: int = APP_PRIORITY
     stopsignal: str = "TERM"
     stopwaitsecs: int = 10
+    # Runs once and exits (the bootstrap): never restarted, a quick exit is not a failure.
+    oneshot: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Plan:
     directories: list[Path]
     summary: list[str] = field(default_factory=list)
     url: str = ""
+    # The ports the stack will listen on, by the variable that moves each one.
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
@@ -51,15 +60,17 @@ def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
     programs = []
     directories = []
     summary = []
+    ports = {}
 
     if env.get("MONGODB_URI"):
         summary.append("MongoDB: external (MONGODB_URI)")
     else:
-        port = _port(env, "FERRETDB_PORT", 27017)
+        port = _port(env, "FERRETDB_PORT", DEFAULT_FERRETDB_PORT)
+        ports["FERRETDB_PORT"] = port
         data = var / "ferretdb"
         programs.append(_ferretdb(root, data, port))
         directories.append(data)
-        child_env["MONGODB_URI"] = f"mongodb://127.0.0.1:{port}/mailjobs"
+        child_env["MONGODB_URI"] = embedded_mongodb_uri(port)
         summary.append(f"MongoDB: embedded FerretDB on 127.0.0.1:{port}, data in {data}")
 
     if env.get("REDIS_URL"):
@@ -72,10 +83,13 @@ def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
 
     if env.get("MAIL_SERVER"):
         port = env.get("MAIL_PORT") or "(default port)"
+        mail_where = ["--mail-server", f"{env['MAIL_SERVER']}:{port}"]
         summary.append(f"Mail:    external SMTP {env['MAIL_SERVER']}:{port}")
     else:
         port = _port(env, "MAIL_PORT", 8025)
+        ports["MAIL_PORT"] = port
         mail_dir = var / "mail"
+        mail_where = ["--mail-dir", str(mail_dir.relative_to(root))]
         programs.append(_mail_sink(bin_dir, mail_dir, port))
         directories.append(mail_dir)
         child_env["MAIL_SERVER"] = "127.0.0.1"
@@ -83,14 +97,18 @@ def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
         summary.append(f"Mail:    embedded sink on 127.0.0.1:{port}, messages in {mail_dir}")
 
     web_port = _port(env, "PORT", 5000)
+    ports["PORT"] = web_port
+    url = f"http://127.0.0.1:{web_port}"
     programs.append(_web(root, bin_dir, web_port, _count(env, "WEB_CONCURRENCY", 2)))
     programs.append(_worker(bin_dir, _count(env, "HUEY_WORKERS", 4)))
+    programs.append(_bootstrap(bin_dir, url, mail_where))
     return Plan(
         programs=programs,
         child_env=child_env,
         directories=directories,
         summary=summary,
-        url=f"http://127.0.0.1:{web_port}",
+        url=url,
+        ports=ports,
     )
 
 
@@ -171,6 +189,15 @@ def _worker(bin_dir: Path, workers: int) -> Program:
         ],
         stopsignal="TERM",
         stopwaitsecs=30,
+    )
+
+
+def _bootstrap(bin_dir: Path, url: str, mail_where: list[str]) -> Program:
+    return Program(
+        name="bootstrap",
+        command=[str(bin_dir / "python"), "-m", "webapp.devstack.bootstrap", "--url", url, *mail_where],
+        priority=BOOTSTRAP_PRIORITY,
+        oneshot=True,
     )
 
 

@@ -41,7 +41,9 @@ def _program(program: Program, root: Path) -> str:
         directory=root,
         priority=program.priority,
         autostart="true",
-        autorestart="true",
+        autorestart="false" if program.oneshot else "true",
+        # A one-shot program is done when it exits 0: no minimum uptime to count as started.
+        startsecs=0 if program.oneshot else 1,
         startretries=START_RETRIES,
         stopsignal=program.stopsignal,
         stopwaitsecs=program.stopwaitsecs,
