@@ -73,7 +73,7 @@ def test_the_database_lets_exactly_one_concurrent_claim_win(app):
     run_together(12, claim_all)
 
     assert sorted(wins) == sorted(job.id for job in claimed), (
-        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-serialize-writes.patch?")
+        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-patches/01-serialize-writes.patch?")
     for job in claimed:
         doc = stored(job.id)
         assert doc["attempts"] == 1 and len(doc["attempts_log"]) == 1
@@ -279,7 +279,8 @@ def test_admin_closes_or_resends_a_job_held_in_doubt(client, api):
 def test_admin_requeues_a_failed_job_and_its_user_sees_the_history(client, api):
     user, admin = api.user(), api.admin()
     job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b",
-                                               "send_at": "2099-01-01T00:00:00Z"}, headers=user).json
+                                               "send_at": (utcnow() + timedelta(days=365)).isoformat()},
+                      headers=user).json
     job_id = ObjectId(job["id"])
     Job._get_collection().update_one({"_id": job_id}, {"$set": {"next_attempt_at": utcnow()}})
     deliver(job_id, "worker", SETTINGS, failing_send(PermanentSmtpError(550, "5.1.1 No such user")))
