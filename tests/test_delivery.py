@@ -106,3 +106,26 @@ def test_refused_recipient_fails_the_job_with_the_servers_words(client, api, smt
     assert "gone@example.com" in final["last_error"]
     # Nobody got a partial copy.
     assert smtp.messages == []
+
+
+def test_the_sweep_fails_a_job_left_pending_with_no_attempts_left_instead_of_running_it(app, client, api, smtp):
+    """Older versions gave a job back PENDING after its last attempt (6 attempts of 5 were seen, one a
+    minute): the next sweep queues it, and the consumer's claim puts it FAILED without a 6th attempt."""
+    from tasks.sweeper import sweep_once
+    from webapp.models import Job
+    from webapp.timeutil import utcnow
+
+    headers = api.user()
+    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b",
+                                               "send_at": iso(datetime.now(UTC) + timedelta(days=1))},
+                      headers=headers).json
+    Job._get_collection().update_one({"_id": Job.objects(message_id=job["message_id"]).first().id}, {"$set": {
+        "attempts": 5, "last_error": "UnicodeEncodeError: 'ascii' codec can't encode character",
+        "next_attempt_at": utcnow() - timedelta(seconds=10)}})
+
+    assert sweep_once(app)["requeued"] == 1
+    _, final = watch_statuses(client, headers, job["id"], until={"FAILED", "COMPLETED"})
+
+    assert final["status"] == "FAILED" and final["attempts"] == 5 and final["attempts_log"] == []
+    assert final["last_error"].startswith("no attempts left (5 of 5 used); last error: UnicodeEncodeError")
+    assert smtp.messages == []
