@@ -100,7 +100,7 @@ def test_web_binds_port_with_web_concurrency_and_no_control_socket():
     assert plan.url == "http://127.0.0.1:8080"
 
 
-def test_worker_stops_gracefully_with_sigint():
+def test_worker_stops_gracefully_with_sigterm():
     worker = programs(plan_for(HUEY_WORKERS="2"))["worker"]
 
     assert shlex.join(worker.command).startswith(
