@@ -151,7 +151,7 @@ def build_message(job, envelope):
         message["Message-ID"] = job.message_id
         message.set_content(job.body, cte="quoted-printable" if _RAW_UNSAFE.search(job.body) else None)
         return message.as_bytes()
-    except (ValueError, TypeError, IndexError, UnicodeError) as exc:
+    except (ValueError, TypeError, IndexError) as exc:  # UnicodeError is a ValueError
         raise PermanentSmtpError(None, f"the message cannot be built: {type(exc).__name__}: {exc}") from None
 
 
