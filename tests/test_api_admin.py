@@ -1,8 +1,16 @@
 """The admin API: everyone's jobs, users, roles, and the 403s around them."""
 
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+
+def next_year():
+    return (datetime.now(UTC) + timedelta(days=365)).isoformat()
+
 
 def make_job(client, headers, subject="s"):
-    payload = {"to": "r@example.com", "subject": subject, "body": "b", "send_at": "2099-01-01T00:00:00Z"}
+    payload = {"to": "r@example.com", "subject": subject, "body": "b", "send_at": next_year()}
     return client.post("/api/users/jobs", json=payload, headers=headers).json
 
 

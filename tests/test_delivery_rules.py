@@ -73,7 +73,7 @@ def test_the_database_lets_exactly_one_concurrent_claim_win(app):
     run_together(12, claim_all)
 
     assert sorted(wins) == sorted(job.id for job in claimed), (
-        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-serialize-writes.patch?")
+        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-patches/01-serialize-writes.patch?")
     for job in claimed:
         doc = stored(job.id)
         assert doc["attempts"] == 1 and len(doc["attempts_log"]) == 1
@@ -279,7 +279,8 @@ def test_admin_closes_or_resends_a_job_held_in_doubt(client, api):
 def test_admin_requeues_a_failed_job_and_its_user_sees_the_history(client, api):
     user, admin = api.user(), api.admin()
     job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b",
-                                               "send_at": "2099-01-01T00:00:00Z"}, headers=user).json
+                                               "send_at": (utcnow() + timedelta(days=365)).isoformat()},
+                      headers=user).json
     job_id = ObjectId(job["id"])
     Job._get_collection().update_one({"_id": job_id}, {"$set": {"next_attempt_at": utcnow()}})
     deliver(job_id, "worker", SETTINGS, failing_send(PermanentSmtpError(550, "5.1.1 No such user")))
@@ -295,3 +296,56 @@ def test_admin_requeues_a_failed_job_and_its_user_sees_the_history(client, api):
     attempt = seen["attempts_log"][0]
     assert attempt["outcome"] == "failed" and attempt["error"] == "550 5.1.1 No such user"
     assert attempt["worker"] == "worker" and attempt["started_at"] and attempt["finished_at"]
+
+
+def broken_send(job, before_data, on_accepted):
+    """A delivery that always fails with something that is not an SMTP error (the old non-ASCII bug)."""
+    raise UnicodeEncodeError("ascii", "josé@example.com", 3, 4, "ordinal not in range(128)")
+
+
+def test_any_exception_counts_as_an_attempt_and_the_job_fails_after_max_attempts(app, caplog):
+    job = new_job(max_attempts=3)
+    outcomes = []
+    for _ in range(8):
+        # What the lease checks and the periodic sweep do, with the backoff waited out.
+        recovery.recover_expired_leases(SETTINGS, now=utcnow() + timedelta(hours=1))
+        Job._get_collection().update_one({"_id": job.id, "status": JobStatus.PENDING},
+                                         {"$set": {"next_attempt_at": utcnow()}})
+        for job_id, _ in recovery.due_unqueued_jobs(grace_seconds=0, now=utcnow() + timedelta(seconds=1)):
+            if job_id == job.id:
+                outcomes.append(deliver(job_id, "worker", SETTINGS, broken_send).outcome)
+
+    doc = stored(job.id)
+    assert outcomes == ["retry", "retry", "failed"]
+    assert doc["status"] == JobStatus.FAILED and doc["attempts"] == doc["max_attempts"] == 3
+    assert doc["last_error"] == ("unexpected error: UnicodeEncodeError: 'ascii' codec can't encode character "
+                                 "'\\xe9' in position 3: ordinal not in range(128)")
+    assert [entry["outcome"] for entry in doc["attempts_log"]] == ["retry", "retry", "failed"]
+    # One logged traceback per attempt, not one a minute forever.
+    assert len([record for record in caplog.records if record.exc_info]) == 3
+
+
+def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(app):
+    # What the old release_claim left behind: PENDING with every attempt used (6 of 5 was seen).
+    job = new_job(max_attempts=5)
+    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "last_error": "KeyError: 'x'"}})
+
+    assert attempts.claim_job(job.id, "worker", 30) is None
+    assert deliver(job.id, "worker", SETTINGS, broken_send).outcome == "skipped"
+
+    doc = stored(job.id)
+    assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_log"] == []
+    assert doc["last_error"] == "no attempts left (5 of 5 used); last error: KeyError: 'x'"
+
+
+def test_a_claim_given_back_on_its_last_attempt_fails_the_job(app):
+    last, not_last = new_job(max_attempts=1), new_job(max_attempts=2)
+    for job in (last, not_last):
+        with pytest.raises(KeyboardInterrupt):  # the worker is shutting down before DATA
+            deliver(job.id, "worker", SETTINGS, failing_send(KeyboardInterrupt("shutdown")))
+
+    assert stored(not_last.id)["status"] == JobStatus.PENDING
+    doc = stored(last.id)
+    assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 1
+    assert doc["last_error"] == "no attempts left (1 of 1 used); last error: KeyboardInterrupt: shutdown"
+    assert [entry["outcome"] for entry in doc["attempts_log"]] == ["released"]

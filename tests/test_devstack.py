@@ -105,7 +105,7 @@ def test_web_uses_the_shared_gunicorn_config_and_binds_port_with_web_concurrency
     assert plan.url == "http://127.0.0.1:8080"
 
 
-def test_worker_stops_gracefully_with_sigint():
+def test_worker_stops_gracefully_with_sigterm():
     worker = programs(plan_for(HUEY_WORKERS="2"))["worker"]
 
     assert shlex.join(worker.command).startswith(

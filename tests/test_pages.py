@@ -12,6 +12,8 @@ import pytest
 from tests.support.pages import PageClient
 
 XSS = "<script>alert(1)</script>"
+# A year that stays within send_at's range (at most 10 years ahead) whenever the suite runs.
+YEAR = datetime.now(UTC).year + 2
 
 
 @pytest.fixture()
@@ -125,13 +127,13 @@ def test_an_expired_session_inside_htmx_sends_the_browser_to_sign_in(pages):
 
 def test_the_form_reads_the_time_in_the_browsers_zone_and_stores_utc(pages):
     pages.signup(timezone="UTC")
-    response = schedule(pages, send_at="2099-07-01T09:30:15", timezone="Europe/Paris")
+    response = schedule(pages, send_at=f"{YEAR}-07-01T09:30:15", timezone="Europe/Paris")
     assert response.status_code == 302
     [job] = stored_jobs()
-    assert job.send_at.replace(tzinfo=UTC) == datetime(2099, 7, 1, 7, 30, 15, tzinfo=UTC)  # Paris is UTC+2 in July
+    assert job.send_at.replace(tzinfo=UTC) == datetime(YEAR, 7, 1, 7, 30, 15, tzinfo=UTC)  # Paris is UTC+2 in July
     page = pages.get("/jobs").get_data(as_text=True)
     assert "Times are shown in Europe/Paris" in page  # the zone was kept on the account
-    assert '<time datetime="2099-07-01T07:30:15.000Z">2099-07-01 09:30:15</time>' in page
+    assert f'<time datetime="{YEAR}-07-01T07:30:15.000Z">{YEAR}-07-01 09:30:15</time>' in page
 
 
 def test_an_empty_date_means_send_now(pages):
@@ -167,11 +169,12 @@ def test_the_form_gives_the_apis_errors_inline_and_keeps_what_was_typed(pages, c
 
 def test_a_bad_zone_or_a_time_the_clocks_skip_is_an_inline_error(pages):
     pages.signup()
-    bad_zone = schedule(pages, send_at="2099-07-01T09:30", timezone="Mars/Olympus_Mons")
+    bad_zone = schedule(pages, send_at=f"{YEAR}-07-01T09:30", timezone="Mars/Olympus_Mons")
     assert bad_zone.status_code == 422
     assert "unknown time zone" in bad_zone.get_data(as_text=True)
-    # 02:30 on 2099-03-29 does not exist in Paris: the clocks go from 02:00 to 03:00.
-    skipped = schedule(pages, send_at="2099-03-29T02:30", timezone="Europe/Paris")
+    # 02:30 on the last Sunday of March does not exist in Paris: the clocks go from 02:00 to 03:00.
+    last_sunday = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() == 6)
+    skipped = schedule(pages, send_at=f"{YEAR}-03-{last_sunday}T02:30", timezone="Europe/Paris")
     assert skipped.status_code == 422
     assert "does not exist in Europe/Paris" in skipped.get_data(as_text=True)
     assert stored_jobs() == []
@@ -179,11 +182,11 @@ def test_a_bad_zone_or_a_time_the_clocks_skip_is_an_inline_error(pages):
 
 def test_scheduling_from_htmx_returns_a_fresh_form_and_tells_the_table_to_refresh(pages):
     pages.signup()
-    response = schedule(pages, htmx=True, subject="Via htmx", send_at="2099-01-01T10:00")
+    response = schedule(pages, htmx=True, subject="Via htmx", send_at=f"{YEAR}-01-01T10:00")
     assert response.status_code == 201
     assert response.headers["HX-Trigger"] == "jobs-changed"
     fragment = response.get_data(as_text=True)
-    assert "Scheduled “Via htmx” for 2099-01-01 10:00:00 (Europe/Paris)." in fragment
+    assert f"Scheduled “Via htmx” for {YEAR}-01-01 10:00:00 (Europe/Paris)." in fragment
     assert 'name="subject" type="text" value=""' in fragment
     assert [job.subject for job in stored_jobs()] == ["Via htmx"]
 
@@ -206,7 +209,7 @@ def test_a_form_post_without_the_csrf_token_is_refused_and_nothing_is_stored(pag
 
 def test_sign_out_and_cancel_need_the_token_too(pages):
     pages.signup()
-    schedule(pages, send_at="2099-01-01T10:00")
+    schedule(pages, send_at=f"{YEAR}-01-01T10:00")
     [job] = stored_jobs()
     assert pages.post(f"/jobs/{job.id}/cancel", token=False).status_code == 400
     assert pages.post("/logout", token=False).status_code == 400
@@ -230,7 +233,7 @@ def test_every_page_carries_the_token_for_htmx_and_a_strict_csp(pages):
 
 def test_the_rows_fragment_answers_304_until_something_changes(pages):
     pages.signup()
-    schedule(pages, subject="first", send_at="2099-01-01T10:00")
+    schedule(pages, subject="first", send_at=f"{YEAR}-01-01T10:00")
     page = pages.get("/jobs").get_data(as_text=True)
     page_etag = re.search(r"data-etag='(\"[0-9a-f]+\")'", page).group(1)
 
@@ -238,7 +241,7 @@ def test_the_rows_fragment_answers_304_until_something_changes(pages):
     assert unchanged.status_code == 304 and unchanged.data == b""
     assert unchanged.headers["ETag"] == page_etag  # the page and its fragment agree
 
-    schedule(pages, subject="second", send_at="2099-01-01T11:00")
+    schedule(pages, subject="second", send_at=f"{YEAR}-01-01T11:00")
     changed = pages.get("/jobs/rows", htmx=True, headers={"If-None-Match": page_etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != page_etag
     fragment = changed.get_data(as_text=True)
@@ -251,7 +254,7 @@ def test_the_rows_fragment_answers_304_until_something_changes(pages):
 def test_the_table_filters_by_status_and_pages(pages):
     pages.signup()
     for number in range(23):
-        schedule(pages, subject=f"job {number:02d}", send_at="2099-01-01T10:00")
+        schedule(pages, subject=f"job {number:02d}", send_at=f"{YEAR}-01-01T10:00")
     [first, *_] = stored_jobs()
     pages.post(f"/jobs/{first.id}/cancel")
     page = pages.get("/jobs").get_data(as_text=True)
@@ -267,7 +270,7 @@ def test_the_table_filters_by_status_and_pages(pages):
 
 def test_cancel_from_the_row_and_a_job_that_cannot_be_cancelled(pages):
     pages.signup()
-    schedule(pages, subject="later", send_at="2099-01-01T10:00")
+    schedule(pages, subject="later", send_at=f"{YEAR}-01-01T10:00")
     [job] = stored_jobs()
     response = pages.post(f"/jobs/{job.id}/cancel", htmx=True)
     assert response.status_code == 200
@@ -282,7 +285,7 @@ def test_cancel_from_the_row_and_a_job_that_cannot_be_cancelled(pages):
 def test_someone_elses_job_is_not_found(client, app):
     alice, bob = PageClient(client), PageClient(app.test_client())
     alice.signup()
-    schedule(alice, send_at="2099-01-01T10:00")
+    schedule(alice, send_at=f"{YEAR}-01-01T10:00")
     [job] = stored_jobs()
     bob.signup()
     assert bob.get(f"/jobs/{job.id}").status_code == 404
@@ -294,9 +297,9 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
     from webapp.models import Attempt
 
     pages.signup()
-    schedule(pages, subject="Report", body="Line one\nLine two", send_at="2099-01-01T10:00")
+    schedule(pages, subject="Report", body="Line one\nLine two", send_at=f"{YEAR}-01-01T10:00")
     [job] = stored_jobs()
-    started = datetime(2099, 1, 1, 9, 0, 1, tzinfo=UTC)
+    started = datetime(YEAR, 1, 1, 9, 0, 1, tzinfo=UTC)
     job.attempts_log = [Attempt(number=1, worker="w1", started_at=started, finished_at=started + timedelta(seconds=1),
                                 outcome="retry", error="451 try later")]
     job.attempts, job.last_error = 1, "451 try later"
@@ -304,7 +307,7 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
     page = pages.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "Line one\nLine two" in page
     assert "Attempt history" in page and "451 try later" in page and ">retry<" in page
-    assert "2099-01-01 10:00:01" in page  # 09:00:01 UTC in Paris
+    assert f"{YEAR}-01-01 10:00:01" in page  # 09:00:01 UTC in Paris
     assert 'hx-trigger="every 2s' in page  # still PENDING: it keeps itself current
 
 
@@ -349,9 +352,9 @@ def test_admin_sees_everyones_jobs_with_counts_and_filters(client, app):
     make_admin("root@example.com")
     alice, bob = PageClient(client), PageClient(app.test_client())
     alice.signup("alice@example.com")
-    schedule(alice, subject="from alice", send_at="2099-01-01T10:00")
+    schedule(alice, subject="from alice", send_at=f"{YEAR}-01-01T10:00")
     bob.signup("bob@example.com")
-    schedule(bob, subject="from bob", send_at="2099-01-01T10:00")
+    schedule(bob, subject="from bob", send_at=f"{YEAR}-01-01T10:00")
     [_, bobs] = stored_jobs()
     bob.post(f"/jobs/{bobs.id}/cancel")
 

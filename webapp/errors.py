@@ -7,6 +7,7 @@ import logging
 
 from flask import render_template
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -73,8 +74,26 @@ def _http_code(exc):
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that JSON nested too deeply to parse is malformed JSON.
+
+    The parser recurses once per level: `[[[[...]]]]` 100,000 deep raises
+    RecursionError, which werkzeug's `get_json` does not catch (only
+    ValueError), so it escaped as a 500 from every JSON endpoint and from the
+    login throttle's key. As a ValueError it is what it is: a 400, or None for
+    `get_json(silent=True)`.
+    """
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
 def register_error_handlers(app):
-    """Map every error to JSON or a page, never a stack trace."""
+    """Map every error to JSON or a page, never a stack trace (bad JSON included: see JSONProvider)."""
+    app.json = JSONProvider(app)
 
     @app.errorhandler(AppError)
     def handle_app_error(exc):

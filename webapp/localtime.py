@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 from zoneinfo import available_timezones
 
+from webapp.timeutil import OutOfRange
 from webapp.timeutil import as_utc
+from webapp.timeutil import to_utc
 
 DEFAULT_ZONE = "UTC"
 _KNOWN_ZONES = frozenset(available_timezones()) | {"UTC"}
@@ -45,16 +47,34 @@ def local_to_utc(text, zone_name):
     if naive.tzinfo is not None:
         raise ValueError("must be a local date and time without an offset")
     tz = zone(zone_name)
-    moment = naive.replace(tzinfo=tz)
-    if moment.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+    moment = to_utc(naive.replace(tzinfo=tz))  # OutOfRange near year 1 or 9999
+    try:
+        round_trip = moment.astimezone(tz).replace(tzinfo=None)
+    except OverflowError:
+        raise OutOfRange(text, too_late=naive.year > 1) from None
+    if round_trip != naive:
         raise ValueError(f"does not exist in {zone_name} (the clocks skip it)")
-    return moment.astimezone(UTC)
+    return moment
+
+
+def _wall_clock(moment, with_seconds):
+    # By hand, not strftime: %Y does not pad years before 1000 on every platform.
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment.hour:02d}:{moment.minute:02d}"
+    return f"{text}:{moment.second:02d}" if with_seconds else text
 
 
 def format_local(value, zone_name, with_seconds=True):
-    """`2026-12-01 09:30:05` in the viewer's zone, or an empty string for no value."""
+    """`2026-12-01 09:30:05` in the viewer's zone, or an empty string for no value.
+
+    Never raises for a stored value: a time that the viewer's zone would push
+    past year 9999 or before year 1 (datetime.max seen from UTC+14, say) is
+    shown in UTC and says so.
+    """
     if value is None:
         return ""
-    pattern = "%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M"
-    return as_utc(value).astimezone(zone(zone_name)).strftime(pattern)
+    moment = as_utc(value)
+    try:
+        return _wall_clock(moment.astimezone(zone(zone_name)), with_seconds)
+    except OverflowError:
+        return _wall_clock(moment, with_seconds) + " UTC"
 

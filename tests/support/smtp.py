@@ -29,6 +29,7 @@ class ReceivedMessage:
     message: email.message.EmailMessage
     message_id: str | None
     received_at: float
+    mail_options: tuple[str, ...] = ()
 
 
 class SmtpTestServer:
@@ -45,9 +46,11 @@ class SmtpTestServer:
     A scripted DATA response, or a rejected recipient, means the message is not recorded.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None):
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, smtputf8: bool = True):
         self.host = host
         self.port = port
+        # Whether EHLO offers SMTPUTF8 (RFC 6531): internationalized addresses and headers.
+        self.smtputf8 = smtputf8
         self._controller: Controller | None = None
         self._lock = threading.Lock()
         self._received = threading.Condition(self._lock)
@@ -69,7 +72,7 @@ class SmtpTestServer:
             hostname=self.host,
             port=self.port,
             server_hostname="smtp-test",
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=self.smtputf8,
         )
         self._controller.start()
 
@@ -175,6 +178,7 @@ def _received(envelope) -> ReceivedMessage:
         message=message,
         message_id=str(message["Message-ID"]) if message["Message-ID"] else None,
         received_at=time.time(),
+        mail_options=tuple(envelope.mail_options),
     )
 
 

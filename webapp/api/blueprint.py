@@ -14,7 +14,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def json_body():
-    """The request's JSON object; malformed or missing JSON is a clear 400."""
+    """The request's JSON; malformed, missing or too deeply nested JSON is a clear 400.
+
+    (Too deep a nesting reads as malformed because of webapp.errors.JSONProvider.)
+    """
     if not request.is_json:
         raise AppError("Send a JSON body with Content-Type: application/json.", code="unsupported_media_type",
                        status=415)

@@ -9,12 +9,48 @@ import re
 from webapp.errors import ValidationFailed
 from webapp.localtime import is_valid_zone
 from webapp.localtime import local_to_utc
+from webapp.services.validation import TOO_EARLY
+from webapp.services.validation import TOO_LATE
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
+from webapp.timeutil import OutOfRange
 from webapp.timeutil import isoformat_z
 
 FIELDS = ("to", "subject", "body", "send_at", "timezone")
-_SEPARATORS = re.compile(r"[\s,;]+")
+# The recipients box, in pieces: a quoted string, an <address>, a word, a hard separator
+# (comma, semicolon, line break) or spaces. No nested repetition: linear in the input.
+_PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|<[^<>]*>?|[^\s,;<>"]+|[,;\r\n]|[ \t\f\v]+')
+
+
+def split_recipients(text):
+    """The recipients typed in the box, each as the API would take it.
+
+    They are separated by commas, semicolons or white space, except that words
+    (or a quoted string) followed by `<address>` are one recipient with its
+    display name: `Ada Lovelace <ada@example.com>`, `"Lovelace, Ada" <ada@example.com>`.
+    """
+    recipients = []
+    name = []  # words that may be the display name of an <address> to come
+
+    def flush():
+        recipients.extend(name)
+        name.clear()
+
+    for piece in _PIECE.findall(text):
+        if piece.isspace() and piece not in "\r\n":
+            continue
+        if piece in (",", ";", "\r", "\n"):
+            flush()
+        elif piece.startswith("<"):
+            recipients.append(" ".join([*name, piece]))
+            name.clear()
+        elif piece.startswith('"') or "@" not in piece:
+            name.append(piece)
+        else:
+            flush()
+            recipients.append(piece)
+    flush()
+    return recipients
 
 
 def form_values(form):
@@ -33,7 +69,7 @@ def parse_job_form(values, account_zone):
     The zone returned is None when it is not a real one (it only matters with a send time).
     """
     zone = zone_for(values, account_zone)
-    recipients = [address for address in _SEPARATORS.split(values["to"]) if address]
+    recipients = split_recipients(values["to"])
     # Browsers post textarea line breaks as CRLF; the API's bodies use LF.
     data = {"to": recipients, "subject": values["subject"], "body": values["body"].replace("\r\n", "\n")}
     errors = {}
@@ -43,6 +79,8 @@ def parse_job_form(values, account_zone):
         else:
             try:
                 data["send_at"] = isoformat_z(local_to_utc(values["send_at"].strip(), zone))
+            except OutOfRange as exc:
+                errors["send_at"] = TOO_LATE if exc.too_late else TOO_EARLY
             except ValueError as exc:
                 errors["send_at"] = str(exc)
     try:

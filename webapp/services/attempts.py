@@ -46,10 +46,22 @@ def claim_job(job_id, worker_id, lease_seconds, now=None):
     """Atomically move a due PENDING job to RUNNING with a fresh lease; None if not ours.
 
     One find-and-modify: two workers claiming the same job cannot both win.
+    A job whose attempts are used up is never claimed (it would run once more
+    than `max_attempts`): it is put FAILED instead. MongoDB could compare the
+    two fields in the filter with `$expr`; FerretDB v1 cannot, so the limit is
+    read first and the claim is conditional on it being unchanged.
     """
     now = now or utcnow()
+    due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}}
+    seen = _collection().find_one(due, {"attempts": 1, "max_attempts": 1, "last_error": 1})
+    if seen is None:
+        return None
+    limit = seen["max_attempts"]
+    if seen["attempts"] >= limit:
+        _fail_exhausted(seen, now)
+        return None
     return _collection().find_one_and_update(
-        {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}},
+        {**due, "max_attempts": limit, "attempts": {"$lt": limit}},
         {
             "$set": {
                 "status": JobStatus.RUNNING,
@@ -63,6 +75,22 @@ def claim_job(job_id, worker_id, lease_seconds, now=None):
             "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": "running"}},
         },
         return_document=True,
+    )
+
+
+def exhausted_error(job, reason=None):
+    """The last_error of a job that has no attempts left: why, and what went wrong before."""
+    used = f"no attempts left ({job['attempts']} of {job['max_attempts']} used)"
+    earlier = reason or job.get("last_error")
+    return f"{used}; last error: {earlier}" if earlier else used
+
+
+def _fail_exhausted(job, now):
+    """PENDING with every attempt used (left so by older versions, or by hand): FAILED, no new attempt."""
+    _collection().update_one(
+        {"_id": job["_id"], "status": JobStatus.PENDING, "attempts": job["attempts"],
+         "max_attempts": job["max_attempts"]},
+        {"$set": {"status": JobStatus.FAILED, "updated_at": now, "last_error": exhausted_error(job)[:2000]}},
     )
 
 
@@ -140,9 +168,13 @@ def note_lease_lost(job):
 
 
 def release_claim(job, reason):
-    """Give a claimed job back before DATA (shutdown, lost database): PENDING now."""
+    """Give a claimed job back before DATA (shutdown, lost database): PENDING now, or FAILED
+    when that was its last attempt (the claim counted it, and no job runs more than max_attempts)."""
     now = utcnow()
     fields = {"status": JobStatus.PENDING, "next_attempt_at": now, "updated_at": now,
               **attempt_fields(job, "released", now, reason)}
+    if job["attempts"] >= job["max_attempts"]:
+        fields.pop("next_attempt_at")
+        fields.update(status=JobStatus.FAILED, last_error=exhausted_error(job, reason)[:2000])
     _collection().update_one(_fenced(job, {"delivery_stage": DeliveryStage.CLAIMED}),
                              {"$set": fields, "$unset": LEASE_FIELDS})

@@ -138,9 +138,11 @@ def record_failure(job, exc, settings):
 def deliver(job_id, worker_id, settings, send, on_claimed=None):
     """Claim `job_id` and send it with `send(job, before_data, on_accepted)`; return a DeliveryResult.
 
-    `send` raises TransientSmtpError / PermanentSmtpError on failure.
-    `on_claimed(job)` lets the caller schedule the lease check. A database
-    error that outlasts the retries is raised; the job's lease then brings it back.
+    `send` raises TransientSmtpError / PermanentSmtpError on failure; any
+    other exception counts as a failed attempt too (transient, with backoff),
+    so no job is ever tried more than `max_attempts` times. A database error
+    that outlasts the retries is raised; the job's lease then brings it back.
+    `on_claimed(job)` lets the caller schedule the lease check.
     """
     job = attempts.claim_job(job_id, worker_id, settings.lease_seconds)
     if job is None:
@@ -149,10 +151,13 @@ def deliver(job_id, worker_id, settings, send, on_claimed=None):
         on_claimed(job)
     what = f"job {job_id}"
     accepted = False
+    data_started = False
 
     def before_data():
+        nonlocal data_started
         retry_while_unreachable(lambda: attempts.enter_data_stage(job, settings.lease_seconds),
                                 settings.lease_seconds, what)
+        data_started = True
 
     def on_accepted():
         nonlocal accepted
@@ -171,13 +176,30 @@ def deliver(job_id, worker_id, settings, send, on_claimed=None):
         log.info("job %s: %s failure: %s", job_id, "permanent" if isinstance(exc, PermanentSmtpError)
                  else "transient", exc.describe())
         return retry_while_unreachable(lambda: record_failure(job, exc, settings), settings.record_retry_seconds, what)
+    except Exception as exc:
+        if accepted or isinstance(exc, PyMongoError):
+            # Sent (only recording it failed), or the database is away: the caller retries,
+            # and the lease brings the job back if nobody can record anything meanwhile.
+            _release_unless_sent(job, exc, accepted)
+            raise
+        # Anything else (a bug, a message that cannot be built) is this attempt's failure like an
+        # SMTP error: it counts, and the job retries with backoff until max_attempts, then FAILED.
+        log.exception("job %s: delivery attempt failed with an unexpected error", job_id)
+        failure = TransientSmtpError(None, f"unexpected error: {type(exc).__name__}: {exc}", in_doubt=data_started)
+        return retry_while_unreachable(lambda: record_failure(job, failure, settings),
+                                       settings.record_retry_seconds, what)
     except BaseException as exc:
-        if not accepted:
-            # Shutdown, a lost database or a bug before DATA: hand the job back now if we can;
-            # if not, its lease runs out and recovery does it.
-            try:
-                attempts.release_claim(job, f"{type(exc).__name__}: {exc}")
-            except PyMongoError:
-                log.warning("job %s: could not release the claim; lease recovery will", job_id)
+        # Shutdown (KeyboardInterrupt, SystemExit): hand the job back now if we can;
+        # if not, its lease runs out and recovery does it.
+        _release_unless_sent(job, exc, accepted)
         raise
     return DeliveryResult("sent")
+
+
+def _release_unless_sent(job, exc, accepted):
+    if accepted:
+        return
+    try:
+        attempts.release_claim(job, f"{type(exc).__name__}: {exc}")
+    except PyMongoError:
+        log.warning("job %s: could not release the claim; lease recovery will", job["_id"])

@@ -1,22 +1,48 @@
-"""One SMTP transaction per job, built on flask-mail, with the gaps it leaves closed.
+"""One SMTP transaction per job, on flask-mail's settings, with the gaps it leaves closed.
 
-flask-mail builds the message and holds the SMTP settings, but its
-`Connection` opens SMTP with no timeout (a stalled server hangs a worker
-forever), ignores recipients the server refused, and checks for newlines
-only in some headers. So `send_email` drives the transaction step by step:
-MAIL, RCPT for every recipient (any refusal aborts before any copy is sent),
-then `before_data()` (the caller records the in-doubt window), then DATA,
-then `on_accepted()` as soon as the server's 250 is read, before QUIT or
-anything else that could fail or stall.
+flask-mail holds the SMTP settings and opens the connection, but its
+`Connection` has no timeout (a stalled server hangs a worker forever) and
+ignores recipients the server refused, and its `Message` sends an ASCII body
+as 7bit whatever its line length (a 5,000-character line is refused: "500 Line
+too long"), mangles a non-ASCII local part into an invalid address, and puts
+the recipients in a set. So the message is built here with the standard
+library's `email` package: quoted-printable or base64 wherever a line would
+pass 78 octets or the text is not ASCII, headers RFC 2047-encoded, IDN domains
+IDNA-encoded; and `send_email` drives the transaction step by step: MAIL, RCPT
+for every recipient (any refusal aborts before any copy is sent), then
+`before_data()` (the caller records the in-doubt window), then DATA, then
+`on_accepted()` as soon as the server's 250 is read, before QUIT or anything
+else that could fail or stall.
+
+A non-ASCII local part (`josé@example.com`) needs SMTPUTF8 (RFC 6531): the
+transaction asks for it, with UTF-8 headers, when the server offers it, and
+otherwise fails at once (permanently: another try reaches the same server).
 Errors come out as `TransientSmtpError` (try again later) or
 `PermanentSmtpError` (give up), keeping the server's code and text. A
 network failure after the message data started to go out is flagged
 `in_doubt`: the server may have accepted the message without us hearing it.
 """
 
+import re
 import smtplib
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from email.utils import parseaddr
+
 from flask_mail import Connection
-from flask_mail import Message
+
+from webapp.services.addresses import parse_recipient
+from webapp.services.addresses import unique_mailboxes
+from webapp.timeutil import utcnow
+
+# CRLF, lines folded at 78, and a 7bit-clean body: qp or base64 when a line is long or not ASCII.
+PLAIN_POLICY = SMTP.clone(cte_type="7bit")
+# The same for an SMTPUTF8 transaction, whose headers carry UTF-8 as is (RFC 6532).
+UTF8_POLICY = PLAIN_POLICY.clone(utf8=True)
+# Characters a 7bit body must not carry raw (NUL, VT, ...): they force quoted-printable.
+_RAW_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class SmtpError(Exception):
@@ -74,13 +100,70 @@ class TimedConnection(Connection):
         return host
 
 
-def build_message(job, sender):
-    """The email for `job`, with its stable Message-ID."""
-    message = Message(subject=job.subject, recipients=list(job.to), body=job.body, sender=sender)
-    message.msgId = job.message_id
-    if message.has_bad_headers():
-        raise PermanentSmtpError(None, "a header contains a line break")
-    return message
+class Envelope:
+    """Who the message is from and to, as SMTP commands and as headers need them."""
+
+    def __init__(self, sender, recipients):
+        name, address = sender if isinstance(sender, tuple) else parseaddr(sender)
+        local, _, domain = address.rpartition("@")
+        if not local or not domain:
+            raise PermanentSmtpError(None, f"the sender address {sender!r} (MAIL_DEFAULT_SENDER) is not valid")
+        try:
+            ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise PermanentSmtpError(None, f"the sender domain {domain!r} (MAIL_DEFAULT_SENDER) is not valid") from None
+        self.sender_name = name
+        self.sender_local = local
+        self.sender_domain = domain
+        self.sender_ascii_domain = ascii_domain
+        self.sender = f"{local}@{ascii_domain}"
+        try:
+            self.recipients = unique_mailboxes(parse_recipient(text) for text in recipients)
+        except ValueError as exc:
+            raise PermanentSmtpError(None, f"a recipient {exc}") from None
+        self.needs_smtputf8 = not local.isascii() or any(r.needs_smtputf8 for r in self.recipients)
+
+    @property
+    def rcpt_to(self):
+        return [recipient.envelope_address for recipient in self.recipients]
+
+    def header_addresses(self):
+        """(From, To) as header Address objects: IDNA domains unless the session speaks UTF-8."""
+        utf8 = self.needs_smtputf8
+        sender = Address(self.sender_name, self.sender_local, self.sender_domain if utf8 else self.sender_ascii_domain)
+        to = [Address(r.display_name, r.local_part, r.domain if utf8 else r.ascii_domain) for r in self.recipients]
+        return sender, to
+
+
+def build_message(job, envelope):
+    """The email for `job` as bytes, with its stable Message-ID; any body can be carried.
+
+    A job the rules should have refused (stored by other means) raises
+    PermanentSmtpError: it cannot be sent, now or later.
+    """
+    message = EmailMessage(policy=UTF8_POLICY if envelope.needs_smtputf8 else PLAIN_POLICY)
+    try:
+        sender, to = envelope.header_addresses()
+        message["Subject"] = job.subject
+        message["From"] = sender
+        message["To"] = to
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = job.message_id
+        message.set_content(job.body, cte="quoted-printable" if _RAW_UNSAFE.search(job.body) else None)
+        return message.as_bytes()
+    except (ValueError, TypeError, IndexError) as exc:  # UnicodeError is a ValueError
+        raise PermanentSmtpError(None, f"the message cannot be built: {type(exc).__name__}: {exc}") from None
+
+
+def _mail_options(host, envelope):
+    """MAIL FROM parameters; SMTPUTF8 when an address needs it, and a permanent failure if not offered."""
+    if not envelope.needs_smtputf8:
+        return []
+    if not host.has_extn("smtputf8"):
+        wide = [r.address for r in envelope.recipients if r.needs_smtputf8] or [envelope.sender]
+        raise PermanentSmtpError(None, f"the mail server does not offer SMTPUTF8, which the non-ASCII address "
+                                       f"{wide[0]} needs; it cannot be delivered through this server")
+    return ["SMTPUTF8", "BODY=8BITMIME"] if host.has_extn("8bitmime") else ["SMTPUTF8"]
 
 
 def _reset_quietly(host):
@@ -91,14 +174,14 @@ def _reset_quietly(host):
         pass
 
 
-def _transaction(host, sender, recipients, payload, before_data):
+def _transaction(host, envelope, payload, before_data):
     host.ehlo_or_helo_if_needed()
-    code, response = host.mail(sender)
+    code, response = host.mail(envelope.sender, _mail_options(host, envelope))
     if code != 250:
         _reset_quietly(host)
         raise classify(code, response)
     refused = {}
-    for recipient in recipients:
+    for recipient in envelope.rcpt_to:
         code, response = host.rcpt(recipient)
         if code not in (250, 251):
             refused[recipient] = (code, response)
@@ -127,14 +210,12 @@ def send_email(mail_state, job, timeout, before_data, on_accepted):
     is delivered, whatever QUIT does. Exceptions from either callback pass
     through unchanged.
     """
-    sender = mail_state.default_sender
-    if isinstance(sender, tuple):
-        sender = sender[1]
-    message = build_message(job, sender)
+    envelope = Envelope(mail_state.default_sender, job.to)
+    payload = build_message(job, envelope)
     host = None
     try:
         host = TimedConnection(mail_state, timeout).configure_host()
-        _transaction(host, sender, message.send_to, message.as_bytes(), before_data)
+        _transaction(host, envelope, payload, before_data)
     except smtplib.SMTPResponseException as exc:
         # A reply, even to DATA, is a definite answer: the message was not taken.
         _close_quietly(host)

@@ -4,8 +4,11 @@ Each `parse_*` returns clean values or raises `ValidationFailed` whose
 `fields` map a field name to a message a person can act on.
 """
 
+import re
 from datetime import timedelta
+from typing import Annotated
 
+from pydantic import AfterValidator
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import EmailStr
@@ -15,6 +18,10 @@ from pydantic import ValidationError
 from pydantic import field_validator
 
 from webapp.errors import ValidationFailed
+from webapp.services.addresses import MAX_RECIPIENT_CHARS
+from webapp.services.addresses import parse_recipient
+from webapp.services.addresses import unique_mailboxes
+from webapp.timeutil import OutOfRange
 from webapp.timeutil import parse_iso8601
 from webapp.timeutil import utcnow
 
@@ -22,8 +29,46 @@ MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit
 MAX_BODY_BYTES = 100 * 1024
 MIN_PASSWORD_CHARS = 8
-# A small grace for clock skew and slow typing; older than this is a mistake.
+# 100,000 pages of 100 is ten million rows: deeper than any table is read page by page.
+MAX_PAGE = 100_000
+# The range of send_at, measured from now: a small grace for clock skew and slow
+# typing (older is a mistake), and ten years ahead (later is a typo, and years
+# near 9999 break date arithmetic and display in some time zones).
 PAST_TOLERANCE = timedelta(minutes=1)
+MAX_AHEAD = timedelta(days=3653)
+TOO_EARLY = "is more than a minute in the past"
+TOO_LATE = "is more than 10 years ahead"
+# Control characters (C0 but TAB, DEL, C1) and the Unicode line and paragraph
+# separators: in a one-line field they would end or corrupt a mail header.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line_text(value):
+    """Refuse what a header line cannot carry: control characters (TAB is fine)."""
+    control = _CONTROL.search(value)
+    if control:
+        kind = "line breaks" if control.group() in "\r\n" else "control characters"
+        raise ValueError(f"must be a single line without {kind} (found U+{ord(control.group()):04X})")
+    return value
+
+
+def recipient(value):
+    """One recipient, checked and written back in its stored form (see webapp.services.addresses)."""
+    one_line_text(value)
+    parsed = parse_recipient(value)
+    if len(str(parsed)) > MAX_RECIPIENT_CHARS:
+        raise ValueError(f"must be at most {MAX_RECIPIENT_CHARS} characters")
+    return parsed
+
+
+def check_send_at(moment, now=None):
+    """Raise ValueError unless `moment` (aware) is within the documented range from now."""
+    now = now or utcnow()
+    if moment < now - PAST_TOLERANCE:
+        raise ValueError(TOO_EARLY)
+    if moment > now + MAX_AHEAD:
+        raise ValueError(TOO_LATE)
+    return moment
 
 
 class _Strict(BaseModel):
@@ -51,35 +96,50 @@ class RoleInput(_Strict):
         return value
 
 
+RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
+
+
 class JobInput(_Strict):
-    to: list[EmailStr]
+    """A job to create. Cheap limits (how many, how long) are checked before any address is parsed."""
+
+    to: list[RecipientText]
     subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS)
     body: StrictStr
     send_at: StrictStr | None = None
 
     @field_validator("to", mode="before")
     @classmethod
-    def one_or_many(cls, value):
-        """`to` may be one address or a list of them."""
-        return [value] if isinstance(value, str) else value
+    def how_many(cls, value):
+        """`to` is one recipient or a list of up to MAX_RECIPIENTS, counted before any is parsed."""
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("add at least one recipient")
+            if len(value) > MAX_RECIPIENTS:
+                raise ValueError(f"at most {MAX_RECIPIENTS} recipients")
+        return value
 
     @field_validator("to")
     @classmethod
-    def recipients(cls, addresses):
-        if not addresses:
-            raise ValueError("add at least one recipient")
-        if len(addresses) > MAX_RECIPIENTS:
-            raise ValueError(f"at most {MAX_RECIPIENTS} recipients")
-        # Keep order, drop repeats: one copy per address.
-        return list(dict.fromkeys(addresses))
+    def one_copy_per_mailbox(cls, recipients):
+        """Keep order, drop repeats of a mailbox (domain case and IDNA spelling ignored)."""
+        return [str(kept) for kept in unique_mailboxes(recipients)]
 
     @field_validator("subject")
     @classmethod
     def one_line(cls, value):
-        if "\r" in value or "\n" in value:
-            raise ValueError("must be a single line (no line breaks)")
+        one_line_text(value)
         if not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def body_length(cls, value):
+        """More characters than the byte limit is too big whatever the encoding: no need to encode it."""
+        if isinstance(value, str) and len(value) > MAX_BODY_BYTES:
+            raise ValueError(f"must be at most {MAX_BODY_BYTES // 1024} KB")
         return value
 
     @field_validator("body")
@@ -96,11 +156,11 @@ class JobInput(_Strict):
             return None
         try:
             moment = parse_iso8601(value)
+        except OutOfRange as exc:
+            raise ValueError(TOO_LATE if exc.too_late else TOO_EARLY) from None
         except ValueError:
             raise ValueError("must be ISO-8601 with an offset or Z, e.g. 2026-12-01T09:00:00Z") from None
-        if moment < utcnow() - PAST_TOLERANCE:
-            raise ValueError("is more than a minute in the past")
-        return moment
+        return check_send_at(moment)
 
 
 def _messages(exc):
@@ -127,10 +187,14 @@ def parse(model, data):
 
 
 def parse_page(args, default_per_page=20, max_per_page=100):
-    """Read `page` and `per_page` from query args: 1-based, per_page 1..100."""
+    """Read `page` and `per_page` from query args: page 1..MAX_PAGE, per_page 1..100.
+
+    The page is capped so that the skip it turns into stays a small number
+    (an unbounded page overflows the database's 64-bit skip).
+    """
     fields = {}
     values = {}
-    for name, default, upper in (("page", 1, None), ("per_page", default_per_page, max_per_page)):
+    for name, default, upper in (("page", 1, MAX_PAGE), ("per_page", default_per_page, max_per_page)):
         raw = args.get(name)
         if raw in (None, ""):
             values[name] = default
@@ -140,10 +204,11 @@ def parse_page(args, default_per_page=20, max_per_page=100):
         except ValueError:
             fields[name] = "must be a whole number"
             continue
-        if number < 1 or (upper and number > upper):
-            fields[name] = f"must be between 1 and {upper}" if upper else "must be 1 or more"
+        if not 1 <= number <= upper:
+            fields[name] = f"must be between 1 and {upper}"
             continue
         values[name] = number
     if fields:
-        raise ValidationFailed("Invalid pagination.", fields)
+        detail = "; ".join(f"{name} {message}" for name, message in fields.items())
+        raise ValidationFailed(f"Invalid pagination: {detail}.", fields)
     return values["page"], values["per_page"]
