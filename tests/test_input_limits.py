@@ -11,6 +11,7 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+from bson import DatetimeMS
 import pytest
 
 from tests.support.pages import PageClient
@@ -89,15 +90,17 @@ def test_send_at_outside_its_range_is_an_inline_error_on_the_form(pages, send_at
 # --- stored dates at the ends of the calendar never break a page ---------------------------------
 
 def plant_extreme_jobs(owner_id):
-    """Two jobs written straight into the database with datetime.max and datetime.min everywhere."""
+    """Jobs written straight into the database with datetime.max and datetime.min everywhere, and one
+    with a raw BSON date far past year 9999 (which Python cannot hold: pymongo clamps it on read)."""
     from webapp.models import Job
     from webapp.services import jobs
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
     planted = []
-    for extreme, status in ((datetime.max, "PENDING"), (datetime.min, "COMPLETED")):
-        data = parse(JobInput, {"to": "r@example.com", "subject": f"extreme {extreme.year}", "body": "b"})
+    beyond_9999 = DatetimeMS(2**62)
+    for extreme, status in ((datetime.max, "PENDING"), (datetime.min, "COMPLETED"), (beyond_9999, "FAILED")):
+        data = parse(JobInput, {"to": "r@example.com", "subject": f"extreme {status}", "body": "b"})
         job = jobs.create_job(owner_id, data, "scheduler@mailjobs.test", 5)
         attempt = {"number": 1, "worker": "w", "started_at": extreme, "finished_at": extreme, "outcome": "retry",
                    "error": "451 later"}
