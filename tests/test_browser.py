@@ -201,6 +201,7 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
     page = open_browser()
     sign_in(page, "ada@example.com")
     page.get_by_role("link", name="All jobs").click()
+    expect(page).to_have_url(re.compile(r"/admin/jobs$"))
     for subject in ("Alice's newsletter", XSS, "Bob's invoice"):
         expect(row(page, subject)).to_have_count(1)
     expect(row(page, "Bob's invoice").locator("td[data-label='Owner']")).to_have_text("bob@example.com")
@@ -220,13 +221,13 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
 
     # Filter by status, then by owner on top of it, all in place.
     counts.get_by_role("link", name="CANCELLED 1").click()
-    expect(page).to_have_url(re.compile(r"/admin\?status=CANCELLED$"))
+    expect(page).to_have_url(re.compile(r"/admin/jobs\?status=CANCELLED$"))
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(row(page, "Bob's invoice")).to_have_count(1)
     counts.get_by_role("link", name="PENDING 3").click()
     page.get_by_label("Owner email").fill("alice@example.com")
     page.get_by_role("button", name="Filter").click()
-    expect(page).to_have_url(re.compile(r"/admin\?owner=alice%40example.com&status=PENDING$"))
+    expect(page).to_have_url(re.compile(r"/admin/jobs\?owner=alice%40example.com&status=PENDING$"))
     expect(page.locator("#job-rows tr")).to_have_count(2)
     expect(row(page, "Bob's late addition")).to_have_count(0)
     expect(counts.get_by_role("link", name="PENDING 2")).to_be_visible()  # counts follow the owner filter
