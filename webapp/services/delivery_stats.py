@@ -7,7 +7,7 @@ however many jobs it delivered. Concurrent flushes from many consumers add
 up correctly because `$inc` and `$max` are atomic per document.
 
 Reads never scan: the last 60 minutes come from two hour documents, the last
-30 days from thirty day documents, both fetched by `_id`. Percentiles come
+30 days from thirty day documents, each fetched by `_id`. Percentiles come
 from the histogram buckets (an estimate at bucket resolution, interpolated
 inside the bucket); the maximum is exact.
 """
@@ -110,8 +110,16 @@ def expire(now):
 
 
 def _by_id(ids):
-    """The documents with these `_id`s, by `_id` (missing ones are simply absent)."""
-    return {doc["_id"]: doc for doc in _collection().find({"_id": {"$in": list(ids)}})}
+    """The documents with these `_id`s, by `_id` (missing ones are simply absent).
+
+    One `find_one` per `_id` rather than one `_id: {$in: [...]}`: on the embedded
+    FerretDB only an `_id` equality reaches the SQLite index, and `$in` decodes
+    the whole collection (bench/status.py: 30 day documents in 34 ms one by one,
+    596 ms with `$in`). On MongoDB both are index lookups.
+    """
+    collection = _collection()
+    found = (collection.find_one({"_id": doc_id}) for doc_id in sorted(set(ids)))
+    return {doc["_id"]: doc for doc in found if doc is not None}
 
 
 def _buckets(figures):

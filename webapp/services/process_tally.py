@@ -71,19 +71,25 @@ def smtp_problem(exc):
     recipient (4xx/5xx to MAIL, RCPT, DATA) is not a problem of the server.
     The mailer turns every smtplib or socket error into an SmtpError, raised
     while the original is being handled, so the original is its `__context__`.
+    (smtplib's exceptions are OSErrors too: replies are judged by their code first.)
     """
     if not isinstance(exc, SmtpError):
         return None
     text = exc.describe()
     seen = exc
     while seen is not None:
-        code = getattr(seen, "smtp_code", None) or getattr(seen, "code", None)
-        if isinstance(seen, smtplib.SMTPAuthenticationError) or code in AUTH_CODES:
-            return "auth", text
         if isinstance(seen, (ssl.SSLError, ssl.CertificateError, smtplib.SMTPNotSupportedError)):
             return "tls", text
-        if isinstance(seen, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected, OSError)) \
-                or code in CONNECTION_CODES:
+        if isinstance(seen, smtplib.SMTPConnectError):  # the greeting was a refusal
+            return "connection", text
+        code = seen.smtp_code if isinstance(seen, smtplib.SMTPResponseException) else getattr(seen, "code", None)
+        if code in AUTH_CODES:
+            return "auth", text
+        if code in CONNECTION_CODES:
+            return "connection", text
+        if code is not None:
+            return None  # the server answered about this message
+        if isinstance(seen, OSError):  # refused, reset, timed out, disconnected, no such host
             return "connection", text
         seen = seen.__context__
     return None

@@ -66,7 +66,7 @@ def worker_to_json(record, now=None):
         "alive": record["alive"],
         "threads": record.get("threads", 0),
         "in_flight": list(record.get("in_flight") or []),
-        "paused": record.get("paused_seen") is not None,
+        "paused_seen": isoformat_z(record.get("paused_seen")),
         "smtp": {"last_ok_at": isoformat_z(smtp.get("last_ok_at")),
                  "last_error": _error_to_json(smtp.get("last_error"))},
     }
