@@ -11,53 +11,14 @@ from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
-from playwright.sync_api import sync_playwright
 
-from tests.support.live_server import LiveServer
+from tests.support.browser import PASSWORD
+from tests.support.browser import screenshot
+from tests.support.browser import sign_in
 from tests.support.status import clear_figures
 from tests.support.status import wait_until
-from tests.test_browser import CHROMIUM
-from tests.test_browser import CHROMIUM_ARGS
-from tests.test_browser import PASSWORD
-from tests.test_browser import ZONE
-from tests.test_browser import screenshot
-from tests.test_browser import sign_in
 
 ADMIN = "ops@example.com"
-
-
-@pytest.fixture(scope="module")
-def live_server(app):
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def open_page(browser, live_server):
-    """A fresh browser profile in Paris that accepts confirmations; closed after the test."""
-    contexts = []
-
-    def open_(width=1280, height=900):
-        context = browser.new_context(base_url=live_server.url, timezone_id=ZONE, locale="en-GB",
-                                      viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("dialog", lambda dialog: dialog.accept())
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +48,8 @@ def create_job(client, headers, subject):
     return response.json
 
 
-def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_page(open_page, consumer, smtp,
-                                                                                       api, client):
+def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_page(
+        open_browser, consumer, smtp, api, client):
     from webapp.models import Job
     from webapp.services import accounts
 
@@ -96,7 +57,7 @@ def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_pa
     clear_figures()
     seed_history()
     user = api.user()
-    page = open_page()
+    page = open_browser()
     sign_in(page, ADMIN)
     page.get_by_role("link", name="Status").click()
     expect(page).to_have_url(re.compile(r"/admin$"))
@@ -147,11 +108,11 @@ def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_pa
     expect(page).to_have_url(re.compile(r"/admin/jobs\?status=FAILED$"))
 
 
-def test_the_status_page_reads_well_on_a_phone_and_unchanged_polls_are_304(open_page, consumer, app):
+def test_the_status_page_reads_well_on_a_phone_and_unchanged_polls_are_304(open_browser, consumer, app):
     from webapp.services import accounts
 
     accounts.create_or_promote_admin(ADMIN, PASSWORD)
-    page = open_page(width=390, height=844)
+    page = open_browser(width=390, height=844)
     sign_in(page, ADMIN)
     page.goto("/admin")
     expect(page.locator("#worker-rows tr", has_text=f":{consumer.process.pid}")).to_have_count(1)
