@@ -62,8 +62,9 @@ class MailjobsCollector:
         alive = sum(1 for record in workers.list_workers() if record["alive"])
         yield GaugeMetricFamily("mailjobs_workers_alive", "Consumer processes with a recent heartbeat.", value=alive)
 
-        depth = GaugeMetricFamily("mailjobs_queue_depth", "Huey tasks waiting: pending (ready to run) and "
-                                  "scheduled (for later). Absent when the queue cannot be reached.", labels=["queue"])
+        depth = GaugeMetricFamily("mailjobs_queue_depth", "Huey tasks waiting: pending (in the queue) and "
+                                  "scheduled (set aside by a consumer until their time). Absent when the queue "
+                                  "cannot be reached.", labels=["queue"])
         for queue, count in stats.queue_depth().items():
             if count is not None:
                 depth.add_metric([queue], count)

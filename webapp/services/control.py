@@ -97,5 +97,5 @@ def pause_state(workers):
     live = [record for record in workers if record["alive"]]
     acknowledged = sum(1 for record in live if paused and record.get("paused_seen")
                        and as_utc(record["paused_seen"]) == paused_at)
-    return {"paused": paused, "paused_at": isoformat_z(paused_at), "paused_by": doc.get("paused_by") if paused else None,
-            "acknowledged_by": acknowledged, "workers": len(live)}
+    return {"paused": paused, "paused_at": isoformat_z(paused_at),
+            "paused_by": doc.get("paused_by") if paused else None, "acknowledged_by": acknowledged, "workers": len(live)}
