@@ -41,13 +41,6 @@ class Consumers:
                 consumer.stop()
 
 
-def beats():
-    """The heartbeat records by pid."""
-    from webapp.models import WorkerBeat
-
-    return {record["pid"]: record for record in WorkerBeat._get_collection().find()}
-
-
 def clear_figures():
     """Forget every delivery figure, once every live consumer has flushed what it counted so far.
 
