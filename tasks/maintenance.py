@@ -13,9 +13,11 @@ Every HEARTBEAT_SECONDS the thread
    (webapp.services.process_tally → delivery_stats.flush, one bulk write),
 3. upserts its WorkerBeat by `_id` (host:pid) with its threads, jobs in
    flight, the pause it saw and its SMTP observations,
-4. once an hour, deletes dead workers' records older than a day and old
+4. makes the occurrences of recurring schedules that are due (tasks/schedules.py: one
+   indexed query, and writes only when a schedule is due),
+5. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers).
-Three database round trips per beat, none per job. On a clean stop it
+Four database round trips per beat, none per job. On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -30,6 +32,7 @@ from pymongo.errors import PyMongoError
 
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
+from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from webapp.services import control
 from webapp.services import delivery_stats
@@ -116,6 +119,14 @@ class Maintenance:
             if self._failing:
                 log.info("heartbeat of %s: database reachable again", self.worker_id)
             self._failing = False
+            self.make_occurrences()
+
+    def make_occurrences(self):
+        """Recurring schedules: make (and queue) their due occurrences, so each goes out on time."""
+        try:
+            materialize_due(worker_app())
+        except Exception:  # the next beat tries again; the periodic sweep does it too
+            log.warning("making schedules' occurrences failed; trying again next beat", exc_info=True)
 
     def flush(self):
         """Write the figures counted since the last beat; on failure keep them for the next one."""

@@ -14,12 +14,15 @@ from huey import crontab
 from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
+from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
 from webapp.services import accounts
 from webapp.services import control
+from webapp.services import expiry
 from webapp.services import recovery
 from webapp.services.delivery import DeliverySettings
+from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,8 @@ SWEEP_TURN_SECONDS = 45
 
 
 def sweep_once(app, grace_seconds=5.0):
-    """Recover expired leases, queue due jobs nobody queued, purge old revocations.
+    """Recover expired leases, fail expired jobs, make schedules' occurrences, queue due jobs nobody
+    queued, purge old revocations.
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again.
@@ -36,14 +40,17 @@ def sweep_once(app, grace_seconds=5.0):
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     requeue_recovered(recovered)
+    expired = expiry.expire_pending(utcnow())
+    made = materialize_due(app)
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
     due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0)
     purged = accounts.purge_expired_revocations()
-    if recovered or due or purged:
-        log.info("sweep: %d recovered, %d re-queued, %d revocations purged", len(recovered), len(due), purged)
-    return {"recovered": len(recovered), "requeued": len(due), "purged": purged}
+    if recovered or due or purged or expired or made:
+        log.info("sweep: %d recovered, %d expired, %d occurrences made, %d re-queued, %d revocations purged",
+                 len(recovered), expired, made, len(due), purged)
+    return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged}
 
 
 @huey.periodic_task(crontab(minute="*"))

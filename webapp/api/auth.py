@@ -14,6 +14,7 @@ from webapp.api.blueprint import login_required
 from webapp.api.serialize import user_to_json
 from webapp.errors import Unauthorized
 from webapp.services import accounts
+from webapp.services.validation import AccountSettings
 from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
@@ -55,5 +56,13 @@ def logout():
 @bp.get("/users/me")
 @login_required
 def me():
-    """The caller's account."""
+    """The caller's account, with its time zone and default windows."""
     return user_to_json(current_user)
+
+
+@bp.patch("/users/me")
+@login_required
+def update_me():
+    """Set the account's time zone and/or the default windows of jobs created without any."""
+    data = parse(AccountSettings, json_body())
+    return user_to_json(accounts.update_settings(current_user._get_current_object(), data))

@@ -1,4 +1,4 @@
-"""A user's own jobs: create, list, read, cancel."""
+"""A user's own jobs: create, list, read, reschedule, cancel."""
 
 from flask import current_app
 from flask import request
@@ -10,10 +10,13 @@ from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
 from webapp.api.serialize import job_to_json
 from webapp.api.serialize import page_to_json
+from webapp.services import job_timing
 from webapp.services import jobs
 from webapp.services.validation import JobInput
+from webapp.services.validation import JobPatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.timeutil import utcnow
 
 
 @bp.post("/users/jobs")
@@ -21,9 +24,10 @@ from webapp.services.validation import parse_page
 def create_job():
     """Schedule an email; it is queued for its send time right away."""
     data = parse(JobInput, json_body())
+    timing = job_timing.resolve_new(data, current_user, utcnow())
     job = jobs.create_job(current_user.id, data, current_app.config["MAIL_DEFAULT_SENDER"],
-                          current_app.config["MAX_ATTEMPTS"])
-    schedule_delivery(job.id, job.send_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+                          current_app.config["MAX_ATTEMPTS"], timing=timing)
+    schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
     return job_to_json(job, with_history=True), 201
 
 
@@ -42,6 +46,17 @@ def list_jobs():
 def get_job(job_id):
     """One of the caller's jobs with its attempt history."""
     return job_to_json(jobs.get_job(job_id, owner_id=current_user.id), with_history=True)
+
+
+@bp.patch("/users/jobs/<job_id>")
+@login_required
+def reschedule_job(job_id):
+    """Change a PENDING job (send time, zone, windows, expiry, recipients, subject, body); 409 once it runs."""
+    data = parse(JobPatch, json_body())
+    job = jobs.reschedule_job(job_id, current_user.id, data, current_user)
+    # A task queued for the old time finds the job not due and does nothing; this one sends it.
+    schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+    return job_to_json(job, with_history=True)
 
 
 @bp.post("/users/jobs/<job_id>/cancel")

@@ -1,11 +1,17 @@
 """The JSON shapes API consumers depend on; datetimes are ISO-8601 UTC with Z."""
 
+from webapp.services.schedules import next_runs
 from webapp.timeutil import isoformat_z
 
 
 def user_to_json(user):
     return {"id": str(user.id), "email": user.email, "role": user.role, "timezone": user.timezone,
-            "created_at": isoformat_z(user.created_at)}
+            "windows": windows_to_json(user.windows), "created_at": isoformat_z(user.created_at)}
+
+
+def windows_to_json(windows):
+    """Stored windows in the API's shape ([] = any time)."""
+    return [window.as_dict() for window in windows or []]
 
 
 def attempt_to_json(number, attempt):
@@ -36,10 +42,39 @@ def job_to_json(job, with_history=False):
         "created_at": isoformat_z(job.created_at),
         "updated_at": isoformat_z(job.updated_at),
         "sent_at": isoformat_z(job.sent_at),
+        # Scheduling (webapp.services.timing): when it actually goes out, once windows are applied.
+        "timezone": job.timezone or "UTC",
+        "windows": windows_to_json(job.windows),
+        "expires_at": isoformat_z(job.expires_at),
+        "effective_send_at": isoformat_z(job.next_attempt_at),
+        "schedule_id": str(job.schedule_id) if job.schedule_id else None,
+        "occurrence_at": isoformat_z(job.occurrence_at),
     }
     if with_history:
         data["attempts_log"] = [attempt_to_json(i, a) for i, a in enumerate(job.attempts_log, start=1)]
     return data
+
+
+def schedule_to_json(schedule):
+    return {
+        "id": str(schedule.id),
+        "owner_id": str(schedule.owner_id),
+        "to": list(schedule.to),
+        "subject": schedule.subject,
+        "body": schedule.body,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "windows": windows_to_json(schedule.windows),
+        "starts_at": isoformat_z(schedule.starts_at),
+        "until": isoformat_z(schedule.until),
+        "max_runs": schedule.max_runs,
+        "catch_up": schedule.catch_up,
+        "status": schedule.status,
+        "runs": schedule.runs,
+        "next_runs": [isoformat_z(run) for run in next_runs(schedule)],
+        "created_at": isoformat_z(schedule.created_at),
+        "updated_at": isoformat_z(schedule.updated_at),
+    }
 
 
 def page_to_json(items, total, page, per_page, to_json):

@@ -28,6 +28,7 @@ from pymongo.errors import PyMongoError
 
 from webapp.models import Job
 from webapp.services import attempts
+from webapp.services import expiry
 from webapp.services.attempts import LeaseLost
 from webapp.services.mailer import PermanentSmtpError
 from webapp.services.mailer import TransientSmtpError
@@ -129,7 +130,11 @@ def record_failure(job, exc, settings):
         held = attempts.mark_in_doubt(job, error)
         return DeliveryResult("in_doubt" if held else "lease_lost")
     give_up = isinstance(exc, PermanentSmtpError) or job["attempts"] >= job["max_attempts"]
-    retry_at = None if give_up else utcnow() + backoff_delay(job["attempts"], settings)
+    retry_at = None
+    if not give_up:  # the retry waits for the job's windows, and fails as expired if that is too late
+        retry_at, expired = expiry.plan_retry(job, utcnow() + backoff_delay(job["attempts"], settings), error)
+        if expired:
+            error, give_up = expired, True
     if not attempts.mark_failed(job, error, retry_at):
         return DeliveryResult("lease_lost")
     return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
@@ -149,6 +154,10 @@ def deliver(job_id, worker_id, settings, send, on_claimed=None):
         return DeliveryResult("skipped")
     if on_claimed:
         on_claimed(job)
+    expired = expiry.expired_error(job, utcnow())
+    if expired:  # past its expiry: FAILED without sending (the claimed document says so, no read)
+        attempts.mark_failed(job, expired, None)
+        return DeliveryResult("failed")
     what = f"job {job_id}"
     accepted = False
     data_started = False

@@ -21,8 +21,10 @@ from webapp.errors import ValidationFailed
 from webapp.services.addresses import MAX_RECIPIENT_CHARS
 from webapp.services.addresses import parse_recipient
 from webapp.services.addresses import unique_mailboxes
-from webapp.timeutil import OutOfRange
-from webapp.timeutil import parse_iso8601
+from webapp.services.timing_input import WindowInput
+from webapp.services.timing_input import known_zone
+from webapp.services.timing_input import wall_or_instant
+from webapp.services.timing_input import window_list
 from webapp.timeutil import utcnow
 
 MAX_RECIPIENTS = 50
@@ -99,13 +101,13 @@ class RoleInput(_Strict):
 RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
 
 
-class JobInput(_Strict):
-    """A job to create. Cheap limits (how many, how long) are checked before any address is parsed."""
+class MessageInput(_Strict):
+    """The email of a job or a schedule. Cheap limits (how many, how long) are checked before any
+    address is parsed."""
 
     to: list[RecipientText]
     subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS)
     body: StrictStr
-    send_at: StrictStr | None = None
 
     @field_validator("to", mode="before")
     @classmethod
@@ -149,18 +151,39 @@ class JobInput(_Strict):
             raise ValueError(f"must be at most {MAX_BODY_BYTES // 1024} KB")
         return value
 
-    @field_validator("send_at")
-    @classmethod
-    def when(cls, value):
-        if value is None:
-            return None
-        try:
-            moment = parse_iso8601(value)
-        except OutOfRange as exc:
-            raise ValueError(TOO_LATE if exc.too_late else TOO_EARLY) from None
-        except ValueError:
-            raise ValueError("must be ISO-8601 with an offset or Z, e.g. 2026-12-01T09:00:00Z") from None
-        return check_send_at(moment)
+
+class JobInput(MessageInput):
+    """A job to create: the email, when to send it, in which zone, within which windows, until when.
+
+    `send_at` and `expires_at` are parsed here (a wall time, or an instant when they carry an
+    offset) and read in the zone by webapp.services.job_timing, which also checks their range.
+    """
+
+    send_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant)] = None
+    timezone: Annotated[StrictStr | None, Field(max_length=64), AfterValidator(known_zone)] = None
+    windows: Annotated[list[WindowInput] | None, AfterValidator(window_list)] = None
+    expires_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant)] = None
+
+
+class JobPatch(JobInput):
+    """A reschedule: any of JobInput's fields, each validated the same way; omitted = unchanged.
+
+    Only `expires_at` may be null (no expiry any more); the others have no null to be.
+    """
+
+    to: list[RecipientText] = None
+    subject: StrictStr = Field(None, min_length=1, max_length=MAX_SUBJECT_CHARS)
+    body: StrictStr = None
+    send_at: Annotated[StrictStr, AfterValidator(wall_or_instant)] = None
+    timezone: Annotated[StrictStr, Field(max_length=64), AfterValidator(known_zone)] = None
+    windows: Annotated[list[WindowInput], AfterValidator(window_list)] = None
+
+
+class AccountSettings(_Strict):
+    """PATCH /api/users/me: the zone wall times are read in, and the default windows of new jobs."""
+
+    timezone: Annotated[StrictStr, Field(max_length=64), AfterValidator(known_zone)] = None
+    windows: Annotated[list[WindowInput], AfterValidator(window_list)] = None
 
 
 def _messages(exc):
