@@ -131,16 +131,17 @@ def app(database, redis_client, smtp_server):
 
 @pytest.fixture(autouse=True)
 def clean_db(request):
-    """Each test starts with no users, jobs or revocations (only when it uses the app)."""
+    """Each test starts with no users, jobs, schedules or revocations (only when it uses the app)."""
     if "app" not in request.fixturenames:
         yield
         return
     request.getfixturevalue("app")
     from webapp.models import Job
     from webapp.models import RevokedToken
+    from webapp.models import Schedule
     from webapp.models import User
 
-    for model in (User, Job, RevokedToken):
+    for model in (User, Job, RevokedToken, Schedule):
         model._get_collection().delete_many({})
     yield
 

@@ -59,6 +59,7 @@ class Schedule(Document):
     runs = IntField(required=True, default=0)
     cursor_at = DateTimeField(required=True)
     planned = ListField(DateTimeField())
+    plan_id = StringField()  # the latest plan's token: a plan is stored only over the one it read
     due_at = DateTimeField()
     due_after_plan = DateTimeField()
     next_made_at = DateTimeField()
