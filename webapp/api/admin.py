@@ -2,6 +2,7 @@
 
 from flask import current_app
 from flask import request
+from flask_jwt_extended import current_user
 
 from tasks.delivery import schedule_delivery
 from webapp.api.blueprint import admin_required
@@ -11,10 +12,13 @@ from webapp.api.serialize import job_to_json
 from webapp.api.serialize import page_to_json
 from webapp.api.serialize import user_to_json
 from webapp.services import accounts
+from webapp.services import bulk
+from webapp.services import job_timing
 from webapp.services import jobs
 from webapp.services.validation import RoleInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.timeutil import utcnow
 
 
 @bp.get("/admin/jobs")
@@ -31,6 +35,17 @@ def all_jobs():
     body = page_to_json(items, total, page, per_page, job_to_json)
     body["counts"] = jobs.status_counts()
     return body
+
+
+@bp.post("/admin/jobs/bulk")
+@admin_required
+def bulk_jobs():
+    """Send now, cancel or reschedule many PENDING jobs: `ids`, or every job `filter` matches."""
+    data = parse(bulk.BulkInput, json_body())
+    result = bulk.run(data, job_timing.account_zone(current_user), current_app.config["OVERDUE_SECONDS"], utcnow())
+    for job_id, due in result.queue:
+        schedule_delivery(job_id, due, 0)
+    return {"action": result.action, "affected": result.affected, "queued": len(result.queue)}
 
 
 @bp.get("/admin/jobs/<job_id>")

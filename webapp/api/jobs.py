@@ -12,7 +12,6 @@ from webapp.api.serialize import job_to_json
 from webapp.api.serialize import page_to_json
 from webapp.services import job_timing
 from webapp.services import jobs
-from webapp.services.validation import JobInput
 from webapp.services.validation import JobPatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
@@ -23,8 +22,7 @@ from webapp.timeutil import utcnow
 @login_required
 def create_job():
     """Schedule an email; it is queued for its send time right away."""
-    data = parse(JobInput, json_body())
-    timing = job_timing.resolve_new(data, current_user, utcnow())
+    data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
     job = jobs.create_job(current_user.id, data, current_app.config["MAIL_DEFAULT_SENDER"],
                           current_app.config["MAX_ATTEMPTS"], timing=timing)
     schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])

@@ -14,9 +14,12 @@ from webapp.errors import ValidationFailed
 from webapp.services import timing
 from webapp.services.timing_input import windows_as_dicts
 from webapp.services.validation import MAX_AHEAD
+from webapp.services.validation import JobInput
+from webapp.services.validation import JobTimingInput
 from webapp.services.validation import PAST_TOLERANCE
 from webapp.services.validation import TOO_EARLY
 from webapp.services.validation import TOO_LATE
+from webapp.services.validation import parse
 from webapp.timeutil import OutOfRange
 from webapp.timeutil import as_utc
 
@@ -106,6 +109,30 @@ def resolve_new(data, user, now):
     if errors:
         raise ValidationFailed("Some fields are not valid.", errors)
     return JobTiming(send_at, zone_name, windows, expires_at, effective)
+
+
+def parse_new_job(data, user, now):
+    """Validate a job to create (a dict from JSON or a form): (JobInput, JobTiming).
+
+    Every field's error at once: the timing is read even when another field is wrong, so a bad
+    recipient and a send time in the past are both reported.
+    """
+    errors = {}
+    job_input = None
+    try:
+        job_input = parse(JobInput, data)
+    except ValidationFailed as exc:
+        if not isinstance(data, dict):
+            raise
+        errors.update(exc.fields)
+    timing_fields = {name: data[name] for name in JobTimingInput.model_fields if name in data}
+    try:
+        found = resolve_new(job_input or parse(JobTimingInput, timing_fields), user, now)
+    except ValidationFailed as exc:
+        errors.update({name: message for name, message in exc.fields.items() if name not in errors})
+    if errors:
+        raise ValidationFailed("Some fields are not valid.", errors)
+    return job_input, found
 
 
 def resolve_change(data, job, user, now):

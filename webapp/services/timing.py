@@ -41,6 +41,11 @@ class UnknownZone(ValueError):
     """Not an IANA time zone name we know."""
 
 
+def available_zones():
+    """Every zone name we know."""
+    return _KNOWN_ZONES
+
+
 def is_known_zone(name):
     """True if `name` is an IANA zone name (paths and odd strings never reach zoneinfo)."""
     return isinstance(name, str) and name in _KNOWN_ZONES
@@ -128,6 +133,11 @@ def window_from(value):
     if start == end:
         raise ValueError("start and end must differ (for any time of day, give no windows)")
     return Window(parse_days(list(get("days") or [])), start, end)
+
+
+def windows_text(values):
+    """Windows in the API's shape as people write them: 'mon,tue 09:00-17:00; sat 10:00-12:00'."""
+    return "; ".join(f"{','.join(value['days'])} {value['start']}-{value['end']}" for value in values or [])
 
 
 def windows_from(values):

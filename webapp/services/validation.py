@@ -152,8 +152,8 @@ class MessageInput(_Strict):
         return value
 
 
-class JobInput(MessageInput):
-    """A job to create: the email, when to send it, in which zone, within which windows, until when.
+class JobTimingInput(_Strict):
+    """When a job goes out: `send_at`, in which zone, within which windows, until when.
 
     `send_at` and `expires_at` are parsed here (a wall time, or an instant when they carry an
     offset) and read in the zone by webapp.services.job_timing, which also checks their range.
@@ -163,6 +163,10 @@ class JobInput(MessageInput):
     timezone: Annotated[StrictStr | None, Field(max_length=64), AfterValidator(known_zone)] = None
     windows: Annotated[list[WindowInput] | None, AfterValidator(window_list)] = None
     expires_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant)] = None
+
+
+class JobInput(MessageInput, JobTimingInput):
+    """A job to create: the email and its timing."""
 
 
 class JobPatch(JobInput):
