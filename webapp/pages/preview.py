@@ -14,8 +14,8 @@ from webapp.services import schedules
 from webapp.services import timing
 from webapp.timeutil import OutOfRange
 
-NOTES = {"skipped": "does not exist that day (the clocks skip it): read as", "repeated": "happens twice that day "
-         "(the clocks go back): the first one is taken,"}
+NOTES = {"skipped": "does not exist that day (the clocks skip it): it is read as",
+         "repeated": "happens twice that day (the clocks go back): the first one is taken,"}
 
 
 def shown(moment, tz):
