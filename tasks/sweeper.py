@@ -48,8 +48,8 @@ def sweep_once(app, grace_seconds=5.0):
         schedule_delivery(job_id, due_at, 0)
     purged = accounts.purge_expired_revocations()
     if recovered or due or purged or expired or made:
-        log.info("sweep: %d recovered, %d expired, %d occurrences made, %d re-queued, %d revocations purged",
-                 len(recovered), expired, made, len(due), purged)
+        log.info("sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
+                 len(recovered), len(due), purged, expired, made)
     return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged}
 
 

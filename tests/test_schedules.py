@@ -269,3 +269,23 @@ def test_the_occurrence_id_is_derived_from_the_schedule_its_version_and_the_time
     assert job_id != materializer.occurrence_job_id(schedule_id, 1, moment)
     assert job_id != materializer.occurrence_job_id(ObjectId(), 0, moment)
     assert job_id != materializer.occurrence_job_id(schedule_id, 0, moment + timedelta(minutes=1))
+
+
+def test_lowering_max_runs_below_the_runs_made_finishes_the_schedule(client, api):
+    headers = api.user()
+    created = client.post("/api/users/schedules", json=schedule(cron="0 9 * * *", max_runs=3), headers=headers).json
+    Schedule.objects(id=created["id"]).update_one(set__runs=3)  # as if three had been made already
+    changed = client.patch(f"/api/users/schedules/{created['id']}", json={"max_runs": 2}, headers=headers).json
+    assert changed["status"] == "finished" and changed["next_runs"] == []
+    assert [job.status for job in occurrence_jobs(created["id"])] == ["CANCELLED"]
+
+
+def test_latest_never_makes_an_occurrence_after_until(app):
+    owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
+    created = stored_schedule(owner, t0, cron="*/10 * * * *", timezone="UTC", catch_up="latest",
+                              until=f"{YEAR}-05-04T08:35:00Z")
+    materializer.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
+    materializer.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 and 08:30 missed, 08:40+ past until
+    assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 10), utc(YEAR, 5, 4, 8, 30)]
+    created.reload()
+    assert created.status == "finished"

@@ -1,10 +1,10 @@
 """My schedules: the repeating emails, their next runs, pause / resume / delete."""
 
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import url_for
-from flask import current_app
 from flask_login import current_user
 from flask_login import login_required
 

@@ -53,10 +53,20 @@ def plan_retry(job, candidate, error):
     return retry_at, None
 
 
-def expire_pending(now):
-    """FAILED for every PENDING job whose expiry has passed (the sweep); how many."""
-    result = Job._get_collection().update_many(
-        {"status": JobStatus.PENDING, "expires_at": {"$lte": now}},
+def expire_pending(now, limit=1000):
+    """FAILED for PENDING jobs whose expiry has passed (the sweep; the rest at the next one); how many.
+
+    Read first, then write only what was found: on FerretDB every write command holds the
+    server's write lock for its whole scan (scripts/ferretdb-patches/01), and an update_many
+    that matches nothing, run by every sweep and poller, would stall everyone's inserts.
+    """
+    collection = Job._get_collection()
+    expired = {"status": JobStatus.PENDING, "expires_at": {"$lte": now}}
+    ids = [job["_id"] for job in collection.find(expired, {"_id": 1}).limit(limit)]
+    if not ids:
+        return 0
+    result = collection.update_many(
+        {"_id": {"$in": ids}, **expired},
         {"$set": {"status": JobStatus.FAILED, "updated_at": now,
                   "last_error": f"{EXPIRED}: still waiting when expires_at passed; not sent"}},
     )

@@ -115,7 +115,7 @@ def plan_occurrences(doc, now, settings):
     """Which occurrences of the schedule `doc` (a raw document) to make at `now`. Pure."""
     cursor = as_utc(doc["cursor_at"])
     until = as_utc(doc.get("until"))
-    remaining = doc["max_runs"] - doc["runs"] if doc.get("max_runs") else None
+    remaining = max(0, doc["max_runs"] - doc["runs"]) if doc.get("max_runs") else None
     late_before = now - timedelta(seconds=settings.misfire_seconds)
     catch_up = doc.get("catch_up") or CatchUp.LATEST
     plan = Plan(cursor_at=cursor)
@@ -123,7 +123,7 @@ def plan_occurrences(doc, now, settings):
     missed = None
     if catch_up != CatchUp.ALL and cursor < late_before - ONE_MS:
         if catch_up == CatchUp.LATEST:
-            missed = _latest_missed(doc, cursor, late_before)
+            missed = _latest_missed(doc, cursor, late_before if until is None else min(late_before, until + ONE_MS))
         start = late_before - ONE_MS  # the late ones are skipped (or `missed` stands for them)
     recent = []
     for moment in recurrence.occurrences_after(doc["cron"], _zone(doc), start):
