@@ -30,6 +30,7 @@ bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
 	$(PY) -m bench.delivery_latency
 	$(PY) -m bench.faults
 	$(PY) -m bench.status
+	$(PY) -m bench.scheduling
 
 venv: $(VENV)/.installed
 

@@ -200,10 +200,10 @@ def _make(doc, times, now, settings):
 
 def _cancel(made, now):
     """Cancel jobs this pass made for a schedule that was paused, changed or deleted meanwhile."""
-    if made:
-        Job._get_collection().update_many(
-            {"_id": {"$in": [job_id for job_id, _ in made]}, "status": JobStatus.PENDING},
-            {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
+    collection = Job._get_collection()
+    for job_id, _ in made:
+        collection.update_one({"_id": job_id, "status": JobStatus.PENDING},
+                              {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
 
 
 def _carry_out(doc, now, settings):

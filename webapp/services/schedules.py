@@ -95,10 +95,23 @@ def list_schedules(owner_id=None, page=1, per_page=20):
 
 
 def cancel_pending_occurrences(schedule_id, now):
-    """CANCELLED for the schedule's occurrences not yet running; how many."""
-    return Job._get_collection().update_many(
-        {"schedule_id": schedule_id, "status": JobStatus.PENDING},
-        {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}}).modified_count
+    """CANCELLED for the schedule's occurrences not yet running; how many.
+
+    Found by a read (the (schedule_id, status) index; usually one: the next occurrence), then
+    cancelled one by one by `_id`, each still only if PENDING: on FerretDB a write command holds
+    the server's write lock for its whole scan, and an update_many on these fields scans.
+    """
+    collection = Job._get_collection()
+    pending = collection.find({"schedule_id": schedule_id, "status": JobStatus.PENDING}, {"_id": 1})
+    return cancel_jobs([job["_id"] for job in pending], now)
+
+
+def cancel_jobs(job_ids, now):
+    """PENDING → CANCELLED for each of `job_ids` (by `_id`, each conditional); how many."""
+    collection = Job._get_collection()
+    return sum(collection.update_one({"_id": job_id, "status": JobStatus.PENDING},
+                                     {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}}).modified_count
+               for job_id in job_ids)
 
 
 def _replan(schedule, fields, now):
