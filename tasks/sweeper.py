@@ -8,6 +8,8 @@ token and re-queueing a due job is harmless (the claim is atomic).
 """
 
 import logging
+import os
+import socket
 
 from huey import crontab
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 # Shorter than the minute between runs, so a late consumer clock does not skip a minute.
 SWEEP_TURN_SECONDS = 45
+# The expiry read scans the jobs on FerretDB: once per this many seconds across every sweeper
+# (`flask sweep --every 0.5` pollers included). A job's expiry never waits on it to be enforced:
+# the claim refuses an expired job; this only turns a PENDING one FAILED sooner.
+EXPIRE_TURN_SECONDS = 30
 
 
 def sweep_once(app, grace_seconds=5.0):
@@ -40,7 +46,9 @@ def sweep_once(app, grace_seconds=5.0):
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     requeue_recovered(recovered)
-    expired = expiry.expire_pending(utcnow())
+    expired = 0
+    if recovery.take_sweep_turn("expire", f"{socket.gethostname()}:{os.getpid()}", EXPIRE_TURN_SECONDS):
+        expired = expiry.expire_pending(utcnow())
     made = materialize_due(app)
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
     due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
