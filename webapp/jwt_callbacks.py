@@ -1,5 +1,7 @@
 """flask-jwt-extended hooks: load the user fresh, honour revocations, answer errors in our JSON shape."""
 
+from flask import g
+
 from webapp.errors import json_error
 from webapp.services import accounts
 
@@ -9,7 +11,12 @@ def register_jwt_callbacks(jwt):
 
     @jwt.user_lookup_loader
     def load_user(_header, payload):
-        return accounts.get_user(payload["sub"])
+        # Read on every request anyway: a disabled account's tokens stop working at once, for free.
+        user = accounts.get_user(payload["sub"])
+        if user is not None and user.disabled:
+            g.jwt_account_disabled = True
+            return None
+        return user
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload):
@@ -33,4 +40,6 @@ def register_jwt_callbacks(jwt):
 
     @jwt.user_lookup_error_loader
     def user_gone(_header, _payload):
+        if g.get("jwt_account_disabled"):
+            return json_error(401, "account_disabled", "This account is disabled; ask an admin.")
         return json_error(401, "unknown_user", "The account for this token no longer exists.")
