@@ -106,7 +106,7 @@ def retry_after_seconds(request_limit):
     """Whole seconds until the breached limit's window ends (at least 1): the `Retry-After` value."""
     if request_limit is None:
         return 60
-    return max(1, math.ceil(request_limit.reset_at - time.time()))
+    return max(1, math.ceil(request_limit.window.reset_time - time.time()))
 
 
 def in_words(seconds):

@@ -45,7 +45,7 @@ def login():
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    token = create_access_token(identity=str(account.id))
+    token = create_access_token(identity=str(account.id), additional_claims={"gen": account.token_generation or 0})
     return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
 
 

@@ -2,7 +2,9 @@
 
 Disabled means: sign-in refused with the same answer as a wrong password; bearer tokens
 and browser sessions refused on their next request (the user loaders read the account on
-every request anyway, so this costs no query); its jobs held, not cancelled.
+every request anyway, so this costs no query); its jobs held, not cancelled. Disabling
+also moves the account's session and token generations on, so enabling it again does
+not revive a token or a session cookie from before: its owner signs in again.
 
 Holding is one update of the owner's unfinished jobs (`held: owner_disabled`), and the
 claim refuses a held job (one more condition in its filter, webapp/services/attempts.py),
@@ -44,15 +46,13 @@ def disable_account(user_id, by=None):
     user = _load(user_id)
     if by is not None and by.id == user.id:
         raise Conflict("You cannot disable your own account; ask another admin.")
-    if user.is_admin and not user.disabled:
-        if count_admins() <= 1:
-            raise Conflict(LAST_ADMIN)
-        User.objects(id=user.id).update_one(set__disabled=True)
-        if count_admins() == 0:
-            User.objects(id=user.id).update_one(set__disabled=False)
-            raise Conflict(LAST_ADMIN)
-    else:
-        User.objects(id=user.id).update_one(set__disabled=True)
+    last_admin_check = user.is_admin and not user.disabled
+    if last_admin_check and count_admins() <= 1:
+        raise Conflict(LAST_ADMIN)
+    User.objects(id=user.id).update_one(set__disabled=True, inc__session_generation=1, inc__token_generation=1)
+    if last_admin_check and count_admins() == 0:
+        User.objects(id=user.id).update_one(set__disabled=False)
+        raise Conflict(LAST_ADMIN)
     hold_jobs_of(user.id)
     user.reload()
     return user
