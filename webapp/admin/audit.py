@@ -1,6 +1,7 @@
 """Admins: the audit log, newest first, filtered by actor and action, page by page."""
 
 from math import ceil
+from types import SimpleNamespace
 
 from flask import request
 from flask import url_for
@@ -27,6 +28,7 @@ def audit_page():
                 "per_page": per_page if per_page != PER_PAGE else None}
         return url_for("admin.audit_page", **{key: value for key, value in args.items() if value})
 
-    return render_page_or_fragment("admin/audit.html", "admin/_audit_results.html", entries=entries, total=total,
-                                   page=page, per_page=per_page, pages=max(1, ceil(total / per_page)),
-                                   filters=filters, actions=audit.ACTIONS, page_url=page_url)
+    pager = SimpleNamespace(number=page, per_page=per_page, total=total, pages=max(1, ceil(total / per_page)),
+                            url=page_url)
+    return render_page_or_fragment("admin/audit.html", "admin/_audit_results.html", entries=entries, pager=pager,
+                                   filters=filters, actions=audit.ACTIONS)
