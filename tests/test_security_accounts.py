@@ -427,3 +427,17 @@ def test_no_password_ever_reaches_the_audit_log(app, client, api):
     assert AuditEntry.objects.count() >= 10
     for secret in secrets_used:
         assert secret not in stored
+
+
+def test_the_sweep_keeps_audit_entries_for_the_retention_period_only(app):
+    from webapp.models import AuditEntry
+    from webapp.services import audit
+    from webapp.timeutil import utcnow
+
+    audit.record("sign_in", "old@example.com", outcome="failure", detail="wrong password")
+    AuditEntry.objects.update(set__at=utcnow() - timedelta(days=400))
+    audit.record("sign_in", "new@example.com", outcome="failure", detail="wrong password")
+
+    assert audit.purge_older_than(0) == 0  # 0 keeps everything
+    assert audit.purge_older_than(365) == 1
+    assert [entry.actor_email for entry in AuditEntry.objects] == ["new@example.com"]

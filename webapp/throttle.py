@@ -103,10 +103,18 @@ def address_is_clean_at_a_full_account():
 
 
 def retry_after_seconds(request_limit):
-    """Whole seconds until the breached limit's window ends (at least 1): the `Retry-After` value."""
+    """Whole seconds until the breached limit's window ends (at least 1): the `Retry-After` value.
+
+    A minute when that cannot be read (the storage went away since the breach was counted):
+    the 429 must still go out, never a 500.
+    """
     if request_limit is None:
         return 60
-    return max(1, math.ceil(request_limit.window.reset_time - time.time()))
+    try:
+        reset_time = request_limit.window.reset_time
+    except Exception:  # noqa: BLE001 - any storage error; the refusal stands either way
+        return 60
+    return max(1, math.ceil(reset_time - time.time()))
 
 
 def in_words(seconds):
