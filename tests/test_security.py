@@ -80,8 +80,8 @@ def test_markup_in_subject_body_and_recipients_is_shown_as_text_on_every_page(ap
         "/jobs/rows": user.get("/jobs/rows", htmx=True),
         "/jobs/<id>": user.get(f"/jobs/{job.id}"),
         "/jobs/<id> fragment": user.get(f"/jobs/{job.id}", htmx=True),
-        "/admin": admin.get("/admin"),
-        "/admin/rows": admin.get("/admin/rows", htmx=True),
+        "/admin/jobs": admin.get("/admin/jobs"),
+        "/admin/jobs/rows": admin.get("/admin/jobs/rows", htmx=True),
         "/admin/jobs/<id>": admin.get(f"/admin/jobs/{job.id}"),
         "/admin requeue row": admin.post(f"/admin/jobs/{failed.id}/requeue", htmx=True),
     }

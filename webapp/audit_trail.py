@@ -8,6 +8,9 @@ from flask import request
 from webapp.errors import AppError
 from webapp.services import audit
 
+# The target of a pause or resume: delivery as a whole.
+DELIVERY = ("delivery", None, "delivery")
+
 
 def audit_event(action, actor, target=None, outcome="success", detail=None):
     """Record `action` by `actor` from this request's client address (X-Forwarded-For per TRUSTED_PROXIES)."""

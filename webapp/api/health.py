@@ -4,16 +4,23 @@ import logging
 
 from webapp.api.blueprint import bp
 from webapp.models import User
+from webapp.services import stats
 
 log = logging.getLogger(__name__)
 
 
 @bp.get("/health")
 def health():
-    """200 when the database answers, 503 otherwise (the queue being down only delays mail)."""
+    """200 when the database answers, 503 otherwise (the queue being down only delays mail).
+
+    `status` is `degraded` (still 200: the app itself is fine) when no consumer
+    is alive or delivery is paused: mail is not going out.
+    """
     try:
         User._get_collection().database.command("ping")
+        delivery = stats.health()
     except Exception as exc:  # any driver error means "not ready"
         log.warning("health check: database unreachable: %s", exc)
         return {"status": "unavailable", "database": "unreachable"}, 503
-    return {"status": "ok", "database": "ok"}
+    degraded = delivery["workers_alive"] == 0 or delivery["paused"]
+    return {"status": "degraded" if degraded else "ok", "database": "ok", **delivery}
