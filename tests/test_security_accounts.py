@@ -305,6 +305,7 @@ def test_admin_actions_are_audited_with_actor_target_and_outcome(app, client, ap
     alice_id = me(client, alice)["id"]
     failed = client.post("/api/users/jobs", json=job_payload("failed"), headers=alice).json
     doubtful = client.post("/api/users/jobs", json=job_payload("doubtful"), headers=alice).json
+    pending = client.post("/api/users/jobs", json=job_payload("tomorrow"), headers=alice).json
     Job.objects(id=failed["id"]).update_one(set__status="FAILED")
     Job.objects(id=doubtful["id"]).update_one(set__status="IN_DOUBT")
 
@@ -315,7 +316,7 @@ def test_admin_actions_are_audited_with_actor_target_and_outcome(app, client, ap
         ("post", f"/api/admin/users/{alice_id}/disable", None, 200),
         ("post", f"/api/admin/users/{alice_id}/enable", None, 200),
         ("post", f"/api/admin/jobs/{failed['id']}/retry", None, 200),
-        ("post", f"/api/admin/jobs/{failed['id']}/retry", None, 409),
+        ("post", f"/api/admin/jobs/{pending['id']}/retry", None, 409),
         ("post", f"/api/admin/jobs/{doubtful['id']}/close", None, 200),
         ("post", f"/api/admin/jobs/{ZERO_ID}/close", None, 404),
         ("post", "/api/admin/delivery/pause", None, 200),
@@ -333,7 +334,7 @@ def test_admin_actions_are_audited_with_actor_target_and_outcome(app, client, ap
         ("account_disable", "success", "root@example.com", "alice@example.com", None),
         ("account_enable", "success", "root@example.com", "alice@example.com", None),
         ("job_requeue", "success", "root@example.com", failed["id"], None),
-        ("job_requeue", "failure", "root@example.com", failed["id"],
+        ("job_requeue", "failure", "root@example.com", pending["id"],
          "Only FAILED or IN_DOUBT jobs can be requeued; this one is PENDING."),
         ("job_close", "success", "root@example.com", doubtful["id"], None),
         ("job_close", "failure", "root@example.com", ZERO_ID, "No such job."),
