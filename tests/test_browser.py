@@ -206,7 +206,8 @@ def test_an_admin_disables_and_enables_an_account_and_reads_the_audit_log(open_b
     schedule(eves_page, "First", datetime.now(ZoneInfo(ZONE)) + timedelta(days=1))
     eves_page.get_by_label("Subject").fill("Second")
     eves_page.get_by_role("button", name="Schedule").click()
-    expect(eves_page.locator("#job-form-problem")).to_contain_text("Too many emails scheduled in a short time. Try again in")
+    problem = eves_page.locator("#job-form-problem")
+    expect(problem).to_contain_text("Too many emails scheduled in a short time. Try again in")
     expect(eves_page.get_by_label("Subject")).to_have_value("Second")
 
     page = open_browser()
@@ -217,7 +218,8 @@ def test_an_admin_disables_and_enables_an_account_and_reads_the_audit_log(open_b
     expect(eve.locator(".disabled-tag")).to_have_text("disabled")
     expect(eve.get_by_role("button", name="Enable")).to_be_visible()
     assert [kind for kind, _ in page.dialogs] == ["confirm"]
-    expect(page.locator("#user-rows tr", has_text="ada@example.com").get_by_role("button", name="Disable")).to_have_count(0)
+    myself = page.locator("#user-rows tr", has_text="ada@example.com")
+    expect(myself.get_by_role("button", name="Disable")).to_have_count(0)
     screenshot(page, "admin-users-disabled")
 
     # Eve's open page is signed out on its next request.

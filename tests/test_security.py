@@ -2,9 +2,9 @@
 other people's jobs, and the headers every answer carries.
 
 The limits, the quota, disabled accounts and the audit log have their own modules
-(test_security_limits.py, test_security_accounts.py). Here: the Flask test client against
-the real FerretDB and Redis, and a real Huey consumer and SMTP server where an email
-going out is the proof.
+(test_security_limits.py, test_security_accounts.py, test_security_audit.py). Here: the
+Flask test client against the real FerretDB and Redis, and a real Huey consumer and SMTP
+server where an email going out is the proof.
 """
 
 import re
@@ -204,7 +204,8 @@ def test_another_users_job_cannot_be_read_or_cancelled_through_the_pages(app, cl
                 mallory.post(f"/jobs/{job.id}/cancel"), mallory.post(f"/jobs/{job.id}/cancel", htmx=True)]
     for response in attempts:
         assert response.status_code == 404
-        assert "secret plans" not in response.get_data(as_text=True) and "private" not in response.get_data(as_text=True)
+        text = response.get_data(as_text=True)
+        assert "secret plans" not in text and "private" not in text
     rows = mallory.get(f"/jobs/rows?owner={job.owner_id}", htmx=True).get_data(as_text=True)
     assert "private" not in rows
     for path in (f"/admin/jobs/{job.id}", "/admin/audit", "/admin/users"):

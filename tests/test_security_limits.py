@@ -55,9 +55,9 @@ class Stack:
 
 
 def stack_env(storage, workdir, **overrides):
-    settings = {"WEB_CONCURRENCY": 2, "LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per hour",
-                "SIGNUP_RATE_LIMIT": f"{SIGNUP_LIMIT} per hour", "JOB_CREATE_RATE_LIMIT": f"{JOB_CREATE_LIMIT} per hour",
-                "TRUSTED_PROXIES": 1}
+    settings = {"WEB_CONCURRENCY": 2, "TRUSTED_PROXIES": 1, "LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per hour",
+                "SIGNUP_RATE_LIMIT": f"{SIGNUP_LIMIT} per hour",
+                "JOB_CREATE_RATE_LIMIT": f"{JOB_CREATE_LIMIT} per hour"}
     if storage == "mongodb":  # the embedded shape: nothing but the database to share counters in
         settings.update(REDIS_URL=None, HUEY_SQLITE_PATH=workdir / "huey.db")
     settings.update(overrides)

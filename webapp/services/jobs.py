@@ -39,8 +39,8 @@ def check_pending_quota(owner_id, max_pending):
 
     One count on the (owner_id, status) index, stopped at the quota. It is not a lock:
     creates by one account that run at the same instant may each see room, so the
-    quota can be overshot by at most their number (say, 4 gevent requests at once, 4
-    jobs over); the next create is refused until enough have gone out.
+    quota can be overshot by fewer than their number (4 requests at once: up to 3 jobs
+    over); the next create is refused until enough have gone out.
     """
     if not max_pending:
         return
