@@ -179,6 +179,8 @@ def test_a_disabled_owners_emails_wait_and_go_out_late_once_enabled(app, client,
     from webapp.models import Job
     from webapp.services import attempts
     from webapp.services import recovery
+    from webapp.services import stats
+    from webapp.timeutil import utcnow
 
     admin = api.admin()
     owner = api.user()
@@ -194,6 +196,7 @@ def test_a_disabled_owners_emails_wait_and_go_out_late_once_enabled(app, client,
     assert smtp.messages == []
     assert attempts.claim_job(job.id, "any-worker", 30) is None
     assert job.id not in [job_id for job_id, _ in recovery.due_unqueued_jobs(grace_seconds=0)]  # nor re-queued
+    assert stats.overdue(utcnow(), 0)["count"] == 0  # nor shown as late on the status page: it waits on purpose
 
     assert client.post(f"/api/admin/users/{owner_id}/enable", headers=admin).status_code == 200
     [message] = smtp.wait_for(1, timeout=20)

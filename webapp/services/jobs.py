@@ -98,8 +98,9 @@ def check_status_filter(status):
 def list_jobs(owner_id=None, status=None, page=1, per_page=20, due_before=None):
     """One page of jobs, newest first, and the total; `owner_id` None means everyone's.
 
-    With `due_before`: the overdue backlog, PENDING jobs due before then, the
-    longest-waiting first (on the (status, next_attempt_at) index).
+    With `due_before`: the overdue backlog, PENDING jobs due before then (not
+    held: those wait on purpose), the longest-waiting first (on the (status,
+    next_attempt_at) index).
     """
     filters = {}
     if owner_id is not None:
@@ -108,7 +109,7 @@ def list_jobs(owner_id=None, status=None, page=1, per_page=20, due_before=None):
         filters["status"] = status
     order = ("-created_at", "-id")
     if due_before is not None:
-        filters.update(status=JobStatus.PENDING, next_attempt_at__lt=due_before)
+        filters.update(status=JobStatus.PENDING, next_attempt_at__lt=due_before, held__exists=False)
         order = ("next_attempt_at", "id")
     query = Job.objects(**filters).order_by(*order)
     return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
