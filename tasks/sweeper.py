@@ -19,7 +19,9 @@ from tasks.queue import huey
 from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
+from webapp import rate_limit_storage
 from webapp.services import accounts
+from webapp.services import audit
 from webapp.services import control
 from webapp.services import expiry
 from webapp.services import recovery
@@ -38,7 +40,7 @@ EXPIRE_TURN_SECONDS = 30
 
 def sweep_once(app, grace_seconds=5.0):
     """Recover expired leases, fail expired jobs, make schedules' occurrences, queue due jobs nobody
-    queued, purge old revocations.
+    queued, purge old revocations, counters and audit entries.
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again.
@@ -55,9 +57,14 @@ def sweep_once(app, grace_seconds=5.0):
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0)
     purged = accounts.purge_expired_revocations()
+    # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
+    counters = rate_limit_storage.purge_expired()
+    audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
     if recovered or due or purged or expired or made:
         log.info("sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
                  len(recovered), len(due), purged, expired, made)
+    if counters or audited:
+        log.info("sweep: %d rate-limit counters and %d audit entries purged", counters, audited)
     return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged}
 
 

@@ -15,17 +15,20 @@ from webapp.services import jobs
 from webapp.services.validation import JobPatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.throttle import job_create_throttled
 from webapp.timeutil import utcnow
 
 
 @bp.post("/users/jobs")
 @login_required
+@job_create_throttled(lambda: current_user.id)
 def create_job():
-    """Schedule an email; it is queued for its send time right away."""
+    """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
-    job = jobs.create_job(current_user.id, data, current_app.config["MAIL_DEFAULT_SENDER"],
-                          current_app.config["MAX_ATTEMPTS"], timing=timing)
-    schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+    config = current_app.config
+    job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
+                          jobs.pending_quota(config, current_user), timing=timing)
+    schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
     return job_to_json(job, with_history=True), 201
 
 

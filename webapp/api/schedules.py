@@ -18,6 +18,7 @@ from webapp.services.schedule_input import ScheduleInput
 from webapp.services.schedule_input import SchedulePatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.throttle import job_create_throttled
 
 
 def _fresh(schedule):
@@ -29,8 +30,9 @@ def _fresh(schedule):
 
 @bp.post("/users/schedules")
 @login_required
+@job_create_throttled(lambda: current_user.id)
 def create_schedule():
-    """Create a recurring email; its next occurrence is made into a job at once."""
+    """Create a recurring email; its next occurrence is made into a job at once (429 past the rate limit)."""
     data = parse(ScheduleInput, json_body())
     return _fresh(schedules.create_schedule(current_user, data)), 201
 

@@ -15,6 +15,7 @@ from tasks.schedules import materialize_schedule
 from webapp import job_tables
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
+from webapp.errors import QuotaExceeded
 from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
 from webapp.htmx import render_if_changed
@@ -30,6 +31,7 @@ from webapp.pages.preview import timing_preview as build_preview
 from webapp.services import accounts
 from webapp.services import jobs
 from webapp.services import schedules
+from webapp.throttle import job_create_throttled
 from webapp.timeutil import utcnow
 
 # The table refreshes itself when this event fires (see templates/jobs/_results.html).
@@ -69,20 +71,30 @@ def timing_preview():
     return render_template("jobs/_preview.html", preview=preview, errors=preview_errors(preview))
 
 
+def _form_again(values, errors=None, problem=None):
+    """The schedule form with what was typed: alone for HTMX, else within the whole page."""
+    if is_partial():
+        return render_template("jobs/_form.html", values=values, errors=errors or {}, problem=problem)
+    return render_template("jobs/index.html", table=_table(), values=values, errors=errors or {}, problem=problem)
+
+
+def _form_refused(message):
+    """Past the scheduling rate limit: the form again, with the message inline (webapp.throttle)."""
+    return _form_again(form_values(request.form), problem=message)
+
+
 @bp.post("/jobs")
 @login_required
+@job_create_throttled(lambda: current_user.id, page=_form_refused)
 def create_job():
-    """Schedule an email (or a repeating one) from the form; errors come back inline, next to each input."""
+    """Schedule an email (or a repeating one) from the form; errors (and the quota) come back inline."""
     values = form_values(request.form)
     try:
         parsed = parse_job_form(values, current_user, utcnow())
         if parsed.schedule_input is not None:
             schedule = schedules.create_schedule(current_user, parsed.schedule_input)
     except ValidationFailed as exc:
-        errors = input_errors(exc.fields)
-        if is_partial():
-            return render_template("jobs/_form.html", values=values, errors=errors), 422
-        return render_template("jobs/index.html", table=_table(), values=values, errors=errors), 422
+        return _form_again(values, errors=input_errors(exc.fields)), 422
     if values["timezone"] and is_valid_zone(values["timezone"]) and values["timezone"] != current_user.timezone:
         accounts.set_timezone(current_user, values["timezone"])  # the browser's zone: the tables show it
     config = current_app.config
@@ -93,8 +105,14 @@ def create_job():
         first = f" from {format_local(runs[0], parsed.zone)} ({parsed.zone})" if runs else ""
         message = f"Repeating “{schedule.subject}”{first}. See Schedules to pause or delete it."
     else:
-        job = jobs.create_job(current_user.id, parsed.job_input, config["MAIL_DEFAULT_SENDER"],
-                              config["MAX_ATTEMPTS"], timing=parsed.timing)
+        try:
+            job = jobs.create_job(current_user.id, parsed.job_input, config["MAIL_DEFAULT_SENDER"],
+                                  config["MAX_ATTEMPTS"], jobs.pending_quota(config, current_user),
+                                  timing=parsed.timing)
+        except QuotaExceeded as exc:
+            response = make_response(_form_again(values, problem=exc.message), exc.status)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
         message = f"Scheduled “{job.subject}” for {format_local(job.send_at, parsed.zone)} ({parsed.zone})."
         if job.next_attempt_at != job.send_at:

@@ -93,8 +93,8 @@ def selection(ids=None, owner_id=None, status=None, overdue_before=None):
         return None  # an unknown owner, or another status: no PENDING job matches
     if owner_id is not None:
         query["owner_id"] = owner_id
-    if overdue_before is not None:
-        query["next_attempt_at"] = {"$lt": overdue_before}
+    if overdue_before is not None:  # the overdue backlog leaves held jobs out (their owner is disabled)
+        query.update(next_attempt_at={"$lt": overdue_before}, held={"$exists": False})
     return query
 
 

@@ -43,9 +43,11 @@ from pymongo.errors import DuplicateKeyError
 from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.models import Schedule
+from webapp.models import User
 from webapp.models.schedule import CatchUp
 from webapp.models.schedule import ScheduleStatus
 from webapp.services import jobs
+from webapp.services.account_status import HELD_OWNER_DISABLED
 from webapp.services import recurrence
 from webapp.services import timing
 from webapp.services.job_timing import JobTiming
@@ -178,8 +180,14 @@ def _effective(doc, moment):
 
 
 def _make(doc, times, now, settings):
-    """Insert the jobs of `times` for schedule `doc`; [(job_id, effective)] of those this call made."""
+    """Insert the jobs of `times` for schedule `doc`; [(job_id, effective)] of those this call made.
+
+    An owner disabled by an admin gets held occurrences (webapp.services.account_status): they
+    wait, PENDING, and go when the account is enabled, or expire by the catch-up rule first.
+    """
     made = []
+    owner = User._get_collection().find_one({"_id": doc["owner_id"]}, {"disabled": 1})
+    held = HELD_OWNER_DISABLED if owner and owner.get("disabled") else None
     for occurrence in times:
         occurrence = as_utc(occurrence)
         effective = _effective(doc, occurrence)
@@ -189,7 +197,7 @@ def _make(doc, times, now, settings):
         job_id = occurrence_job_id(doc["_id"], doc["version"], occurrence)
         job = jobs.new_job(job_id, doc["owner_id"], doc["to"], doc["subject"], doc["body"], timing_,
                            settings.sender, settings.max_attempts, now)
-        job.schedule_id, job.occurrence_at = doc["_id"], occurrence
+        job.schedule_id, job.occurrence_at, job.held = doc["_id"], occurrence, held
         try:
             Job._get_collection().insert_one(job.to_mongo())
         except DuplicateKeyError:
