@@ -289,3 +289,21 @@ def test_latest_never_makes_an_occurrence_after_until(app):
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 10), utc(YEAR, 5, 4, 8, 30)]
     created.reload()
     assert created.status == "finished"
+
+
+def test_a_disabled_owners_occurrences_are_held_until_the_account_is_enabled(client, api):
+    from webapp.services import account_status
+    from webapp.services import accounts
+
+    headers = api.user("held@example.com")
+    created = client.post("/api/users/schedules", json=schedule(cron="* * * * *", timezone="UTC"),
+                          headers=headers).json
+    owner = accounts.find_user_by_email("held@example.com")
+    account_status.disable_account(owner.id)
+    [first] = occurrence_jobs(created["id"])
+    assert first.held == "owner_disabled"  # held by the disable, like any job of theirs
+    later = datetime.fromisoformat(created["next_runs"][0]) + timedelta(seconds=1)
+    materializer.materialize_due(later, SETTINGS)  # the next occurrence, made while disabled: held too
+    assert [job.held for job in occurrence_jobs(created["id"])] == ["owner_disabled", "owner_disabled"]
+    account_status.enable_account(owner.id)
+    assert [job.held for job in occurrence_jobs(created["id"])] == [None, None]
