@@ -213,6 +213,9 @@ def check_reads(pair, rng, flt, sort_fields, group_fields):
     pair.same(lambda c: raw(c.find(flt, sort=sort, skip=skip, limit=limit)),
               f"find {flt} sort {sort} skip {skip} limit {limit}")
     pair.same(lambda c: raw(c.find(flt, {"_id": 1}, sort=sort[:1], limit=3)), f"find ids {flt} sort {sort[:1]}")
+    pair.same(lambda c: raw(c.find(flt, sort=sort, batch_size=2)), f"find {flt} sort {sort} in batches of 2")
+    field = rng.choice(group_fields)
+    pair.same(lambda c: c.distinct(field, flt), f"distinct {field} {flt}")
     pair.same(lambda c: c.count_documents(flt), f"count_documents {flt}")
     if skip or limit:
         kwargs = {"skip": skip} | ({"limit": limit} if limit else {})
@@ -275,8 +278,9 @@ EDGE_VALUES = [0, -0.0, 5, 5.0, Int64(5), 1e21, float(2**53 + 2), OWNERS[0], str
 
 
 def edge_filters():
-    """Each edge value with each operator, on each field of the mixed documents."""
-    for field in ("s", "d", "o", "n", "b"):
+    """Each edge value with each operator (every mixed field holds every edge value somewhere;
+    `n` has an index, `b` none)."""
+    for field in ("n", "b"):
         for value in EDGE_VALUES:
             yield {field: value}
             yield {field: {"$in": [value, "alpha"]}}
@@ -298,7 +302,7 @@ def test_mixed_types_same_answers(servers):
         pair.same(lambda c: raw(c.find(flt, sort=[("_id", 1)])), f"find {flt}")
         pair.same(lambda c: c.count_documents(flt), f"count_documents {flt}")
     pools = mixed_pools()
-    for i in range(80):
+    for i in range(60):
         flt = random_filter(rng, pools)
         check_reads(pair, rng, flt, ["s", "d", "o", "n", "b", "_id"], ["s", "d", "o", "b"])
         if i % 10 == 0:
