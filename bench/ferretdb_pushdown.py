@@ -165,6 +165,7 @@ def timed(fn, runs, warm_up=True):
 
 
 def p95(values):
+    """The 95th percentile (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
@@ -231,6 +232,7 @@ def run_size(size, tmp):
 
 
 def main():
+    """Run every size, print the report."""
     tmp = Path(tempfile.mkdtemp(prefix="mailjobs-bench-pushdown-"))
     try:
         results = [run_size(size, tmp) for size in SIZES]
