@@ -10,9 +10,9 @@ inserted directly and 200 schedules none of which is due. Median of REPEAT:
   runs of a schedule (the Schedules page and `next_runs`), and a catch-up plan for a minutely
   schedule after a week down (`latest`: it looks back a day, not a week).
 
-On MongoDB each query is on an index (see webapp/models/); FerretDB v1 scans the collection for
-any filter but `_id` (README, the status page's Cost), so the first three grow with the jobs there.
-BENCH_SCHEDULING_SIZES (default "1000,10000") sets the job counts.
+On MongoDB each query is on an index (see webapp/models/); on FerretDB too with the pushdown
+patches (scripts/ferretdb-patches/03, 04), without which they scan the collection and grow with
+the jobs. BENCH_SCHEDULING_SIZES (default "1000,10000") sets the job counts.
 """
 
 import json

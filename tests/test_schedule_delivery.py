@@ -45,7 +45,8 @@ def test_a_job_moved_later_is_not_sent_at_its_old_time_and_goes_once_at_the_new_
     headers = api.user()
     start = datetime.now(UTC)
     job = client.post("/api/users/jobs", headers=headers, json={
-        "to": "later@example.com", "subject": "Moved later", "body": "b", "send_at": iso(start + timedelta(seconds=3))}).json
+        "to": "later@example.com", "subject": "Moved later", "body": "b",
+        "send_at": iso(start + timedelta(seconds=3))}).json
     new_time = start + timedelta(seconds=7)
     moved = client.patch(f"/api/users/jobs/{job['id']}", json={"send_at": iso(new_time)}, headers=headers)
     assert moved.status_code == 200
@@ -67,7 +68,8 @@ def test_a_job_moved_earlier_goes_at_the_new_time_and_its_old_task_sends_nothing
     job = client.post("/api/users/jobs", headers=headers, json={
         "to": "earlier@example.com", "subject": "Moved earlier", "body": "b", "send_at": iso(old_time)}).json
     new_time = start + timedelta(seconds=2)
-    assert client.patch(f"/api/users/jobs/{job['id']}", json={"send_at": iso(new_time)}, headers=headers).status_code == 200
+    moved = client.patch(f"/api/users/jobs/{job['id']}", json={"send_at": iso(new_time)}, headers=headers)
+    assert moved.status_code == 200
     [message] = smtp.wait_for(1, timeout=10)
     assert message.message_id == job["message_id"]
     assert new_time.timestamp() - 0.05 <= message.received_at < old_time.timestamp() - 3
@@ -148,7 +150,8 @@ def test_a_retry_that_would_land_outside_the_window_waits_for_the_next_opening(a
               "end": closes.strftime("%H:%M")}
     data = parse(JobInput, {"to": "window@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
                             "windows": [window]})
-    job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5, timing=job_timing.resolve_new(data, None, now))
+    job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
+                          timing=job_timing.resolve_new(data, None, now))
     # Claimed by this test as a worker would, with a backoff of 2 to 4 minutes.
     settings = DeliverySettings(lease_seconds=30, retry_base_seconds=240, retry_cap_seconds=240)
     mail, timeout = app.extensions["mail"], 5

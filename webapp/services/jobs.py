@@ -170,7 +170,8 @@ def reschedule_job(job_id, owner_id, change, user, now=None):
     now = now or utcnow()
     timing = job_timing.resolve_change(change, job, user, now)
     updates = {f"set__{name}": getattr(change, name) for name in ("to", "subject", "body") if name in given}
-    updates.update(set__send_at=timing.send_at, set__timezone=timing.timezone, set__next_attempt_at=timing.effective_send_at,
+    updates.update(set__send_at=timing.send_at, set__timezone=timing.timezone,
+                   set__next_attempt_at=timing.effective_send_at,
                    set__windows=[Window(**window) for window in timing.windows], set__updated_at=now)
     if timing.expires_at is None:
         updates["unset__expires_at"] = True

@@ -214,12 +214,25 @@ def _cancel(made, now):
                               {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
 
 
+def set_or_unset(fields):
+    """An update that sets the fields with a value and removes those that are None.
+
+    A field that is missing, rather than null, keeps one kind of value (dates), which FerretDB's
+    pushdown needs to answer a range such as `due_at <= now` from its index.
+    """
+    update = {"$set": {name: value for name, value in fields.items() if value is not None}}
+    unset = {name: "" for name, value in fields.items() if value is None}
+    if unset:
+        update["$unset"] = unset
+    return update
+
+
 def _carry_out(doc, now, settings):
     """Make the stored plan's jobs, then mark it done; cancel them if the schedule moved on."""
     made = _make(doc, doc["planned"], now, settings)
     collection = Schedule._get_collection()
     done = collection.update_one({"_id": doc["_id"], "version": doc["version"], "plan_id": doc["plan_id"]},
-                                 {"$set": {"planned": [], "due_at": doc.get("due_after_plan")}})
+                                 set_or_unset({"planned": [], "due_at": doc.get("due_after_plan")}))
     if done.matched_count == 0:  # a newer plan, or a person changed the schedule (a new version)
         current = collection.find_one({"_id": doc["_id"]}, {"version": 1})
         if current is None or current["version"] != doc["version"]:
@@ -248,7 +261,7 @@ def materialize(doc, now, settings):
     won = Schedule._get_collection().find_one_and_update(
         {"_id": doc["_id"], "version": doc["version"], "plan_id": doc.get("plan_id"), "planned": [],
          "status": ScheduleStatus.ACTIVE},
-        {"$set": update}, return_document=True)
+        set_or_unset(update), return_document=True)
     if won is None or not plan.times:
         return []
     return _carry_out(won, now, settings)

@@ -20,6 +20,7 @@ from webapp.services import job_timing
 from webapp.services import recurrence
 from webapp.services import timing
 from webapp.services.accounts import parse_object_id
+from webapp.services.materializer import set_or_unset
 from webapp.services.timing_input import windows_as_dicts
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
@@ -122,7 +123,7 @@ def _replan(schedule, fields, now):
                   cursor_at=max(now, as_utc(starts_at) - ONE_MS) if starts_at else now,
                   due_at=now if active else None)
     result = Schedule._get_collection().update_one({"_id": schedule.id, "version": schedule.version},
-                                                   {"$set": fields})
+                                                   set_or_unset(fields))
     if result.matched_count == 0:
         raise Conflict("The schedule was changed at the same moment; load it again and retry.")
     cancel_pending_occurrences(schedule.id, now)
