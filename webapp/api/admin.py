@@ -7,9 +7,18 @@ from tasks.delivery import schedule_delivery
 from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
-from webapp.api.serialize import job_to_json
-from webapp.api.serialize import page_to_json
-from webapp.api.serialize import user_to_json
+from webapp.api.contract import describe
+from webapp.api.schemas import AdminJobListQuery
+from webapp.api.schemas import AdminJobPageOut
+from webapp.api.schemas import JobDetailOut
+from webapp.api.schemas import JobPath
+from webapp.api.schemas import PageQuery
+from webapp.api.schemas import UserOut
+from webapp.api.schemas import UserPageOut
+from webapp.api.schemas import UserPath
+from webapp.api.serialize import job_out
+from webapp.api.serialize import page_out
+from webapp.api.serialize import user_out
 from webapp.services import accounts
 from webapp.services import jobs
 from webapp.services.validation import RoleInput
@@ -18,6 +27,7 @@ from webapp.services.validation import parse_page
 
 
 @bp.get("/admin/jobs")
+@describe(query=AdminJobListQuery, responses={200: AdminJobPageOut})
 @admin_required
 def all_jobs():
     """All users' jobs, filterable by status and owner (id or email)."""
@@ -28,46 +38,52 @@ def all_jobs():
         items, total = [], 0
     else:
         items, total = jobs.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
-    body = page_to_json(items, total, page, per_page, job_to_json)
-    body["counts"] = jobs.status_counts()
-    return body
+    return page_out(AdminJobPageOut, items, total, page, per_page, job_out, counts=jobs.status_counts())
 
 
 @bp.get("/admin/jobs/<job_id>")
+@describe(path=JobPath, responses={200: JobDetailOut}, errors={404: "No such job."})
 @admin_required
 def any_job(job_id):
     """Any job with its attempt history."""
-    return job_to_json(jobs.get_job(job_id), with_history=True)
+    return job_out(jobs.get_job(job_id), with_history=True)
 
 
 @bp.post("/admin/jobs/<job_id>/retry")
+@describe(path=JobPath, responses={200: JobDetailOut},
+          errors={404: "No such job.", 409: "Only a FAILED or IN_DOUBT job can be requeued."})
 @admin_required
 def retry_job(job_id):
     """Requeue a FAILED (or IN_DOUBT) job now."""
     job = jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"])
     schedule_delivery(job.id, job.next_attempt_at, 0)
-    return job_to_json(job, with_history=True)
+    return job_out(job, with_history=True)
 
 
 @bp.post("/admin/jobs/<job_id>/close")
+@describe(path=JobPath, responses={200: JobDetailOut},
+          errors={404: "No such job.", 409: "Only an IN_DOUBT job can be closed."})
 @admin_required
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
-    return job_to_json(jobs.close_in_doubt(job_id), with_history=True)
+    return job_out(jobs.close_in_doubt(job_id), with_history=True)
 
 
 @bp.get("/admin/users")
+@describe(query=PageQuery, responses={200: UserPageOut})
 @admin_required
 def users():
     """All users, oldest first, paginated."""
     page, per_page = parse_page(request.args)
     items, total = accounts.list_users(page, per_page)
-    return page_to_json(items, total, page, per_page, user_to_json)
+    return page_out(UserPageOut, items, total, page, per_page, user_out)
 
 
 @bp.patch("/admin/users/<user_id>/role")
+@describe(path=UserPath, body=RoleInput, responses={200: UserOut},
+          errors={404: "No such user.", 409: "The last admin cannot be demoted."})
 @admin_required
 def set_role(user_id):
     """Promote or demote a user; the last admin stays an admin (409)."""
     data = parse(RoleInput, json_body())
-    return user_to_json(accounts.set_role(user_id, data.role))
+    return user_out(accounts.set_role(user_id, data.role))

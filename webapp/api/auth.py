@@ -11,7 +11,12 @@ from flask_jwt_extended import get_jwt
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
-from webapp.api.serialize import user_to_json
+from webapp.api.contract import describe
+from webapp.api.schemas import MessageOut
+from webapp.api.schemas import RegisteredOut
+from webapp.api.schemas import TokenOut
+from webapp.api.schemas import UserOut
+from webapp.api.serialize import user_out
 from webapp.errors import Unauthorized
 from webapp.services import accounts
 from webapp.services.validation import Credentials
@@ -22,15 +27,20 @@ from webapp.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
+@describe(body=Credentials, responses={201: RegisteredOut},
+          errors={409: "An account with this email exists.", 429: "Too many sign-ups from this address."})
 @signup_throttled
 def register():
     """Create an account with role `user`."""
     data = parse(Credentials, json_body())
     user = accounts.register(data.email, data.password)
-    return {"id": str(user.id), "email": user.email, "role": user.role}, 201
+    return RegisteredOut(id=str(user.id), email=user.email, role=user.role), 201
 
 
 @bp.post("/auth/login")
+@describe(body=LoginInput, responses={200: TokenOut},
+          errors={401: "Wrong email or password (the same answer for both).",
+                  429: "Too many sign-in attempts from this address or on this account."})
 @login_throttled
 def login():
     """Exchange credentials for a bearer token (same answer for unknown email and wrong password)."""
@@ -40,20 +50,22 @@ def login():
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     token = create_access_token(identity=str(user.id))
-    return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
+    return TokenOut(access_token=token, token_type="Bearer", expires_in=int(expires.total_seconds()))
 
 
 @bp.post("/auth/logout")
+@describe(responses={200: MessageOut}, tag="Account")
 @login_required
 def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
     accounts.revoke_token(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
-    return {"message": "Logged out."}
+    return MessageOut(message="Logged out.")
 
 
 @bp.get("/users/me")
+@describe(responses={200: UserOut}, tag="Account")
 @login_required
 def me():
     """The caller's account."""
-    return user_to_json(current_user)
+    return user_out(current_user)

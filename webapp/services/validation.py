@@ -15,6 +15,7 @@ from pydantic import EmailStr
 from pydantic import Field
 from pydantic import StrictStr
 from pydantic import ValidationError
+from pydantic import WithJsonSchema
 from pydantic import field_validator
 
 from webapp.errors import ValidationFailed
@@ -31,6 +32,7 @@ MAX_BODY_BYTES = 100 * 1024
 MIN_PASSWORD_CHARS = 8
 # 100,000 pages of 100 is ten million rows: deeper than any table is read page by page.
 MAX_PAGE = 100_000
+MAX_PER_PAGE = 100
 # The range of send_at, measured from now: a small grace for clock skew and slow
 # typing (older is a mistake), and ten years ahead (later is a typo, and years
 # near 9999 break date arithmetic and display in some time zones).
@@ -40,7 +42,17 @@ TOO_EARLY = "is more than a minute in the past"
 TOO_LATE = "is more than 10 years ahead"
 # Control characters (C0 but TAB, DEL, C1) and the Unicode line and paragraph
 # separators: in a one-line field they would end or corrupt a mail header.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_CHARS = r"\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
+# What str.strip() removes (all of it in the BMP) but control characters, spelled out: `\s`
+# means three different sets in Python, ECMA-262 and ASCII-mode readers of a JSON Schema pattern.
+_BLANK_CHARS = "".join(f"\\u{code:04x}" for code in range(0x10000)
+                       if chr(code).isspace() and not _CONTROL.match(chr(code)))
+# The same rules as JSON Schema patterns, for the OpenAPI document (webapp/api/openapi.py);
+# `\uXXXX` reads the same in Python's `re` and in ECMA-262.
+ONE_LINE_PATTERN = f"^[^{_CONTROL_CHARS}]*$"
+NOT_BLANK_LINE_PATTERN = f"^[^{_CONTROL_CHARS}]*[^{_CONTROL_CHARS}{_BLANK_CHARS}][^{_CONTROL_CHARS}]*$"
+ROLES = ("user", "admin")
 
 
 def one_line_text(value):
@@ -86,15 +98,41 @@ class LoginInput(_Strict):
 
 
 class RoleInput(_Strict):
-    role: StrictStr
+    role: StrictStr = Field(json_schema_extra={"enum": list(ROLES)})
 
     @field_validator("role")
     @classmethod
     def known_role(cls, value):
-        if value not in ("user", "admin"):
+        if value not in ROLES:
             raise ValueError("must be 'user' or 'admin'")
         return value
 
+
+# How the OpenAPI document shows the rules below that JSON Schema cannot state as pydantic
+# reads them (a before-validator, a byte size, a one-line rule): metadata only, the
+# validators decide. "mailbox" is our own format name: an address or `Name <address>`.
+RECIPIENT_SCHEMA = {
+    "type": "string",
+    "format": "mailbox",
+    "minLength": 3,
+    "maxLength": MAX_RECIPIENT_CHARS,
+    "pattern": ONE_LINE_PATTERN,
+    "description": "An address (`ada@example.com`) or an address with a display name "
+                   "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted.",
+}
+RECIPIENTS_SCHEMA = {
+    "anyOf": [
+        RECIPIENT_SCHEMA,
+        {"type": "array", "items": RECIPIENT_SCHEMA, "minItems": 1, "maxItems": MAX_RECIPIENTS},
+    ],
+    "description": f"One recipient, or a list of 1 to {MAX_RECIPIENTS}; the same mailbox given twice goes out once.",
+}
+SEND_AT_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+    "default": None,
+    "description": "ISO-8601 with an offset or `Z`, from a minute in the past to 10 years ahead; "
+                   "omitted or null means now.",
+}
 
 RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
 
@@ -102,10 +140,15 @@ RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), Afte
 class JobInput(_Strict):
     """A job to create. Cheap limits (how many, how long) are checked before any address is parsed."""
 
-    to: list[RecipientText]
-    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS)
-    body: StrictStr
-    send_at: StrictStr | None = None
+    to: Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
+    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS,
+                               json_schema_extra={"pattern": NOT_BLANK_LINE_PATTERN,
+                                                  "description": "One line, not blank; tab is the only "
+                                                                 "control character allowed."})
+    body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES,
+                                               "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB "
+                                                              "in UTF-8."})
+    send_at: Annotated[StrictStr | None, WithJsonSchema(SEND_AT_SCHEMA)] = None
 
     @field_validator("to", mode="before")
     @classmethod
