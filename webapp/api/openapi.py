@@ -154,6 +154,8 @@ def _query_parameters(contract):
             del field_schema["default"]  # absent means no filter; null is not a query value
         description = field_schema.pop("description", None)
         parameter = {"name": name, "in": "query", "required": name in required, "schema": field_schema}
+        if getattr(contract.query, "EMPTY_MEANS_ABSENT", False):
+            parameter["allowEmptyValue"] = True
         if description:
             parameter["description"] = description
         parameters.append(parameter)

@@ -8,6 +8,7 @@ pages share them); tests/test_openapi.py checks the bounds at their edges.
 
 from datetime import datetime
 from typing import Annotated
+from typing import ClassVar
 from typing import Literal
 
 from pydantic import BaseModel
@@ -143,7 +144,14 @@ class HealthOut(Out):
 
 
 # Query strings and path parameters (documentation: see the module docstring).
-class PageQuery(BaseModel):
+class Query(BaseModel):
+    """A query string. Our readers take an empty value as an absent one (the pages' filter
+    forms send `status=` for "all"), so the document allows it (OpenAPI's allowEmptyValue)."""
+
+    EMPTY_MEANS_ABSENT: ClassVar[bool] = True
+
+
+class PageQuery(Query):
     page: int = Field(1, ge=1, le=MAX_PAGE)
     per_page: int = Field(20, ge=1, le=MAX_PER_PAGE)
 
