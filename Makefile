@@ -24,11 +24,12 @@ preflight-run preflight-test: preflight-%:
 	@$(PREFLIGHT) $* --python "$(PYTHON313)"
 
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py
 
 bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
 	$(PY) -m bench.delivery_latency
 	$(PY) -m bench.faults
+	$(PY) -m bench.status
 
 venv: $(VENV)/.installed
 

@@ -1,6 +1,7 @@
 """Huey tasks. `huey_consumer tasks.huey` loads this package, so every task module is imported here."""
 
 from tasks import delivery  # noqa: F401 - registers the tasks
+from tasks import maintenance  # noqa: F401 - registers the heartbeat thread's start/stop hooks
 from tasks import sweeper  # noqa: F401 - registers the periodic task
 from tasks.queue import huey
 

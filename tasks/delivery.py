@@ -13,9 +13,12 @@ from pymongo.errors import ConnectionFailure
 from tasks.queue import huey
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
+from webapp.services import control
 from webapp.services import delivery
 from webapp.services import recovery
 from webapp.services.mailer import send_email
+from webapp.services.process_tally import TALLY
+from webapp.services.process_tally import observed
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
@@ -103,6 +106,13 @@ def deliver_job(job_id):
         if not _wait_until(due, lead + 0.5):
             schedule_delivery(oid, due, lead)  # rescheduled meanwhile: come back later
             return
+        try:
+            if control.delivery_paused():  # the job stays PENDING; resume queues it again
+                log.info("job %s: delivery is paused, not sending", oid)
+                return
+        except ConnectionFailure as exc:
+            retry_later(deliver_job, oid, exc)
+            return
         settings = _settings(app)
         mail, timeout = app.extensions["mail"], app.config["MAIL_TIMEOUT"]
         try:
@@ -110,7 +120,9 @@ def deliver_job(job_id):
                 oid,
                 worker_id(),
                 settings,
-                send=lambda job, before_data, on_accepted: send_email(mail, job, timeout, before_data, on_accepted),
+                # observed: the heartbeat lists the job in flight, the tally sees the 250 and SMTP errors.
+                send=observed(lambda job, before_data, on_accepted:
+                              send_email(mail, job, timeout, before_data, on_accepted)),
                 on_claimed=lambda job: schedule_lease_check(job["_id"], job["lease_expires_at"]),
             )
         except ConnectionFailure as exc:
@@ -120,6 +132,7 @@ def deliver_job(job_id):
             retry_later(deliver_job, oid, exc)
             return
         log.info("job %s: %s", oid, result.outcome)
+        TALLY.record_result(result.outcome)
         if result.retry_at is not None:
             schedule_delivery(oid, result.retry_at, lead)
 

@@ -17,6 +17,7 @@ from tasks.queue import huey
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
 from webapp.services import accounts
+from webapp.services import control
 from webapp.services import recovery
 from webapp.services.delivery import DeliverySettings
 
@@ -35,7 +36,8 @@ def sweep_once(app, grace_seconds=5.0):
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     requeue_recovered(recovered)
-    due = recovery.due_unqueued_jobs(grace_seconds)
+    # While delivery is paused, due jobs wait in the database: resume queues them all at once.
+    due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0)
     purged = accounts.purge_expired_revocations()

@@ -198,3 +198,61 @@ class ApiClient:
 @pytest.fixture()
 def api(client):
     return ApiClient(client)
+
+
+# --- the browser tests (tests/test_browser.py, tests/test_status_browser.py) ------------------------
+# Here, not in a test module: Playwright's sync API can run once per process, so they share it.
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    from tests.support.live_server import LiveServer
+
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from scripts.preflight import chromium_executable
+    from scripts.preflight import message as preflight_message
+    from scripts.preflight import playwright_chromium_installed
+    from tests.support.browser import CHROMIUM_ARGS
+
+    # A Chromium on PATH (its usual names), else Playwright's own when one is installed.
+    executable = chromium_executable()
+    if executable is None and not playwright_chromium_installed():
+        pytest.exit(preflight_message("test", ["chromium"]), returncode=1)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def open_browser(browser, live_server):
+    """Open a fresh browser profile (its own cookies) in Paris; closed after the test."""
+    from tests.support.browser import ZONE
+
+    contexts = []
+
+    def open_(width=1280, height=900):
+        context = browser.new_context(base_url=live_server.url, timezone_id=ZONE, locale="en-GB",
+                                      viewport={"width": width, "height": height})
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.dialogs = []
+
+        def on_dialog(dialog):
+            page.dialogs.append((dialog.type, dialog.message))
+            dialog.accept()
+
+        page.on("dialog", on_dialog)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()

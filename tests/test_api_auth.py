@@ -146,7 +146,8 @@ def test_unknown_api_path_answers_json(client):
 def test_health_says_ok_when_the_database_answers(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok"}
+    # ok, or degraded when no consumer is alive or delivery is paused (tests/test_status.py)
+    assert response.json["database"] == "ok" and response.json["status"] in {"ok", "degraded"}
 
 
 def test_registration_is_throttled_per_ip_with_a_json_429(app, client, monkeypatch):

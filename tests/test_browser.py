@@ -5,94 +5,20 @@ run into test-results/screenshots/ (git-ignored); `make screenshots` writes them
 docs/screenshots/ for the README instead.
 """
 
-import os
 import re
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from playwright.sync_api import expect
-from playwright.sync_api import sync_playwright
 
-from scripts.preflight import chromium_executable
-from scripts.preflight import message as preflight_message
-from scripts.preflight import playwright_chromium_installed
-from tests.support.live_server import LiveServer
+from tests.support.browser import PASSWORD
+from tests.support.browser import ZONE
+from tests.support.browser import screenshot
+from tests.support.browser import sign_in
+from tests.support.browser import sign_up
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = PROJECT_ROOT / os.environ.get("SCREENSHOT_DIR", "test-results/screenshots")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]
-ZONE = "Europe/Paris"
-PASSWORD = "correct-horse-9"
 XSS = "<script>alert(1)</script>"
-
-
-@pytest.fixture(scope="session")
-def live_server(app):
-    server = LiveServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """A Chromium on PATH (its usual names), else Playwright's own when one is installed."""
-    executable = chromium_executable()
-    if executable is None and not playwright_chromium_installed():
-        pytest.exit(preflight_message("test", ["chromium"]), returncode=1)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def open_browser(browser, live_server):
-    """Open a fresh browser profile (its own cookies) in Paris; closed after the test."""
-    contexts = []
-
-    def open_(width=1280, height=900):
-        context = browser.new_context(base_url=live_server.url, timezone_id=ZONE, locale="en-GB",
-                                      viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.dialogs = []
-
-        def on_dialog(dialog):
-            page.dialogs.append((dialog.type, dialog.message))
-            dialog.accept()
-
-        page.on("dialog", on_dialog)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-def screenshot(page, name, full_page=True):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
-
-
-def sign_up(page, email):
-    page.goto("/signup")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign up").click()
-    expect(page).to_have_url(re.compile(r"/jobs$"))
-
-
-def sign_in(page, email):
-    page.goto("/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/jobs$"))
 
 
 def local_input(moment):
@@ -207,6 +133,7 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
     page = open_browser()
     sign_in(page, "ada@example.com")
     page.get_by_role("link", name="All jobs").click()
+    expect(page).to_have_url(re.compile(r"/admin/jobs$"))
     for subject in ("Alice's newsletter", XSS, "Bob's invoice"):
         expect(row(page, subject)).to_have_count(1)
     expect(row(page, "Bob's invoice").locator("td[data-label='Owner']")).to_have_text("bob@example.com")
@@ -226,13 +153,13 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
 
     # Filter by status, then by owner on top of it, all in place.
     counts.get_by_role("link", name="CANCELLED 1").click()
-    expect(page).to_have_url(re.compile(r"/admin\?status=CANCELLED$"))
+    expect(page).to_have_url(re.compile(r"/admin/jobs\?status=CANCELLED$"))
     expect(page.locator("#job-rows tr")).to_have_count(1)
     expect(row(page, "Bob's invoice")).to_have_count(1)
     counts.get_by_role("link", name="PENDING 3").click()
     page.get_by_label("Owner email").fill("alice@example.com")
     page.get_by_role("button", name="Filter").click()
-    expect(page).to_have_url(re.compile(r"/admin\?owner=alice%40example.com&status=PENDING$"))
+    expect(page).to_have_url(re.compile(r"/admin/jobs\?owner=alice%40example.com&status=PENDING$"))
     expect(page.locator("#job-rows tr")).to_have_count(2)
     expect(row(page, "Bob's late addition")).to_have_count(0)
     expect(counts.get_by_role("link", name="PENDING 2")).to_be_visible()  # counts follow the owner filter

@@ -125,8 +125,8 @@ def test_datetime_max_and_min_in_the_database_show_on_every_page_and_the_api(cli
     assert admin.login(admin_email, timezone=zone).status_code == 302
 
     paths = [(owner, "/jobs"), (owner, "/jobs/rows"), (owner, "/jobs?status=PENDING"),
-             (admin, "/admin"), (admin, f"/admin/rows?status=PENDING&owner={email}"),
-             (admin, f"/admin?owner={email}&status=COMPLETED"), (admin, f"/admin/rows?owner={email}")]
+             (admin, "/admin/jobs"), (admin, f"/admin/jobs/rows?status=PENDING&owner={email}"),
+             (admin, f"/admin/jobs?owner={email}&status=COMPLETED"), (admin, f"/admin/jobs/rows?owner={email}")]
     paths += [(owner, f"/jobs/{job_id}") for job_id in planted] + [(admin, f"/admin/jobs/{job_id}") for job_id in planted]
     for who, path in paths:
         response = who.get(path, htmx="/rows" in path)
@@ -159,7 +159,7 @@ def test_an_absurd_page_number_is_a_422_on_every_api_list(client, api, path):
     assert client.get(f"{path}?page=100000", headers=api.admin()).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/jobs", "/jobs/rows", "/admin", "/admin/rows", "/admin/users"])
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/rows", "/admin/jobs", "/admin/jobs/rows", "/admin/users"])
 def test_an_absurd_page_number_is_a_clear_message_on_every_page(client, path):
     from webapp.services import accounts
 

@@ -322,7 +322,7 @@ def test_html_in_a_subject_or_body_is_shown_as_text_everywhere(client, app):
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
     for who, path in ((user, "/jobs"), (user, "/jobs/rows"), (user, f"/jobs/{job.id}"),
-                      (admin, "/admin"), (admin, "/admin/rows"), (admin, f"/admin/jobs/{job.id}")):
+                      (admin, "/admin/jobs"), (admin, "/admin/jobs/rows"), (admin, f"/admin/jobs/{job.id}")):
         page = who.get(path, htmx=path.endswith("rows")).get_data(as_text=True)
         assert "<script>alert" not in page, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
@@ -336,7 +336,7 @@ def test_non_admins_get_a_403_page_and_no_admin_link(pages):
     pages.signup()
     page = pages.get("/jobs").get_data(as_text=True)
     assert "/admin" not in page
-    for path in ("/admin", "/admin/users", "/admin/rows"):
+    for path in ("/admin", "/admin/jobs", "/admin/users", "/admin/jobs/rows"):
         response = pages.get(path)
         assert response.status_code == 403, path
         assert "Not allowed" in response.get_data(as_text=True)
@@ -360,18 +360,18 @@ def test_admin_sees_everyones_jobs_with_counts_and_filters(client, app):
 
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
-    page = admin.get("/admin").get_data(as_text=True)
+    page = admin.get("/admin/jobs").get_data(as_text=True)
     assert "from alice" in page and "from bob" in page
     assert "alice@example.com" in page and "bob@example.com" in page
     counts = dict(re.findall(r">([A-Z_]+) <span class=\"count\">(\d+)</span>", page))
     assert counts["PENDING"] == "1" and counts["CANCELLED"] == "1" and counts["COMPLETED"] == "0"
-    by_status = admin.get("/admin?status=CANCELLED").get_data(as_text=True)
+    by_status = admin.get("/admin/jobs?status=CANCELLED").get_data(as_text=True)
     assert "from bob" in by_status and "from alice" not in by_status
-    by_owner = admin.get("/admin?owner=ALICE@example.com").get_data(as_text=True)
+    by_owner = admin.get("/admin/jobs?owner=ALICE@example.com").get_data(as_text=True)
     assert "from alice" in by_owner and "from bob" not in by_owner
-    unknown = admin.get("/admin?owner=nobody@example.com").get_data(as_text=True)
+    unknown = admin.get("/admin/jobs?owner=nobody@example.com").get_data(as_text=True)
     assert "No account has this email or id." in unknown and "from alice" not in unknown
-    assert 'href="/admin"' in page and 'href="/admin/users"' in page
+    assert 'href="/admin"' in page and 'href="/admin/jobs"' in page and 'href="/admin/users"' in page
 
 
 def test_admin_promotes_and_demotes_but_never_the_last_admin(client, app):
@@ -422,7 +422,7 @@ def test_admin_requeues_a_failed_job_and_it_goes_out(client, app, consumer, smtp
 
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
-    failed = admin.get("/admin?status=FAILED").get_data(as_text=True)
+    failed = admin.get("/admin/jobs?status=FAILED").get_data(as_text=True)
     assert "bounced" in failed and "550 5.1.1 No such user" in failed and f'id="requeue-{job.id}"' in failed
     smtp.reset_faults()  # the mailbox exists again
     response = admin.post(f"/admin/jobs/{job.id}/requeue", htmx=True)

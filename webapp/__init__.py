@@ -66,6 +66,7 @@ def register_blueprints(app):
     from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
     from webapp.extensions import csrf
+    from webapp.metrics import bp as metrics_bp
     from webapp.pages import bp as pages_bp
 
     # Bearer tokens are not sent by browsers on their own: the API needs no CSRF token.
@@ -75,5 +76,7 @@ def register_blueprints(app):
     app.register_blueprint(auth_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(admin_bp)
+    # Prometheus scrapes /metrics with a token or from loopback (see webapp/metrics.py).
+    app.register_blueprint(metrics_bp)
     templating.init_app(app)
     headers.init_app(app)

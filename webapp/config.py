@@ -129,6 +129,11 @@ class Config:
         self.IN_DOUBT_POLICY = env_str("IN_DOUBT_POLICY", "resend")
         self.SCHEDULE_LEAD_SECONDS = env_float("SCHEDULE_LEAD_SECONDS", 1.0)
 
+        # The status page and /metrics (see webapp/services/stats.py, tasks/maintenance.py).
+        self.HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 2.0)
+        self.OVERDUE_SECONDS = env_float("OVERDUE_SECONDS", 300.0)
+        self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+
         # Bodies are capped at 100 KB; the request cap leaves room for JSON around it.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
@@ -149,6 +154,8 @@ class Config:
             raise ValueError(f"IN_DOUBT_POLICY must be 'resend' or 'hold', not {self.IN_DOUBT_POLICY!r}")
         if self.MAX_ATTEMPTS < 1:
             raise ValueError("MAX_ATTEMPTS must be at least 1")
+        if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:
+            raise ValueError("HEARTBEAT_SECONDS must be above 0 and OVERDUE_SECONDS at least 0")
         return self
 
 

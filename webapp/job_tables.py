@@ -6,6 +6,7 @@ ETag a page is rendered with is the one its first poll is checked against.
 
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import timedelta
 from math import ceil
 
 from flask import url_for
@@ -17,6 +18,7 @@ from webapp.services import jobs
 from webapp.services.validation import parse_page
 from webapp.templating import viewer_zone
 from webapp.timeutil import isoformat_z
+from webapp.timeutil import utcnow
 
 PER_PAGE = 20
 
@@ -46,6 +48,10 @@ class JobTable:
         return self.filters.get("status", "")
 
     @property
+    def overdue(self):
+        return self.filters.get("overdue") == "1"
+
+    @property
     def has_active(self):
         """True while a job on the account (or anywhere, for admins) can still change by itself."""
         return any(self.counts.get(status) for status in jobs.ACTIVE)
@@ -63,15 +69,20 @@ class JobTable:
         return self.url(self.rows_endpoint)
 
 
-def build(args, endpoint, rows_endpoint, owner_id=None, owner_query=None):
+def build(args, endpoint, rows_endpoint, owner_id=None, owner_query=None, overdue_seconds=None):
     """Read filters and page from `args` and load the rows; bad filters raise ValidationFailed.
 
     `owner_query` (admins only) is an email or id typed into the owner filter;
-    `owner_id` pins the table to one account (a user's own jobs).
+    `owner_id` pins the table to one account (a user's own jobs);
+    `overdue_seconds` (admins only) lets `overdue=1` show the overdue backlog.
     """
     status = jobs.check_status_filter(args.get("status"))
     page, per_page = parse_page(args, default_per_page=PER_PAGE)
     filters = {"status": status or ""}
+    due_before = None
+    if overdue_seconds is not None and args.get("overdue") == "1":
+        filters = {"status": "", "overdue": "1"}
+        due_before = utcnow() - timedelta(seconds=overdue_seconds)
     owner_unknown = False
     if owner_query is not None:
         filters["owner"] = owner_query.strip()
@@ -81,7 +92,8 @@ def build(args, endpoint, rows_endpoint, owner_id=None, owner_query=None):
     if owner_unknown:
         items, total, counts = [], 0, dict.fromkeys(JobStatus.ALL, 0)
     else:
-        items, total = jobs.list_jobs(owner_id=owner_id, status=status, page=page, per_page=per_page)
+        items, total = jobs.list_jobs(owner_id=owner_id, status=None if due_before else status, page=page,
+                                      per_page=per_page, due_before=due_before)
         counts = jobs.status_counts(owner_id)
     owner_emails = accounts.emails_by_id([job.owner_id for job in items]) if owner_query is not None else {}
     table = JobTable(endpoint, rows_endpoint, items, total, page, per_page, counts, filters, owner_emails,

@@ -11,15 +11,14 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+from scripts.preflight import chromium_executable
+from tests.support.browser import CHROMIUM_ARGS
 
 
 def sign_in(url, email, password):
     """Sign in at `url`, reload /jobs; the session cookie's flags and whether the page knew us."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(base_url=url)
             page.set_default_timeout(15_000)

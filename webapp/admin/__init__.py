@@ -1,6 +1,7 @@
-"""The admin panel: everyone's jobs live, users and their roles. Admins only."""
+"""The admin panel: the delivery status page, everyone's jobs live, users and their roles. Admins only."""
 
 from webapp.admin import jobs  # noqa: F401 - registers routes
+from webapp.admin import status  # noqa: F401 - registers routes
 from webapp.admin import users  # noqa: F401 - registers routes
 from webapp.admin.blueprint import bp
 

@@ -21,16 +21,23 @@ from webapp.services import jobs
 
 def _table():
     return job_tables.build(request.args, "admin.jobs_page", "admin.job_rows",
-                            owner_query=request.args.get("owner", ""))
+                            owner_query=request.args.get("owner", ""),
+                            overdue_seconds=current_app.config["OVERDUE_SECONDS"])
 
 
-@bp.get("")
+@bp.get("/jobs")
 def jobs_page():
-    """Every user's jobs, filterable by status and owner email, with counts per status."""
+    """Every user's jobs, filterable by status and owner email (or the overdue backlog), with counts."""
     return render_page_or_fragment("admin/jobs.html", "admin/_results.html", table=_table())
 
 
 @bp.get("/rows")
+def old_job_rows():
+    """The table's polling URL before it moved under /admin/jobs (tabs opened before an upgrade)."""
+    return redirect(url_for("admin.job_rows", **request.args), 308)
+
+
+@bp.get("/jobs/rows")
 def job_rows():
     """The table body with counts and pager out of band; 304 when nothing changed."""
     table = _table()

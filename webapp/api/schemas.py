@@ -138,11 +138,6 @@ class UserPageOut(Page):
     items: list[UserOut]
 
 
-class HealthOut(Out):
-    status: Literal["ok", "unavailable"]
-    database: Literal["ok", "unreachable"]
-
-
 # Query strings and path parameters (documentation: see the module docstring).
 class Query(BaseModel):
     """A query string. Our readers take an empty value as an absent one (the pages' filter

@@ -56,14 +56,22 @@ def check_status_filter(status):
     return status
 
 
-def list_jobs(owner_id=None, status=None, page=1, per_page=20):
-    """One page of jobs, newest first, and the total; `owner_id` None means everyone's."""
+def list_jobs(owner_id=None, status=None, page=1, per_page=20, due_before=None):
+    """One page of jobs, newest first, and the total; `owner_id` None means everyone's.
+
+    With `due_before`: the overdue backlog, PENDING jobs due before then, the
+    longest-waiting first (on the (status, next_attempt_at) index).
+    """
     filters = {}
     if owner_id is not None:
         filters["owner_id"] = owner_id
     if status:
         filters["status"] = status
-    query = Job.objects(**filters).order_by("-created_at", "-id")
+    order = ("-created_at", "-id")
+    if due_before is not None:
+        filters.update(status=JobStatus.PENDING, next_attempt_at__lt=due_before)
+        order = ("next_attempt_at", "id")
+    query = Job.objects(**filters).order_by(*order)
     return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
 
 

@@ -1,0 +1,50 @@
+"""Admins: the delivery system's figures, and the pause switch."""
+
+from flask import current_app
+from flask_jwt_extended import current_user
+
+from tasks.maintenance import queue_due_now
+from webapp.api.blueprint import admin_required
+from webapp.api.blueprint import bp
+from webapp.api.contract import describe
+from webapp.api.status_schemas import DeliveryStateOut
+from webapp.api.status_schemas import ResumedOut
+from webapp.api.status_schemas import StatsOut
+from webapp.services import control
+from webapp.services import stats
+from webapp.services import workers
+
+
+@bp.get("/admin/stats")
+@describe(responses={200: StatsOut})
+@admin_required
+def delivery_stats():
+    """Counts, overdue backlog, rates, lateness, workers, queue, pause and SMTP state, in one document."""
+    return stats.collect(current_app.config["OVERDUE_SECONDS"]).to_json()
+
+
+@bp.get("/admin/delivery")
+@describe(responses={200: DeliveryStateOut})
+@admin_required
+def delivery_state():
+    """Whether delivery is paused, since when, by whom, and how many live workers have seen it."""
+    return control.pause_state(workers.list_workers())
+
+
+@bp.post("/admin/delivery/pause")
+@describe(responses={200: DeliveryStateOut})
+@admin_required
+def pause_delivery():
+    """Stop handing email to the SMTP server (jobs stay PENDING; sends in flight finish)."""
+    control.pause(current_user.email)
+    return control.pause_state(workers.list_workers())
+
+
+@bp.post("/admin/delivery/resume")
+@describe(responses={200: ResumedOut})
+@admin_required
+def resume_delivery():
+    """Deliver again, and queue every due job at once (each still goes out once)."""
+    control.resume(current_user.email)
+    queued = queue_due_now()
+    return {**control.pause_state(workers.list_workers()), "queued": queued}

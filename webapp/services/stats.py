@@ -1,0 +1,110 @@
+"""The figures the status page, `GET /api/admin/stats`, /api/health and /metrics show, one query each.
+
+- counts per status: one `$group` over the jobs (webapp.services.jobs.status_counts);
+- overdue: PENDING jobs more than OVERDUE_SECONDS past `next_attempt_at` (their
+  effective send time): a count and the oldest, both on the (status, next_attempt_at) index;
+- rates and lateness: two hour documents and thirty day documents by `_id`
+  (webapp.services.delivery_stats), written by the consumers once per heartbeat;
+- workers: the heartbeat collection (one document per consumer process);
+- queue: Huey's pending and scheduled counts (LLEN / ZCARD on Redis);
+- paused: the control document, by `_id`.
+
+On MongoDB every one of these is answered from an index or by `_id`. On the
+embedded FerretDB the counts and the overdue query still read the whole
+jobs collection (it pushes only `_id` filters down to SQLite).
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tasks.queue import huey
+from webapp.models import Job
+from webapp.models import JobStatus
+from webapp.services import control
+from webapp.services import delivery_stats
+from webapp.services import jobs
+from webapp.services import workers
+from webapp.timeutil import as_utc
+from webapp.timeutil import utcnow
+
+
+def overdue(now, overdue_seconds):
+    """{count, oldest_seconds}: PENDING jobs due more than `overdue_seconds` ago, and how late the oldest is."""
+    query = {"status": JobStatus.PENDING, "next_attempt_at": {"$lt": now - timedelta(seconds=overdue_seconds)}}
+    collection = Job._get_collection()
+    count = collection.count_documents(query)
+    oldest = None
+    if count:
+        first = next(collection.find(query, {"next_attempt_at": 1}).sort("next_attempt_at", 1).limit(1), None)
+        if first is not None:
+            oldest = round((now - as_utc(first["next_attempt_at"])).total_seconds(), 1)
+    return {"count": count, "oldest_seconds": oldest}
+
+
+def queue_depth(queue=huey):
+    """Huey's {pending, scheduled} task counts; None for both when the queue cannot be reached."""
+    try:
+        return {"pending": queue.pending_count(), "scheduled": queue.scheduled_count()}
+    except Exception:  # the broker is down: the page says so rather than failing
+        return {"pending": None, "scheduled": None}
+
+
+@dataclass
+class Stats:
+    """Everything the status page shows, read once per request."""
+
+    now: object
+    counts: dict
+    overdue: dict
+    per_minute: list
+    per_day: list
+    lateness: dict
+    workers: list
+    queue: dict
+    pause: dict
+    smtp: dict
+    overdue_seconds: float
+
+    @property
+    def workers_alive(self):
+        return sum(1 for record in self.workers if record["alive"])
+
+    def to_json(self):
+        """The `GET /api/admin/stats` document."""
+        return {
+            "counts": self.counts,
+            "overdue": self.overdue,
+            "rates": {"per_minute": self.per_minute, "per_day": self.per_day},
+            "lateness": self.lateness,
+            "workers": [workers.worker_to_json(record, self.now) for record in self.workers],
+            "queue": self.queue,
+            "paused": self.pause["paused"],
+            "smtp": self.smtp,
+        }
+
+
+def collect(overdue_seconds, now=None):
+    """Read every figure once (see the module doc for what each costs)."""
+    now = now or utcnow()
+    records = workers.list_workers(now)
+    per_minute, lateness = delivery_stats.last_hour(now)
+    return Stats(
+        now=now,
+        counts=jobs.status_counts(),
+        overdue=overdue(now, overdue_seconds),
+        per_minute=per_minute,
+        per_day=delivery_stats.last_days(now),
+        lateness=lateness,
+        workers=records,
+        queue=queue_depth(),
+        pause=control.pause_state(records),
+        smtp=workers.newest_smtp_state(records),
+        overdue_seconds=overdue_seconds,
+    )
+
+
+def health():
+    """{workers_alive, paused} for /api/health: two small reads."""
+    records = workers.list_workers()
+    return {"workers_alive": sum(1 for record in records if record["alive"]),
+            "paused": control.read_pause() is not None}
