@@ -59,6 +59,7 @@ ROLES = ("user", "admin")
 # `email` format: the description says how. (A `pattern` for the dotted domain next to
 # `format` and `maxLength` costs schemathesis a minute to find its edge cases.)
 EMAIL_SCHEMA = {
+    "examples": ["ada@example.com"],
     "description": "An email address with a domain name that has a dot (`ada@example.com`), checked for "
                    "syntax only; special-use domains (.test, .local, .localhost, .invalid, .onion, .arpa) "
                    "are refused.",
@@ -99,12 +100,12 @@ class _Strict(BaseModel):
 
 class Credentials(_Strict):
     email: EmailStr = Field(max_length=320, json_schema_extra=EMAIL_SCHEMA)
-    password: StrictStr = Field(min_length=MIN_PASSWORD_CHARS, max_length=1024)
+    password: StrictStr = Field(min_length=MIN_PASSWORD_CHARS, max_length=1024, examples=["at-least-8"])
 
 
 class LoginInput(_Strict):
-    email: StrictStr = Field(max_length=320)
-    password: StrictStr = Field(max_length=1024)
+    email: StrictStr = Field(max_length=320, examples=["ada@example.com"])
+    password: StrictStr = Field(max_length=1024, examples=["at-least-8"])
 
 
 class RoleInput(_Strict):
@@ -126,6 +127,7 @@ RECIPIENT_SCHEMA = {
     "format": "mailbox",
     "maxLength": MAX_RECIPIENT_CHARS,
     "pattern": ONE_LINE_PATTERN,
+    "examples": ["ada@example.com", "Ada Lovelace <ada@example.com>"],
     "description": "An address (`ada@example.com`) or an address with a display name "
                    "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted, "
                    "special-use domains (.test, .local, ...) are refused.",
@@ -135,11 +137,13 @@ RECIPIENTS_SCHEMA = {
         RECIPIENT_SCHEMA,
         {"type": "array", "items": RECIPIENT_SCHEMA, "minItems": 1, "maxItems": MAX_RECIPIENTS},
     ],
+    "examples": [["ada@example.com", "Bob <bob@example.com>"]],
     "description": f"One recipient, or a list of 1 to {MAX_RECIPIENTS}; the same mailbox given twice goes out once.",
 }
 SEND_AT_SCHEMA = {
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
     "default": None,
+    "examples": ["2031-06-01T09:00:00+02:00"],
     "description": "ISO-8601 with an offset or `Z`, from a minute in the past to 10 years ahead; "
                    "omitted or null means now.",
 }
@@ -152,10 +156,10 @@ class JobInput(_Strict):
 
     to: Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
     subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS,
-                               json_schema_extra={"pattern": NOT_BLANK_LINE_PATTERN,
+                               json_schema_extra={"pattern": NOT_BLANK_LINE_PATTERN, "examples": ["Hello"],
                                                   "description": "One line, not blank; tab is the only "
                                                                  "control character allowed."})
-    body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES,
+    body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
                                                "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB "
                                                               "in UTF-8."})
     send_at: Annotated[StrictStr | None, WithJsonSchema(SEND_AT_SCHEMA)] = None
