@@ -50,6 +50,9 @@ CONFIG = {
     # address (email-validator's syntax) or a send_at (a range measured from now) cannot be, so
     # a value the schema admits may be refused, rightly: not checked on these two operations.
     # Their rules are proved by tests/test_validation_properties.py and tests/test_api_*.py.
+    # 413 (a body over MAX_CONTENT_LENGTH, documented on every body) refuses invalid data too.
+    "checks": {"negative_data_rejection": {"expected-statuses": [
+        "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]}},
     "operations": [
         {"include-path": path, "include-method": "POST", "checks": {"positive_data_acceptance": {"enabled": False}}}
         for path in ("/api/auth/register", "/api/users/jobs")

@@ -50,10 +50,12 @@ _CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 # means three different sets in Python, ECMA-262 and ASCII-mode readers of a JSON Schema pattern.
 _BLANK_CHARS = "".join(f"\\u{code:04x}" for code in range(0x10000)
                        if chr(code).isspace() and not _CONTROL.match(chr(code)))
-# The same rules as JSON Schema patterns, for the OpenAPI document (webapp/api/openapi.py);
-# `\uXXXX` reads the same in Python's `re` and in ECMA-262.
-ONE_LINE_PATTERN = f"^[^{_CONTROL_CHARS}]*$"
-NOT_BLANK_LINE_PATTERN = f"^[^{_CONTROL_CHARS}]*[^{_CONTROL_CHARS}{_BLANK_CHARS}][^{_CONTROL_CHARS}]*$"
+# The same rules in JSON Schema, for the OpenAPI document (webapp/api/openapi.py): "has no
+# control character" and "has a character that is neither blank nor control". Unanchored
+# searches on purpose: a `$` also matches before a final newline in Python's `re` (and so in
+# Python JSON Schema validators), not in ECMA-262; `\uXXXX` reads the same in both.
+ONE_LINE_SCHEMA = {"not": {"pattern": f"[{_CONTROL_CHARS}]"}}
+NOT_BLANK_PATTERN = f"[^{_CONTROL_CHARS}{_BLANK_CHARS}]"
 ROLES = ("user", "admin")
 # An address is checked with email-validator (syntax, no DNS), stricter than JSON Schema's
 # `email` format: the description says how. (A `pattern` for the dotted domain next to
@@ -126,7 +128,7 @@ RECIPIENT_SCHEMA = {
     "type": "string",
     "format": "mailbox",
     "maxLength": MAX_RECIPIENT_CHARS,
-    "pattern": ONE_LINE_PATTERN,
+    **ONE_LINE_SCHEMA,
     "examples": ["ada@example.com", "Ada Lovelace <ada@example.com>"],
     "description": "An address (`ada@example.com`) or an address with a display name "
                    "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted, "
@@ -156,7 +158,8 @@ class JobInput(_Strict):
 
     to: Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
     subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS,
-                               json_schema_extra={"pattern": NOT_BLANK_LINE_PATTERN, "examples": ["Hello"],
+                               json_schema_extra={"pattern": NOT_BLANK_PATTERN, **ONE_LINE_SCHEMA,
+                                                  "examples": ["Hello"],
                                                   "description": "One line, not blank; tab is the only "
                                                                  "control character allowed."})
     body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
@@ -244,11 +247,17 @@ def parse(model, data):
 
 
 def _whole_number(text):
-    """The whole number `text` writes, as a Decimal (`20`, `+20`, and `20.0` or `2e1`, which JSON
-    Schema and the OpenAPI document count as integers too), or None.
+    """The whole number `text` writes, as a Decimal (what int() reads, and `20.0` or `2e1`, which
+    JSON Schema and the OpenAPI document count as integers too), or None.
 
     Compared before any int() is made of it: `1e999999999` stays a cheap Decimal.
     """
+    try:
+        return Decimal(int(text))
+    except ValueError:
+        pass
+    if any(char.isspace() for char in text):
+        return None  # int() has refused it already, with its own idea of blanks
     try:
         value = Decimal(text)
     except InvalidOperation:
