@@ -10,6 +10,8 @@ from webapp.api.contract import describe
 from webapp.api.status_schemas import DeliveryStateOut
 from webapp.api.status_schemas import ResumedOut
 from webapp.api.status_schemas import StatsOut
+from webapp.audit_trail import DELIVERY
+from webapp.audit_trail import audit_event
 from webapp.services import control
 from webapp.services import stats
 from webapp.services import workers
@@ -37,6 +39,7 @@ def delivery_state():
 def pause_delivery():
     """Stop handing email to the SMTP server (jobs stay PENDING; sends in flight finish)."""
     control.pause(current_user.email)
+    audit_event("delivery_pause", current_user, target=DELIVERY)
     return control.pause_state(workers.list_workers())
 
 
@@ -47,4 +50,5 @@ def resume_delivery():
     """Deliver again, and queue every due job at once (each still goes out once)."""
     control.resume(current_user.email)
     queued = queue_due_now()
+    audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
     return {**control.pause_state(workers.list_workers()), "queued": queued}

@@ -19,16 +19,21 @@ from webapp.services import jobs
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.throttle import job_create_throttled
 
 
 @bp.post("/users/jobs")
-@describe(body=JobInput, responses={201: JobDetailOut})
+@describe(body=JobInput, responses={201: JobDetailOut},
+          errors={429: "Too many jobs scheduled in a short time (`too_many_requests`, JOB_CREATE_RATE_LIMIT), "
+                       "or MAX_PENDING_JOBS_PER_USER jobs pending already (`quota_exceeded`)."})
 @login_required
+@job_create_throttled(lambda: current_user.id)
 def create_job():
-    """Schedule an email; it is queued for its send time right away."""
+    """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data = parse(JobInput, json_body())
-    job = jobs.create_job(current_user.id, data, current_app.config["MAIL_DEFAULT_SENDER"],
-                          current_app.config["MAX_ATTEMPTS"])
+    config = current_app.config
+    job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
+                          jobs.pending_quota(config, current_user))
     schedule_delivery(job.id, job.send_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
     return job_out(job, with_history=True), 201
 

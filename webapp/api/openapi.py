@@ -23,6 +23,9 @@ IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 # The tag of a route without one, by the first path segment after /api.
 TAGS = {"auth": "Account", "users": "Jobs", "admin": "Admin"}
 DEFAULT_TAG = "Service"
+# Every 429 says when to come back (webapp/errors.py).
+RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
+               "schema": {"type": "integer", "minimum": 1}}
 # A werkzeug rule argument, `<name>` or `<converter(args):name>`.
 _RULE_ARGUMENT = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
 INFO_DESCRIPTION = """\
@@ -185,4 +188,6 @@ def _responses(contract, auth, refs):
     error_content = {"application/json": {"schema": refs[(ErrorOut, "serialization")]}}
     for status, description in sorted(errors.items()):
         responses[str(status)] = {"description": description, "content": error_content}
+        if status == 429:
+            responses["429"]["headers"] = {"Retry-After": RETRY_AFTER}
     return responses

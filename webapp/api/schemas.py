@@ -21,6 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from webapp.models.job import JobStatus
 from webapp.models.user import Role
+from webapp.services import audit
 from webapp.services.validation import MAX_PAGE
 from webapp.services.validation import MAX_PER_PAGE
 from webapp.timeutil import isoformat_z
@@ -37,6 +38,7 @@ UtcTimestamp = Annotated[
 ObjectIdText = Annotated[str, Field(pattern=OBJECT_ID_PATTERN, examples=["6650c0ffee0ddba11ad0be15"])]
 StatusName = Literal[JobStatus.ALL]
 RoleName = Literal[Role.ALL]
+AuditAction = Literal[tuple(audit.ACTIONS)]
 
 
 class Out(BaseModel):
@@ -78,6 +80,7 @@ class UserOut(Out):
     email: str
     role: RoleName
     timezone: str = Field(description="IANA time zone the pages show times in, e.g. `Europe/Paris`.")
+    disabled: bool = Field(description="Disabled by an admin: no sign-in, tokens refused, jobs held.")
     created_at: UtcTimestamp
 
 
@@ -138,6 +141,26 @@ class UserPageOut(Page):
     items: list[UserOut]
 
 
+class AuditEntryOut(Out):
+    """One security-relevant event: who did what to whom, when, from where, and how it went."""
+
+    id: ObjectIdText
+    at: UtcTimestamp
+    action: AuditAction
+    outcome: Literal[audit.OUTCOMES]
+    actor_id: ObjectIdText | None
+    actor_email: str | None = Field(description="As it was then (as typed, for a failed sign-in).")
+    target_type: str | None = Field(description="user, job, token or delivery.")
+    target_id: str | None
+    target_label: str | None
+    ip: str | None
+    detail: str | None
+
+
+class AuditPageOut(Page):
+    items: list[AuditEntryOut]
+
+
 # Query strings and path parameters (documentation: see the module docstring).
 class Query(BaseModel):
     """A query string. Our readers take an empty value as an absent one (the pages' filter
@@ -157,6 +180,11 @@ class JobListQuery(PageQuery):
 
 class AdminJobListQuery(JobListQuery):
     owner: str | SkipJsonSchema[None] = Field(None, description="Only this user's jobs: a user id or an email.")
+
+
+class AuditQuery(PageQuery):
+    actor: str | SkipJsonSchema[None] = Field(None, description="Only this actor's entries: an email or a user id.")
+    action: AuditAction | SkipJsonSchema[None] = Field(None, description="Only this action.")
 
 
 class JobPath(BaseModel):

@@ -1,6 +1,7 @@
-"""Documents to answers: build the models of webapp/api/schemas.py from users and jobs."""
+"""Documents to answers: build the models of webapp/api/schemas.py from users, jobs and audit entries."""
 
 from webapp.api.schemas import AttemptOut
+from webapp.api.schemas import AuditEntryOut
 from webapp.api.schemas import JobDetailOut
 from webapp.api.schemas import JobOut
 from webapp.api.schemas import UserOut
@@ -8,9 +9,17 @@ from webapp.models.job import JobStatus
 
 
 def user_out(user):
-    """A user as the API shows it (never the password hash or the session generation)."""
+    """A user as the API shows it (never the password hash or the session and token generations)."""
     return UserOut(id=str(user.id), email=user.email, role=user.role, timezone=user.timezone,
-                   created_at=user.created_at)
+                   disabled=bool(user.disabled), created_at=user.created_at)
+
+
+def audit_out(entry):
+    """One audit log entry."""
+    return AuditEntryOut(id=str(entry.id), at=entry.at, action=entry.action, outcome=entry.outcome,
+                         actor_id=str(entry.actor_id) if entry.actor_id else None, actor_email=entry.actor_email,
+                         target_type=entry.target_type, target_id=entry.target_id, target_label=entry.target_label,
+                         ip=entry.ip, detail=entry.detail)
 
 
 def attempt_out(number, attempt):

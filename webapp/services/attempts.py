@@ -52,7 +52,8 @@ def claim_job(job_id, worker_id, lease_seconds, now=None):
     read first and the claim is conditional on it being unchanged.
     """
     now = now or utcnow()
-    due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}}
+    # A held job (its owner is disabled) stays PENDING and is never claimed.
+    due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}, "held": {"$exists": False}}
     seen = _collection().find_one(due, {"attempts": 1, "max_attempts": 1, "last_error": 1})
     if seen is None:
         return None
