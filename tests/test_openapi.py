@@ -169,6 +169,18 @@ def test_real_answers_match_the_document(client, api, document):
     assert login.status_code == 401
 
 
+def test_a_429_matches_the_document_with_its_retry_after(app, client, api, document, monkeypatch):
+    monkeypatch.setitem(app.config, "JOB_CREATE_RATE_LIMIT", "1 per minute")
+    user = api.user()
+    payload = {"to": "ada@example.com", "subject": "Hello", "body": "Hi.", "send_at": later()}
+    assert client.post("/api/users/jobs", headers=user, json=payload).status_code == 201
+    refused = client.post("/api/users/jobs", headers=user, json=payload)
+    assert refused.status_code == 429
+    assert_documented(document, "POST", "/api/users/jobs", refused)
+    header = document["paths"]["/api/users/jobs"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+    assert header["required"] and Draft202012Validator(header["schema"]).is_valid(int(refused.headers["Retry-After"]))
+
+
 # --- query strings: the documented bounds are the enforced ones -------------------------------------------
 
 @pytest.mark.parametrize("path", ["/api/users/jobs", "/api/admin/jobs", "/api/admin/users"])
