@@ -217,6 +217,12 @@ def test_a_page_written_with_a_zero_fraction_is_that_page(client, api):
     assert huge.json["error"]["fields"] == {"page": "must be between 1 and 100000"}
 
 
+def test_an_unknown_audit_action_is_refused_whoever_the_actor(client, api):
+    """Fuzzer finding: `action=bogus` was a 200 with no entries when `actor` matched no one."""
+    response = client.get("/api/admin/audit?actor=not-an-id&action=bogus", headers=api.admin())
+    assert response.status_code == 422 and set(response.json["error"]["fields"]) == {"action"}
+
+
 def test_a_405_names_the_methods_the_route_takes(client, api):
     """Fuzzer finding: a 405 came without its `Allow` header (RFC 9110), on the API and the pages."""
     response = client.delete("/api/users/me", headers=api.user())
