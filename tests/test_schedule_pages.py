@@ -237,7 +237,7 @@ def test_bulk_reschedule_reads_the_time_in_the_admins_zone_and_refuses_without_o
 def test_the_bulk_api_takes_ids_or_a_filter_and_names_bad_fields(client, api):
     late = overdue_jobs(2)
     admin = api.admin()
-    assert client.post("/api/admin/jobs/bulk", json={"action": "cancel", "ids": [str(late[0].id)]},
+    assert client.post("/api/admin/bulk/jobs", json={"action": "cancel", "ids": [str(late[0].id)]},
                        headers=api.user()).status_code == 403
     for body, field in (({"action": "explode", "ids": [str(late[0].id)]}, "action"),
                         ({"action": "cancel"}, "body"),
@@ -245,10 +245,10 @@ def test_the_bulk_api_takes_ids_or_a_filter_and_names_bad_fields(client, api):
                         ({"action": "cancel", "filter": {"status": "LOST"}}, "status"),
                         ({"action": "reschedule", "ids": [str(late[0].id)], "send_at": "2001-01-01T00:00:00Z"},
                          "send_at")):
-        response = client.post("/api/admin/jobs/bulk", json=body, headers=admin)
+        response = client.post("/api/admin/bulk/jobs", json=body, headers=admin)
         assert response.status_code == 422 and field in response.json["error"]["fields"], response.json
-    done = client.post("/api/admin/jobs/bulk", json={"action": "send_now", "filter": {"overdue": True}},
+    done = client.post("/api/admin/bulk/jobs", json={"action": "send_now", "filter": {"overdue": True}},
                        headers=admin)
     assert done.status_code == 200 and done.json == {"action": "send_now", "affected": 2, "queued": 2}
-    assert client.post("/api/admin/jobs/bulk", json={"action": "cancel", "filter": {"status": "FAILED"}},
+    assert client.post("/api/admin/bulk/jobs", json={"action": "cancel", "filter": {"status": "FAILED"}},
                        headers=admin).json["affected"] == 0

@@ -18,6 +18,7 @@ from typing import Literal
 from bson import ObjectId
 from bson.errors import InvalidId
 from pydantic import AfterValidator
+from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import StrictBool
 from pydantic import StrictStr
@@ -32,6 +33,7 @@ from webapp.services import jobs
 from webapp.services import timing
 from webapp.services.job_timing import to_ms
 from webapp.services.timing_input import known_zone
+from webapp.services.timing_input import omitted_means_unchanged
 from webapp.services.timing_input import wall_or_instant
 from webapp.services.validation import _Strict
 
@@ -59,7 +61,9 @@ class BulkFilter(_Strict):
 
 
 class BulkInput(_Strict):
-    """POST /api/admin/jobs/bulk: an action on `ids`, or on every job `filter` matches."""
+    """POST /api/admin/bulk/jobs: an action on `ids`, or on every job `filter` matches."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_means_unchanged)
 
     action: Literal["send_now", "cancel", "reschedule"]
     ids: Annotated[list[StrictStr], Field(min_length=1, max_length=MAX_IDS), AfterValidator(object_ids)] = None

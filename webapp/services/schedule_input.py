@@ -8,6 +8,7 @@ from typing import Annotated
 from typing import Literal
 
 from pydantic import AfterValidator
+from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import StrictInt
 from pydantic import StrictStr
@@ -18,11 +19,14 @@ from webapp.services.recurrence import MAX_CRON_CHARS
 from webapp.services.recurrence import parse_cron
 from webapp.services.timing_input import WindowInput
 from webapp.services.timing_input import known_zone
+from webapp.services.timing_input import omitted_means_unchanged
 from webapp.services.timing_input import wall_or_instant
 from webapp.services.timing_input import window_list
+from webapp.services.validation import BODY_SCHEMA
 from webapp.services.validation import MAX_SUBJECT_CHARS
+from webapp.services.validation import SUBJECT_SCHEMA
 from webapp.services.validation import MessageInput
-from webapp.services.validation import RecipientText
+from webapp.services.validation import Recipients
 
 MAX_RUNS = 100_000
 
@@ -56,9 +60,11 @@ class SchedulePatch(ScheduleInput):
     `starts_at`, `until` and `max_runs` may be null (no bound any more); the others may not.
     """
 
-    to: list[RecipientText] = None
-    subject: StrictStr = Field(None, min_length=1, max_length=MAX_SUBJECT_CHARS)
-    body: StrictStr = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_means_unchanged)
+
+    to: Recipients = None
+    subject: StrictStr = Field(None, min_length=1, max_length=MAX_SUBJECT_CHARS, json_schema_extra=SUBJECT_SCHEMA)
+    body: StrictStr = Field(None, json_schema_extra=BODY_SCHEMA)
     cron: Cron = None
     timezone: Zone = None
     windows: Windows = None

@@ -17,6 +17,15 @@ WHEN_MESSAGE = ("must be ISO-8601: a wall time read in `timezone` (2031-07-01T09
                 "or with an offset or Z (2031-07-01T09:00:00+02:00)")
 
 
+def omitted_means_unchanged(schema):
+    """JSON Schema hook for PATCH-like inputs: a field that may be omitted but not null has no
+    `"default": null` in the document (its type does not allow null)."""
+    for prop in schema.get("properties", {}).values():
+        nullable = prop.get("type") == "null" or any(part.get("type") == "null" for part in prop.get("anyOf", []))
+        if "default" in prop and prop["default"] is None and not nullable:
+            del prop["default"]
+
+
 def known_zone(value):
     """Pydantic check: an IANA zone name."""
     if value is not None and not timing.is_known_zone(value):
@@ -32,6 +41,22 @@ def wall_or_instant(value):
         return datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(WHEN_MESSAGE) from None
+
+
+# How the OpenAPI document shows a window (the validators below decide).
+WINDOW_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["days", "start", "end"],
+    "properties": {
+        "days": {"type": "array", "minItems": 1, "items": {"enum": list(timing.DAYS)}},
+        "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+        "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+    },
+    "examples": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+    "description": "In the owner's zone; `end` exclusive (23:59: to the end of the day); `start` after `end` "
+                   "runs past midnight; `start` equal to `end` is refused.",
+}
 
 
 class WindowInput(BaseModel):
