@@ -326,9 +326,11 @@ def test_any_exception_counts_as_an_attempt_and_the_job_fails_after_max_attempts
 
 
 def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(app):
-    # What the old release_claim left behind: PENDING with every attempt used (6 of 5 was seen).
+    # PENDING with every attempt used (an older release_claim left 6 of 5): the claim's
+    # attempts_left condition refuses it, and the job is put FAILED without a new attempt.
     job = new_job(max_attempts=5)
-    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "last_error": "KeyError: 'x'"}})
+    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "attempts_left": 0,
+                                                                "last_error": "KeyError: 'x'"}})
 
     assert attempts.claim_job(job.id, "worker", 30) is None
     assert deliver(job.id, "worker", SETTINGS, broken_send).outcome == "skipped"
@@ -336,6 +338,23 @@ def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(ap
     doc = stored(job.id)
     assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_log"] == []
     assert doc["last_error"] == "no attempts left (5 of 5 used); last error: KeyError: 'x'"
+
+
+def test_jobs_stored_before_attempts_left_existed_get_it_once_and_keep_their_limit(app):
+    # Documents written by earlier versions have no attempts_left: the first claim adds it.
+    used_up, halfway = new_job(max_attempts=5), new_job(max_attempts=5)
+    for job, used in ((used_up, 5), (halfway, 2)):
+        Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": used}, "$unset": {"attempts_left": ""}})
+
+    assert attempts.claim_job(used_up.id, "worker", 30) is None
+    doc = stored(used_up.id)
+    assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_left"] == 0
+
+    wins = []
+    run_together(8, lambda i: wins.append(attempts.claim_job(halfway.id, f"worker-{i}", 30)))
+    assert len([claim for claim in wins if claim]) == 1
+    doc = stored(halfway.id)
+    assert doc["status"] == JobStatus.RUNNING and doc["attempts"] == 3 and doc["attempts_left"] == 2
 
 
 def test_a_claim_given_back_on_its_last_attempt_fails_the_job(app):

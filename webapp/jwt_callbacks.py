@@ -1,5 +1,7 @@
 """flask-jwt-extended hooks: load the user fresh, honour revocations, answer errors in our JSON shape."""
 
+from flask import g
+
 from webapp.errors import json_error
 from webapp.services import accounts
 
@@ -7,13 +9,18 @@ from webapp.services import accounts
 def register_jwt_callbacks(jwt):
     """Wire the JWTManager to our accounts and error format."""
 
+    # flask-jwt-extended asks whether the token is revoked, then for its user: one read answers
+    # both (the revocations are on the user document), kept in `g` for this token only.
     @jwt.user_lookup_loader
     def load_user(_header, payload):
-        return accounts.get_user(payload["sub"])
+        jti, user = g.pop("_token_user", (None, None))
+        return user if jti == payload["jti"] else accounts.get_user(payload["sub"])
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload):
-        return accounts.is_token_revoked(payload["jti"])
+        user = accounts.get_user(payload["sub"])
+        g._token_user = (payload["jti"], user)
+        return accounts.is_token_revoked(user, payload)
 
     @jwt.unauthorized_loader
     def missing_token(reason):

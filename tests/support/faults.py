@@ -268,7 +268,7 @@ def claim_race_scenario(fleet, mail, waves=3, jobs_per_wave=8, copies=4, consume
         batch = make_jobs(jobs_per_wave, due, queue=False)
         for job in batch:
             for _ in range(copies):
-                deliver_job.schedule(args=(str(job.id),), eta=due - timedelta(seconds=1))
+                deliver_job.schedule(args=(str(job.id), due), eta=due - timedelta(seconds=1))
         created += batch
     wait_until(lambda: all_completed(created), 60, f"all {len(created)} jobs to be COMPLETED")
     time.sleep(1.0)  # a late second copy would arrive here

@@ -39,7 +39,7 @@ def login():
     if user is None:
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    token = create_access_token(identity=str(user.id))
+    token = create_access_token(identity=str(user.id), additional_claims=accounts.token_claims())
     return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
 
 
@@ -48,7 +48,7 @@ def login():
 def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
-    accounts.revoke_token(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    accounts.revoke_token(current_user, claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
     return {"message": "Logged out."}
 
 

@@ -4,6 +4,7 @@ from flask_login import UserMixin
 from mongoengine import DateTimeField
 from mongoengine import Document
 from mongoengine import IntField
+from mongoengine import MapField
 from mongoengine import StringField
 
 from webapp.timeutil import utcnow
@@ -28,6 +29,10 @@ class User(UserMixin, Document):
     # Part of every browser session's id (see get_id): signing out adds one, which ends
     # every session cookie issued before, even a copy someone kept.
     session_generation = IntField(required=True, default=0, min_value=0)
+    # API tokens this account logged out: {jti: when the token expires anyway}. Kept here so the
+    # one read that loads a token's user also says whether the token was revoked (and a Redis
+    # restart forgets nothing); entries already expired are dropped at the next logout.
+    revoked_tokens = MapField(DateTimeField(), default=dict)
 
     meta = {"collection": "users", "indexes": ["role"]}
 
