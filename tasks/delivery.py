@@ -18,6 +18,7 @@ from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
 from webapp.services import control
 from webapp.services import delivery
+from webapp.services import recovery
 from webapp.services.mailer import send_email
 from webapp.services.process_tally import TALLY
 from webapp.services.process_tally import observed
@@ -30,22 +31,25 @@ log = logging.getLogger(__name__)
 DATABASE_RETRY_SECONDS = 2.0
 
 
-def schedule_delivery(job_id, due_at, lead_seconds=1.0):
+def schedule_delivery(job_id, due_at, lead_seconds=1.0, check_first=False):
     """Queue `deliver_job` for `due_at`; False if the queue is unreachable.
 
     Huey's scheduler wakes once a second, so the task is queued `lead_seconds`
     early and the worker waits out the rest: the email leaves on the dot, not
     up to a second late. The task carries `due_at`, so the worker claims the
-    job without reading it first. If the queue is down the job is still safe
-    in the database and the periodic sweep queues it later.
+    job without reading it first; with `check_first` (the sweep's tasks, most
+    of them for jobs already queued) it carries none, and the worker reads the
+    job before claiming. If the queue is down the job is still safe in the
+    database and the periodic sweep queues it later.
     """
     due_at = as_utc(due_at)
     eta = due_at - timedelta(seconds=lead_seconds)
+    args = (str(job_id), None if check_first else due_at)
     try:
         if eta <= utcnow():
-            deliver_job(str(job_id), due_at)
+            deliver_job(*args)
         else:
-            deliver_job.schedule(args=(str(job_id), due_at), eta=eta)
+            deliver_job.schedule(args=args, eta=eta)
     except Exception:  # the broker is down: the sweep will queue it later
         log.warning("could not queue job %s; the periodic sweep will pick it up", job_id, exc_info=True)
         return False
@@ -82,14 +86,28 @@ def _wait_until(moment, limit_seconds):
 
 @huey.task()
 def deliver_job(job_id, due_at=None):
-    """Send one job at `due_at` (None: now, as tasks queued by earlier versions) if nobody else has it."""
+    """Send one job at `due_at` if nobody else has it.
+
+    Without `due_at` (a task the sweep queued, or one queued by an earlier
+    version) the job is read first: if it is no longer PENDING, that is all.
+    """
     app = worker_app()
     with app.app_context():
         oid = ObjectId(job_id)
-        due = as_utc(due_at) if due_at is not None else utcnow()
         lead = app.config["SCHEDULE_LEAD_SECONDS"]
+        if due_at is None:
+            try:
+                due = recovery.next_attempt_of(oid)
+            except ConnectionFailure as exc:
+                retry_later(deliver_job, oid, due_at, exc)
+                return
+            if due is None:
+                log.info("job %s: not pending, nothing to do", oid)  # sent, cancelled, or taken by another task
+                return
+        else:
+            due = due_at
         if not _wait_until(due, lead + 0.5):
-            schedule_delivery(oid, due, lead)  # queued too early: come back later
+            schedule_delivery(oid, due, lead, check_first=due_at is None)  # queued too early: come back later
             return
         try:
             if control.delivery_paused():  # the job stays PENDING; resume queues it again

@@ -192,5 +192,5 @@ def queue_due_now():
     """
     due = recovery.due_unqueued_jobs(grace_seconds=0)
     for job_id, due_at in due:
-        schedule_delivery(job_id, due_at, 0)
+        schedule_delivery(job_id, due_at, 0, check_first=True)
     return len(due)

@@ -39,7 +39,7 @@ def sweep_once(app, grace_seconds=5.0):
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
     due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
     for job_id, due_at in due:
-        schedule_delivery(job_id, due_at, 0)
+        schedule_delivery(job_id, due_at, 0, check_first=True)
     purged = accounts.purge_expired_revocations()
     if recovered or due or purged:
         log.info("sweep: %d recovered, %d re-queued, %d revocations purged", len(recovered), len(due), purged)

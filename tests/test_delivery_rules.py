@@ -7,6 +7,7 @@ consumer processes being killed, are in test_faults.py.
 
 import random
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -128,6 +129,32 @@ def test_a_message_accepted_after_the_lease_ran_out_is_not_sent_again(app):
     doc = stored(job.id)
     assert doc["status"] == JobStatus.COMPLETED and "lease_token" not in doc
     assert [entry["outcome"] for entry in doc["attempts_log"]] == ["sent", "lease_lost"]
+
+
+def test_a_worker_whose_lease_was_taken_over_before_data_sends_nothing(app, smtp):
+    """Under IN_DOUBT_POLICY=resend no write precedes DATA: the local fence must stop a worker that
+    stalled until another took its job (its renewals found the lease gone, and its clock says the
+    lease may have run out), or the recipient gets two copies."""
+    job = new_job()
+    settings = DeliverySettings(lease_seconds=3)
+    mail = app.extensions["mail"]
+
+    def stall_until_taken_over():
+        # worker-a stalls after RCPT; its lease runs out, a sweep gives the job back, worker-b claims it.
+        Job._get_collection().update_one({"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}})
+        assert recovery.recover_expired_leases(settings) == [(job.id, JobStatus.PENDING)]
+        assert attempts.claim_job(job.id, "worker-b", 30) is not None
+        time.sleep(settings.lease_seconds / 3 + 0.5)  # a round of worker-a's lease renewals comes and goes
+
+    def send(job, before_data, on_accepted):
+        send_email(mail, job, 5, lambda: (stall_until_taken_over(), before_data()), on_accepted, 5)
+
+    assert deliver(job.id, "worker-a", settings, send).outcome == "lease_lost"
+    time.sleep(0.5)
+    assert smtp.messages == []
+    doc = stored(job.id)
+    assert doc["status"] == JobStatus.RUNNING and doc["lease_owner"] == "worker-b"
+    assert [entry["outcome"] for entry in doc["attempts_log"]] == ["lease_lost", "running"]
 
 
 def test_concurrent_sweepers_recover_each_expired_lease_exactly_once(app):

@@ -31,6 +31,7 @@ class FaultySmtp(SmtpTestServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._rcpt_stall = 0.0
+        self._rcpt_stalled = 0  # RCPT commands being held right now
 
     def stall_rcpt(self, seconds):
         """Wait `seconds` before answering every RCPT from now on (0 to stop)."""
@@ -41,11 +42,22 @@ class FaultySmtp(SmtpTestServer):
         super().reset_faults()
         self.stall_rcpt(0)
 
+    def rcpt_stalled(self):
+        """How many RCPT commands the server is holding right now."""
+        with self._lock:
+            return self._rcpt_stalled
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self._lock:
             stall = self._rcpt_stall
         if stall:
-            await asyncio.sleep(stall)
+            with self._lock:
+                self._rcpt_stalled += 1
+            try:
+                await asyncio.sleep(stall)
+            finally:
+                with self._lock:
+                    self._rcpt_stalled -= 1
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
     def duplicates(self):
@@ -200,6 +212,43 @@ def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
         "seconds_from_kill_to_all_delivered": round(recovered, 2),
         "held_job_outcomes": sorted({tuple(a["outcome"] for a in doc["attempts_log"])
                                      for doc in job_docs(created) if doc["_id"] in held}),
+        "message_ids_expected": sorted(job.message_id for job in created),
+    }
+
+
+def has_beaten(consumer):
+    """True once the consumer process's maintenance thread wrote its heartbeat (it is recovering leases)."""
+    from webapp.models import WorkerBeat  # noqa: PLC0415
+
+    return WorkerBeat._get_collection().find_one({"pid": consumer.process.pid}) is not None
+
+
+def takeover_scenario(fleet, mail, jobs=4, workers=4, lease_seconds=""):
+    """Kill -9 a consumer whose workers are all mid-SMTP while another consumer runs beside it.
+
+    Nothing queues a check for the killed consumer's jobs: the running consumer's maintenance thread
+    finds their leases expired and queues them. `lease_seconds` "" means the default LEASE_SECONDS.
+    Returns the numbers: seconds from the kill until every job was delivered and COMPLETED, duplicates.
+    """
+    mail.stall_rcpt(300)
+    victim = fleet.consumer(workers=workers, LEASE_SECONDS=lease_seconds)
+    created = make_jobs(jobs)
+    wait_until(lambda: mail.rcpt_stalled() == jobs, 30, f"{jobs} sends stuck at RCPT")
+    mail.stall_rcpt(0)  # from now on RCPT is answered; the victim's workers stay stuck in theirs
+    rescuer = fleet.consumer(workers=workers, LEASE_SECONDS=lease_seconds)
+    wait_until(lambda: has_beaten(rescuer), 30, "the second consumer's first heartbeat")
+    victim.kill()
+    killed_at = time.monotonic()
+    wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED after the kill")
+    recovered = time.monotonic() - killed_at
+    time.sleep(1.0)  # a late second copy would arrive here
+    counts = mail.count_by_message_id()
+    return {
+        "jobs": jobs,
+        "messages": sum(counts.values()),
+        "duplicates": mail.duplicates(),
+        "seconds_from_kill_to_all_delivered": round(recovered, 2),
+        "job_outcomes": sorted({tuple(a["outcome"] for a in doc["attempts_log"]) for doc in job_docs(created)}),
         "message_ids_expected": sorted(job.message_id for job in created),
     }
 

@@ -69,6 +69,17 @@ def recover_expired_leases(settings, now=None):
     return recovered
 
 
+def next_attempt_of(job_id):
+    """When a PENDING job may next be tried, or None if it is not PENDING.
+
+    The check a task queued by the sweep makes before claiming: most such tasks
+    are redundant (the job was queued and sent meanwhile), and a read costs
+    less than a find-and-modify that fails (FerretDB serialises writes).
+    """
+    job = Job._get_collection().find_one({"_id": job_id, "status": JobStatus.PENDING}, {"next_attempt_at": 1})
+    return job["next_attempt_at"] if job else None
+
+
 def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
     """PENDING jobs due for longer than `grace_seconds`: their queue entry was lost or never made.
 
