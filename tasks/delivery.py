@@ -49,7 +49,9 @@ def schedule_delivery(job_id, due_at, lead_seconds=1.0, check_first=False):
         if eta <= utcnow():
             deliver_job(*args)
         else:
-            deliver_job.schedule(args=args, eta=eta)
+            # Straight into Huey's schedule, where a consumer would move it from the queue anyway:
+            # two queue operations fewer per job (a Redis LPUSH and BRPOP, or two SQLite commits).
+            huey.add_schedule(deliver_job.s(*args, eta=eta))
     except Exception:  # the broker is down: the sweep will queue it later
         log.warning("could not queue job %s; the periodic sweep will pick it up", job_id, exc_info=True)
         return False
