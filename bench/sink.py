@@ -33,15 +33,26 @@ class LoggingHandler:
         return "250 OK"
 
 
-def read_arrivals(path):
-    """[(arrival time, Message-ID, peer)] from a sink log."""
-    arrivals = []
-    with open(path) as log:
-        for line in log:
+class ArrivalLog:
+    """The sink's log, read incrementally: each call to `read()` parses only the lines added since."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.arrivals = []
+
+    def read(self):
+        """[(arrival time, Message-ID, peer)] so far."""
+        with open(self.path, "rb") as log:
+            log.seek(self.offset)
+            chunk = log.read()
+        complete = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.offset += complete
+        for line in chunk[:complete].decode().splitlines():
             parts = line.split()
             if len(parts) == 3:
-                arrivals.append((float(parts[0]), parts[1], parts[2]))
-    return arrivals
+                self.arrivals.append((float(parts[0]), parts[1], parts[2]))
+        return self.arrivals
 
 
 def main():

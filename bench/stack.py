@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.sink import read_arrivals  # noqa: E402
+from bench.sink import ArrivalLog  # noqa: E402
 from tests.support.consumer import HueyConsumer  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 from tests.support.ferretdb import free_port  # noqa: E402
@@ -101,6 +101,7 @@ class Stack:
         self.sink_port = free_port()
         self.sink_log = self.tmp / "arrivals.log"
         self.sink_log.touch()
+        self.arrival_log = ArrivalLog(self.sink_log)
         sink = subprocess.Popen([sys.executable, "-m", "bench.sink", "--port", str(self.sink_port),
                                  "--log", str(self.sink_log)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         self.processes.append(sink)
@@ -276,7 +277,7 @@ class Stack:
 
     def arrivals(self, message_ids=None):
         """[(time, Message-ID, peer)] the sink logged, only for `message_ids` if given."""
-        found = read_arrivals(self.sink_log)
+        found = self.arrival_log.read()
         if message_ids is None:
             return found
         wanted = set(message_ids)
@@ -285,8 +286,17 @@ class Stack:
     def wait_for_arrivals(self, created, timeout):
         """Wait until every job in `created` reached the sink; the arrivals (first one per message)."""
         wanted = {message_id for _, message_id in created}
-        self.wait(lambda: len({a[1] for a in self.arrivals(wanted)}) >= len(wanted), timeout,
-                  f"{len(wanted)} messages at the sink")
+        seen = set()
+        position = 0
+
+        def all_arrived():
+            nonlocal position
+            arrivals = self.arrival_log.read()
+            seen.update(arrival[1] for arrival in arrivals[position:] if arrival[1] in wanted)
+            position = len(arrivals)
+            return len(seen) >= len(wanted)
+
+        self.wait(all_arrived, timeout, f"{len(wanted)} messages at the sink")
         return self.arrivals(wanted)
 
     @staticmethod

@@ -16,13 +16,15 @@ Every HEARTBEAT_SECONDS the thread
 4. recovers jobs whose lease ran out (a consumer died holding them: one
    query on the (status, lease_expires_at) index, and a conditional update
    per job found) and queues them at once, so a job held by a killed
-   consumer goes out elsewhere within about LEASE_SECONDS plus a beat;
-   every consumer does it, which is safe: each recovery is conditional on
-   the lease token it saw,
+   consumer goes out elsewhere within about LEASE_SECONDS plus a beat; the
+   consumers take turns (one recovery per beat in all, and less often when
+   the query is slow, see `Maintenance.recover`), and two at once would be
+   safe: each recovery is conditional on the lease token it saw,
 5. closes this process's SMTP connections idle for MAIL_IDLE_SECONDS,
 6. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers).
-Four database round trips per beat, none per job. On a clean stop it
+Four or five database round trips per beat (the recovery's turn, and its
+query when the turn is ours), none per job. On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -51,6 +53,8 @@ from webapp.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 CLEAN_UP_EVERY_SECONDS = 3600.0
+# The lease recovery's share of the time at most (see Maintenance.recover).
+RECOVERY_SHARE = 0.1
 
 
 def process_id():
@@ -69,6 +73,7 @@ class Maintenance:
         self._stop = threading.Event()
         self._failing = False
         self._cleaned_at = float("-inf")
+        self._recovery_seconds = 0.0  # how long the last lease recovery took
         self.paused_at = None
 
     @property
@@ -115,7 +120,7 @@ class Maintenance:
             self.paused_at = control.read_pause()
             self.flush()
             workers.beat(self.worker_id, self._record(interval))
-            self.recover()
+            self.recover(interval)
             CONNECTIONS.close_idle(self.mail_idle_seconds)
             if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
                 workers.purge_dead()
@@ -131,9 +136,20 @@ class Maintenance:
                 log.info("heartbeat of %s: database reachable again", self.worker_id)
             self._failing = False
 
-    def recover(self):
-        """Give back the jobs of workers that died holding them (expired leases), and queue them."""
+    def recover(self, interval):
+        """Give back the jobs of workers that died holding them (expired leases), and queue them.
+
+        One consumer per beat does it, whichever comes first (a turn in `sweep_turns`, as the
+        sweep's), and never for more than RECOVERY_SHARE of the time: on MongoDB its query is one
+        index lookup, every beat; on FerretDB without filter pushdown it reads the whole
+        collection, so on a large one it runs less often.
+        """
+        spacing = max(interval * 0.9, self._recovery_seconds / RECOVERY_SHARE)
+        if not recovery.take_sweep_turn("lease-recovery", self.worker_id, spacing):
+            return
+        started = time.monotonic()
         requeue_recovered(recovery.recover_expired_leases(self.settings))
+        self._recovery_seconds = time.monotonic() - started
 
     def flush(self):
         """Write the figures counted since the last beat; on failure keep them for the next one."""
