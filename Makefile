@@ -26,8 +26,11 @@ preflight-run preflight-test: preflight-%:
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
-	$(PY) -m bench.delivery_latency
+bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON (quick sizes)
+	$(PY) -m bench.delivery_cost
+	$(PY) -m bench.delivery_throughput
+	$(PY) -m bench.delivery_lateness
+	$(PY) -m bench.delivery_recovery
 	$(PY) -m bench.faults
 	$(PY) -m bench.status
 

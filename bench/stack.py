@@ -190,11 +190,15 @@ class Stack:
         return process
 
     def smtp_ceiling(self, threads, messages):
-        """The raw smtplib ceiling to this stack's sink (bench/smtp_ceiling.py, a process of its own)."""
+        """The raw smtplib ceiling to this stack's sink (bench/smtp_ceiling.py, a process of its own),
+        with the CPU the client and the sink used per message."""
+        sink_cpu = cpu_seconds(self.processes[0].pid)
         done = subprocess.run([sys.executable, "-m", "bench.smtp_ceiling", "--port", str(self.sink_port),
                                "--threads", str(threads), "--messages", str(messages)],
                               cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
-        return json.loads(done.stdout)
+        result = json.loads(done.stdout)
+        result["sink_cpu_ms_per_message"] = round((cpu_seconds(self.processes[0].pid) - sink_cpu) * 1000 / messages, 3)
+        return result
 
     @staticmethod
     def has_beaten(consumer):

@@ -90,7 +90,7 @@ def test_a_stale_lease_can_neither_fail_renew_nor_send_the_job(app):
     assert attempts.mark_failed(stale, "451 late", None) is False
     assert attempts.mark_failed(stale, "451 late", utcnow()) is False
     assert attempts.mark_in_doubt(stale, "no reply") is False
-    assert attempts.renew_lease(stale, 30) is False
+    assert attempts.renew_leases([(stale, 30, False)]) == 0
     with pytest.raises(LeaseLost):
         attempts.enter_data_stage(stale, 30)
     attempts.release_claim(stale, "shutting down")

@@ -128,15 +128,6 @@ def _fail_exhausted(job, now):
     )
 
 
-def renew_lease(job, lease_seconds):
-    """Push the lease out while a long send is in progress; False if the lease is gone."""
-    now = utcnow()
-    result = _collection().update_one(
-        _fenced(job), {"$set": {"lease_expires_at": now + timedelta(seconds=lease_seconds)}}
-    )
-    return result.matched_count == 1
-
-
 def renew_leases(leases, now=None):
     """Renew several leases in one bulk write: [(job, lease_seconds, at_data)]; how many were still held.
 
