@@ -16,7 +16,9 @@ from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
+from webapp import rate_limit_storage
 from webapp.services import accounts
+from webapp.services import audit
 from webapp.services import control
 from webapp.services import recovery
 from webapp.services.delivery import DeliverySettings
@@ -28,7 +30,7 @@ SWEEP_TURN_SECONDS = 45
 
 
 def sweep_once(app, grace_seconds=5.0):
-    """Recover expired leases, queue due jobs nobody queued, purge old revocations.
+    """Recover expired leases, queue due jobs nobody queued, purge old revocations, counters and audit entries.
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again.
@@ -41,8 +43,13 @@ def sweep_once(app, grace_seconds=5.0):
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0, check_first=True)
     purged = accounts.purge_expired_revocations()
+    # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
+    counters = rate_limit_storage.purge_expired()
+    audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
     if recovered or due or purged:
         log.info("sweep: %d recovered, %d re-queued, %d revocations purged", len(recovered), len(due), purged)
+    if counters or audited:
+        log.info("sweep: %d rate-limit counters and %d audit entries purged", counters, audited)
     return {"recovered": len(recovered), "requeued": len(due), "purged": purged}
 
 

@@ -48,6 +48,8 @@ TEST_ENV = {
     "RETRY_CAP_SECONDS": "2",
     "LEASE_SECONDS": "30",
     "LOGIN_RATE_LIMIT": "1000 per minute",
+    "SIGNUP_RATE_LIMIT": "1000 per minute",
+    "JOB_CREATE_RATE_LIMIT": "10000 per minute",
     "LOG_LEVEL": "INFO",
 }
 os.environ.update(TEST_ENV)
@@ -131,16 +133,17 @@ def app(database, redis_client, smtp_server):
 
 @pytest.fixture(autouse=True)
 def clean_db(request):
-    """Each test starts with no users, jobs or revocations (only when it uses the app)."""
+    """Each test starts with no users, jobs, revocations or audit entries (only when it uses the app)."""
     if "app" not in request.fixturenames:
         yield
         return
     request.getfixturevalue("app")
+    from webapp.models import AuditEntry
     from webapp.models import Job
     from webapp.models import RevokedToken
     from webapp.models import User
 
-    for model in (User, Job, RevokedToken):
+    for model in (User, Job, RevokedToken, AuditEntry):
         model._get_collection().delete_many({})
     yield
 

@@ -195,7 +195,7 @@ def test_health_says_ok_when_the_database_answers(client):
 
 
 def test_registration_is_throttled_per_ip_with_a_json_429(app, client, monkeypatch):
-    monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "2 per minute")
+    monkeypatch.setitem(app.config, "SIGNUP_RATE_LIMIT", "2 per minute")
     ip = f"10.99.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"  # a fresh bucket per run
     statuses = [
         client.post("/api/auth/register", json={"email": f"{uuid.uuid4().hex[:8]}@example.com",
@@ -208,3 +208,4 @@ def test_registration_is_throttled_per_ip_with_a_json_429(app, client, monkeypat
                           environ_base={"REMOTE_ADDR": ip})
     assert refused.status_code == 429
     assert refused.json["error"]["code"] == "too_many_requests"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60

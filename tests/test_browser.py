@@ -191,3 +191,56 @@ def test_my_jobs_reads_well_at_phone_width(open_browser, api, client):
     # No sideways scrolling: the page is no wider than the phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "my-jobs-phone")
+
+
+def test_an_admin_disables_and_enables_an_account_and_reads_the_audit_log(open_browser, app, monkeypatch):
+    from webapp.services import accounts
+
+    accounts.create_or_promote_admin("ada@example.com", PASSWORD)
+    accounts.register("eve@example.com", PASSWORD)
+    eves_page = open_browser()
+    sign_in(eves_page, "eve@example.com")
+
+    # Eve schedules too fast: the form stays, with what she typed and when to try again.
+    monkeypatch.setitem(app.config, "JOB_CREATE_RATE_LIMIT", "1 per hour")
+    schedule(eves_page, "First", datetime.now(ZoneInfo(ZONE)) + timedelta(days=1))
+    eves_page.get_by_label("Subject").fill("Second")
+    eves_page.get_by_role("button", name="Schedule").click()
+    problem = eves_page.locator("#job-form-problem")
+    expect(problem).to_contain_text("Too many emails scheduled in a short time. Try again in")
+    expect(eves_page.get_by_label("Subject")).to_have_value("Second")
+
+    page = open_browser()
+    sign_in(page, "ada@example.com")
+    page.get_by_role("link", name="Users").click()
+    eve = page.locator("#user-rows tr", has_text="eve@example.com")
+    eve.get_by_role("button", name="Disable").click()
+    expect(eve.locator(".disabled-tag")).to_have_text("disabled")
+    expect(eve.get_by_role("button", name="Enable")).to_be_visible()
+    assert [kind for kind, _ in page.dialogs] == ["confirm"]
+    myself = page.locator("#user-rows tr", has_text="ada@example.com")
+    expect(myself.get_by_role("button", name="Disable")).to_have_count(0)
+    screenshot(page, "admin-users-disabled")
+
+    # Eve's open page is signed out on its next request.
+    eves_page.reload()
+    expect(eves_page).to_have_url(re.compile(r"/login\?next="))
+
+    eve.get_by_role("button", name="Enable").click()
+    expect(eve.locator(".disabled-tag")).to_have_count(0)
+
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    page.get_by_label("Action").select_option("account_disable")
+    page.evaluate("window.sameDocument = true")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/admin/audit\?actor=&action=account_disable$"))
+    entries = page.locator("#audit-rows tr")
+    expect(entries).to_have_count(1)
+    expect(entries.locator("td[data-label='Target']")).to_have_text("eve@example.com")
+    expect(entries.locator("td[data-label='Actor']")).to_have_text("ada@example.com")
+    assert page.evaluate("window.sameDocument") is True
+    page.get_by_label("Action").select_option("")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-rows tr", has_text="Account enabled")).to_have_count(1)
+    screenshot(page, "admin-audit")

@@ -3,6 +3,7 @@
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp import db
 from webapp.config import PROJECT_ROOT
@@ -19,6 +20,7 @@ def create_app(config=None):
     )
     app.config.from_object(config)
     configure_logging(app.config["LOG_LEVEL"])
+    trust_proxies(app, app.config["TRUSTED_PROXIES"])
     register_extensions(app)
     register_blueprints(app)
     from webapp.errors import register_error_handlers
@@ -36,6 +38,17 @@ def configure_logging(level):
     huey_logger = logging.getLogger("huey")
     if huey_logger.handlers:  # the consumer set up its own handler: don't print twice
         huey_logger.propagate = False
+
+
+def trust_proxies(app, count):
+    """Behind `count` reverse proxies, take the client address from X-Forwarded-For.
+
+    The proxies each append the address they saw; ProxyFix takes the one the
+    outermost trusted proxy added. With 0 the header is ignored: anyone can send it,
+    and a forged one would buy a fresh rate-limit bucket per request.
+    """
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count)
 
 
 def register_extensions(app):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from dotenv import dotenv_values
+from limits import parse_many
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,11 +140,23 @@ class Config:
         # Bodies are capped at 100 KB; the request cap leaves room for JSON around it.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
-        # Redis down must not take logins down with it: count in memory (per process) meanwhile.
+        # Rate limits are counted where every web process and host sees them, and a restart
+        # forgets nothing: Redis, else the app's MongoDB (webapp/rate_limit_storage.py).
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "mongoengine://"
+        self.RATELIMIT_STRATEGY = "fixed-window"  # the one strategy the MongoDB storage has
+        # The storage down must not take logins down with it: count in memory (per process) meanwhile.
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        # Login throttling (flask-limiter syntax), applied per client IP and per account.
-        self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")
+        # Limits (flask-limiter syntax, e.g. "10 per minute" or "10/minute;100/day"), see webapp/throttle.py.
+        self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")  # per client IP and per account
+        self.SIGNUP_RATE_LIMIT = env_str("SIGNUP_RATE_LIMIT", "30 per hour")  # per client IP
+        self.JOB_CREATE_RATE_LIMIT = env_str("JOB_CREATE_RATE_LIMIT", "120 per minute")  # per user
+        # How many reverse proxies in front of the app add to X-Forwarded-For; 0 ignores the header.
+        self.TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+        # Most PENDING jobs one account may have (0: no quota); admins count too unless exempted.
+        self.MAX_PENDING_JOBS_PER_USER = env_int("MAX_PENDING_JOBS_PER_USER", 1000)
+        self.QUOTA_EXEMPT_ADMINS = env_bool("QUOTA_EXEMPT_ADMINS", False)
+        # Days the audit log keeps an entry (0: forever); the periodic sweep deletes older ones.
+        self.AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365)
         self.MAIL_SUPPRESS_SEND = False
         self.WTF_CSRF_TIME_LIMIT = None
         # The session cookie of the pages: not readable by scripts, not sent on cross-site posts.
@@ -162,6 +175,15 @@ class Config:
             raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:
             raise ValueError("HEARTBEAT_SECONDS must be above 0 and OVERDUE_SECONDS at least 0")
+        for name in ("TRUSTED_PROXIES", "MAX_PENDING_JOBS_PER_USER", "AUDIT_RETENTION_DAYS"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more")
+        for name in ("LOGIN_RATE_LIMIT", "SIGNUP_RATE_LIMIT", "JOB_CREATE_RATE_LIMIT"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not a rate limit "
+                                 "(flask-limiter syntax: '10 per minute', '5/second;100/day')") from None
         return self
 
 

@@ -5,9 +5,11 @@
 
 import logging
 
+from flask import make_response
 from flask import render_template
 from flask import request
 from flask.json.provider import DefaultJSONProvider
+from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -20,10 +22,12 @@ class AppError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message, fields=None, code=None, status=None):
+    def __init__(self, message, fields=None, code=None, status=None, retry_after=None):
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        # Seconds, sent as `Retry-After` (every 429 has one).
+        self.retry_after = retry_after
         if code:
             self.code = code
         if status:
@@ -53,6 +57,13 @@ class Forbidden(AppError):
 class Unauthorized(AppError):
     status = 401
     code = "unauthorized"
+
+
+class QuotaExceeded(AppError):
+    """A limit on what an account may hold (not how fast it asks): 429 `quota_exceeded`."""
+
+    status = 429
+    code = "quota_exceeded"
 
 
 def error_body(code, message, fields=None):
@@ -98,8 +109,28 @@ def register_error_handlers(app):
     @app.errorhandler(AppError)
     def handle_app_error(exc):
         if wants_json():
-            return json_error(exc.status, exc.code, exc.message, exc.fields)
-        return render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+            response = make_response(json_error(exc.status, exc.code, exc.message, exc.fields))
+        else:
+            response = make_response(render_template("errors/error.html", status=exc.status, message=exc.message),
+                                     exc.status)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def handle_rate_limited(exc):
+        # A page's own answer (its form with an inline message, see webapp.throttle), else ours.
+        from webapp.extensions import limiter  # noqa: PLC0415 - webapp.throttle imports this module
+        from webapp.throttle import retry_after_seconds  # noqa: PLC0415
+
+        if exc.response is not None:
+            response = exc.response
+        elif wants_json():
+            response = make_response(json_error(429, "too_many_requests", exc.description))
+        else:
+            response = make_response(render_template("errors/error.html", status=429, message=exc.description), 429)
+        response.headers["Retry-After"] = str(retry_after_seconds(limiter.current_limit))
+        return response
 
     @app.errorhandler(CSRFError)
     def handle_csrf_error(exc):

@@ -8,6 +8,8 @@ from flask_login import LoginManager
 from flask_mail import Mail
 from flask_wtf.csrf import CSRFProtect
 
+from webapp import rate_limit_storage  # noqa: F401 - registers the `mongoengine://` limits storage
+
 jwt = JWTManager()
 login_manager = LoginManager()
 mail = Mail()

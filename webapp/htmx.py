@@ -38,14 +38,15 @@ def etag_of(*parts):
     return hashlib.blake2b(repr(parts).encode("utf-8"), digest_size=12).hexdigest()
 
 
-def render_if_changed(template, etag, **context):
+def render_if_changed(template, etag, /, **context):
     """Answer a poll: 304 with no body when the client's copy is current, else the fragment.
 
     The ETag is worked out from the data before any rendering, so an unchanged
     table costs a query and a few hundred bytes of headers. Our JS sends
     `If-None-Match` itself (a browser's own cache would turn the 304 back into
     a 200 with the old body, and htmx would swap it), and `no-store` keeps the
-    browser's cache out of the way.
+    browser's cache out of the way. `etag` is positional only, so the template may
+    get an `etag` of its own in `context` (the detail view's polling element does).
     """
     if request.if_none_match.contains(etag):
         response = make_response("", 304)

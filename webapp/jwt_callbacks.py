@@ -13,8 +13,19 @@ def register_jwt_callbacks(jwt):
     # both (the revocations are on the user document), kept in `g` for this token only.
     @jwt.user_lookup_loader
     def load_user(_header, payload):
+        # Read on every request anyway (by the revocation check just before, see is_revoked): a
+        # disabled account's tokens stop working at once, for free, and a token from before a
+        # disable (an older `gen`) never works again.
         jti, user = g.pop("_token_user", (None, None))
-        return user if jti == payload["jti"] else accounts.get_user(payload["sub"])
+        if jti != payload["jti"]:
+            user = accounts.get_user(payload["sub"])
+        if user is not None and user.disabled:
+            g.jwt_refusal = "disabled"
+            return None
+        if user is not None and payload.get("gen", 0) != (user.token_generation or 0):
+            g.jwt_refusal = "superseded"
+            return None
+        return user
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload):
@@ -40,4 +51,9 @@ def register_jwt_callbacks(jwt):
 
     @jwt.user_lookup_error_loader
     def user_gone(_header, _payload):
+        if g.get("jwt_refusal") == "disabled":
+            return json_error(401, "account_disabled", "This account is disabled; ask an admin.")
+        if g.get("jwt_refusal") == "superseded":
+            return json_error(401, "token_revoked", "The token was revoked when the account was disabled; "
+                                                    "log in again.")
         return json_error(401, "unknown_user", "The account for this token no longer exists.")

@@ -23,11 +23,12 @@ class GunicornServer:
         server.stop()
     """
 
-    def __init__(self, env, log_path):
+    def __init__(self, env, log_path, extra_args=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(env)
         self.log_path = Path(log_path)
+        self.extra_args = list(extra_args)
         self.process = None
 
     def launch(self):
@@ -35,7 +36,7 @@ class GunicornServer:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"), "wsgi:app",
-                 "--bind", f"127.0.0.1:{self.port}"],
+                 "--bind", f"127.0.0.1:{self.port}", *self.extra_args],
                 cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         return self

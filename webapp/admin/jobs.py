@@ -6,10 +6,12 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_login import current_user
 
 from tasks.delivery import schedule_delivery
 from webapp import job_tables
 from webapp.admin.blueprint import bp
+from webapp.audit_trail import audited
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
 from webapp.htmx import is_partial
@@ -59,20 +61,21 @@ def job_detail(job_id):
 @bp.post("/jobs/<job_id>/requeue")
 def requeue_job(job_id):
     """Send a FAILED (or IN_DOUBT) job again now, with a fresh set of attempts."""
-    return _act(job_id, "Requeued", lambda: jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]),
-                queue=True)
+    return _act(job_id, "job_requeue", "Requeued",
+                lambda: jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]), queue=True)
 
 
 @bp.post("/jobs/<job_id>/close")
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
-    return _act(job_id, "Marked as delivered:", lambda: jobs.close_in_doubt(job_id))
+    return _act(job_id, "job_close", "Marked as delivered:", lambda: jobs.close_in_doubt(job_id))
 
 
-def _act(job_id, done, action, queue=False):
-    """Run an admin action on a job; HTMX gets the row back, a plain form a redirect."""
+def _act(job_id, audit_action, done, action, queue=False):
+    """Run an admin action on a job (audited); HTMX gets the row back, a plain form a redirect."""
     try:
-        job = action()
+        with audited(audit_action, current_user, ("job", job_id, None)):
+            job = action()
         problem, status = None, 200
     except Conflict as exc:
         job, problem, status = jobs.get_job(job_id), exc.message, 409

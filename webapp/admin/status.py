@@ -11,6 +11,8 @@ from flask_login import current_user
 from tasks.maintenance import queue_due_now
 from webapp import status_board
 from webapp.admin.blueprint import bp
+from webapp.audit_trail import DELIVERY
+from webapp.audit_trail import audit_event
 from webapp.htmx import is_partial
 from webapp.htmx import render_if_changed
 from webapp.htmx import render_page_or_fragment
@@ -58,6 +60,7 @@ def status_board_poll():
 def pause_delivery():
     """Pause delivery: jobs stay PENDING, sends in flight finish."""
     control.pause(current_user.email)
+    audit_event("delivery_pause", current_user, target=DELIVERY)
     return _switched("Delivery is paused. Jobs wait, PENDING, until you resume it.")
 
 
@@ -66,6 +69,7 @@ def resume_delivery():
     """Resume delivery and queue every due job at once."""
     control.resume(current_user.email)
     queued = queue_due_now()
+    audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
     return _switched(f"Delivery resumed: {queued} due job{'s' if queued != 1 else ''} queued now.")
 
 

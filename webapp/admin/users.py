@@ -1,4 +1,4 @@
-"""Admins: the users, their roles, promote and demote (never the last admin)."""
+"""Admins: the users, their roles, promote and demote (never the last admin), disable and enable."""
 
 from flask import flash
 from flask import make_response
@@ -8,10 +8,13 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from tasks.delivery import schedule_delivery
 from webapp.admin.blueprint import bp
+from webapp.audit_trail import audited
 from webapp.errors import Conflict
 from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
+from webapp.services import account_status
 from webapp.services import accounts
 from webapp.services import jobs
 from webapp.services.validation import RoleInput
@@ -34,19 +37,42 @@ def users_page():
     return render_template("admin/users.html", **_listing(request.args))
 
 
-@bp.post("/users/<user_id>/role")
-def set_role(user_id):
-    """Promote or demote; HTMX gets the page's rows back (who may be demoted can change)."""
+def _act_on_user(user_id, audit_action, action, done, detail=None, leave=None):
+    """Run `action()` (which returns the user) audited; HTMX gets the page's rows back, a form a redirect.
+
+    The rows come back whole: who may be demoted or disabled can change with any action.
+    `done(user)` says what happened, for the flash message; `leave(user)` may answer
+    instead after a success (say, an admin who demoted themselves).
+    """
     problem, status = None, 200
     try:
-        role = parse(RoleInput, {"role": request.form.get("role", "")}).role
-        user = accounts.set_role(user_id, role)
+        with audited(audit_action, current_user, ("user", user_id, None), detail=detail) as event:
+            user = event.target = action()
     except (Conflict, ValidationFailed) as exc:
         problem, status = exc.message, exc.status
         user = accounts.get_user(user_id)
         if user is None:
             raise
-    if user.id == current_user.id and not user.is_admin:
+    if problem is None and leave is not None and (response := leave(user)) is not None:
+        return response
+    listing = _listing(request.form)
+    if is_partial():
+        return render_template("admin/_user_rows.html", problem=problem, problem_user=user.id, **listing), status
+    flash(problem or done(user), "error" if problem else "success")
+    return redirect(url_for("admin.users_page", page=listing["page"] if listing["page"] > 1 else None))
+
+
+@bp.post("/users/<user_id>/role")
+def set_role(user_id):
+    """Promote or demote; demoting yourself leaves the admin panel."""
+    role = request.form.get("role", "")
+
+    def change():
+        return accounts.set_role(user_id, parse(RoleInput, {"role": role}).role)
+
+    def leave_if_self_demoted(user):
+        if user.id != current_user.id or user.is_admin:
+            return None
         # Demoted yourself: the admin panel is closed to you from now on.
         flash("You are no longer an admin.", "success")
         if is_partial():
@@ -54,9 +80,27 @@ def set_role(user_id):
             response.headers["HX-Redirect"] = url_for("pages.jobs_page")
             return response
         return redirect(url_for("pages.jobs_page"))
-    listing = _listing(request.form)
-    if is_partial():
-        return render_template("admin/_user_rows.html", problem=problem, problem_user=user.id, **listing), status
-    flash(problem or f"{user.email} is now {'an admin' if user.is_admin else 'a user'}.",
-          "error" if problem else "success")
-    return redirect(url_for("admin.users_page", page=listing["page"] if listing["page"] > 1 else None))
+
+    return _act_on_user(user_id, "role_change", change,
+                        lambda user: f"{user.email} is now {'an admin' if user.is_admin else 'a user'}.",
+                        detail=f"role set to {role}", leave=leave_if_self_demoted)
+
+
+@bp.post("/users/<user_id>/disable")
+def disable_user(user_id):
+    """Disable an account: it cannot sign in, its sessions and tokens stop, its jobs wait."""
+    return _act_on_user(user_id, "account_disable",
+                        lambda: account_status.disable_account(user_id, by=current_user),
+                        lambda user: f"{user.email} is disabled: signed out everywhere, pending emails held.")
+
+
+@bp.post("/users/<user_id>/enable")
+def enable_user(user_id):
+    """Enable an account again; its held emails that fell due are queued at once."""
+    def enable():
+        user, due = account_status.enable_account(user_id)
+        for job_id, due_at in due:
+            schedule_delivery(job_id, due_at, 0)
+        return user
+
+    return _act_on_user(user_id, "account_enable", enable, lambda user: f"{user.email} is enabled again.")

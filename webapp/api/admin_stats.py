@@ -6,6 +6,8 @@ from flask_jwt_extended import current_user
 from tasks.maintenance import queue_due_now
 from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
+from webapp.audit_trail import DELIVERY
+from webapp.audit_trail import audit_event
 from webapp.services import control
 from webapp.services import stats
 from webapp.services import workers
@@ -30,6 +32,7 @@ def delivery_state():
 def pause_delivery():
     """Stop handing email to the SMTP server (jobs stay PENDING; sends in flight finish)."""
     control.pause(current_user.email)
+    audit_event("delivery_pause", current_user, target=DELIVERY)
     return control.pause_state(workers.list_workers())
 
 
@@ -39,4 +42,5 @@ def resume_delivery():
     """Deliver again, and queue every due job at once (each still goes out once)."""
     control.resume(current_user.email)
     queued = queue_due_now()
+    audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
     return {**control.pause_state(workers.list_workers()), "queued": queued}

@@ -12,6 +12,8 @@ from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
 from webapp.api.serialize import user_to_json
+from webapp.audit_trail import audit_event
+from webapp.audit_trail import audited
 from webapp.errors import Unauthorized
 from webapp.services import accounts
 from webapp.services.validation import Credentials
@@ -22,24 +24,29 @@ from webapp.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
-@signup_throttled
+@signup_throttled()
 def register():
     """Create an account with role `user`."""
     data = parse(Credentials, json_body())
-    user = accounts.register(data.email, data.password)
+    with audited("sign_up", data.email, detail="API") as event:
+        user = accounts.register(data.email, data.password)
+        event.actor = event.target = user
     return {"id": str(user.id), "email": user.email, "role": user.role}, 201
 
 
 @bp.post("/auth/login")
-@login_throttled
+@login_throttled()
 def login():
-    """Exchange credentials for a bearer token (same answer for unknown email and wrong password)."""
+    """Exchange credentials for a bearer token (same answer for unknown email, wrong password, disabled account)."""
     data = parse(LoginInput, json_body())
-    user = accounts.authenticate(data.email, data.password)
-    if user is None:
+    account, why_not = accounts.check_sign_in(data.email, data.password)
+    if why_not:
+        audit_event("sign_in", account or data.email, outcome="failure", detail=f"API: {why_not}")
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    token = create_access_token(identity=str(user.id), additional_claims=accounts.token_claims())
+    token = create_access_token(identity=str(account.id),
+                                additional_claims={"gen": account.token_generation or 0, **accounts.token_claims()})
     return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
 
 
@@ -49,6 +56,7 @@ def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
     accounts.revoke_token(current_user, claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    audit_event("token_revoke", current_user, target=("token", claims["jti"], None))
     return {"message": "Logged out."}
 
 

@@ -14,15 +14,18 @@ from webapp.services import jobs
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.throttle import job_create_throttled
 
 
 @bp.post("/users/jobs")
 @login_required
+@job_create_throttled(lambda: current_user.id)
 def create_job():
-    """Schedule an email; it is queued for its send time right away."""
+    """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data = parse(JobInput, json_body())
-    job = jobs.create_job(current_user.id, data, current_app.config["MAIL_DEFAULT_SENDER"],
-                          current_app.config["MAX_ATTEMPTS"])
+    config = current_app.config
+    job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
+                          jobs.pending_quota(config, current_user))
     schedule_delivery(job.id, job.send_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
     return job_to_json(job, with_history=True), 201
 

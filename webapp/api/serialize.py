@@ -5,7 +5,14 @@ from webapp.timeutil import isoformat_z
 
 def user_to_json(user):
     return {"id": str(user.id), "email": user.email, "role": user.role, "timezone": user.timezone,
-            "created_at": isoformat_z(user.created_at)}
+            "disabled": bool(user.disabled), "created_at": isoformat_z(user.created_at)}
+
+
+def audit_to_json(entry):
+    return {"id": str(entry.id), "at": isoformat_z(entry.at), "action": entry.action, "outcome": entry.outcome,
+            "actor_id": str(entry.actor_id) if entry.actor_id else None, "actor_email": entry.actor_email,
+            "target_type": entry.target_type, "target_id": entry.target_id, "target_label": entry.target_label,
+            "ip": entry.ip, "detail": entry.detail}
 
 
 def attempt_to_json(number, attempt):

@@ -7,6 +7,8 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from webapp.audit_trail import audit_event
+from webapp.audit_trail import audited
 from webapp.auth.blueprint import bp
 from webapp.auth.blueprint import safe_next
 from webapp.auth.session import sign_in
@@ -34,8 +36,19 @@ def _browser_zone():
     return zone if is_valid_zone(zone) else None
 
 
+def _signup_refused(message):
+    """The sign-up form again, with what was typed (not the password) and why it was refused."""
+    return render_template("auth/signup.html", values=_form(), errors={}, failed=message)
+
+
+def _login_refused(message):
+    """The sign-in form again, with the email typed and why it was refused."""
+    return render_template("auth/login.html", values=_form(), errors={}, next_url=request.values.get("next", ""),
+                           failed=message)
+
+
 @bp.route("/signup", methods=["GET", "POST"])
-@signup_throttled
+@signup_throttled(page=_signup_refused)
 def signup():
     """Create an account (role `user`) and sign in with it."""
     if current_user.is_authenticated:
@@ -45,7 +58,9 @@ def signup():
     values = _form()
     try:
         data = parse(Credentials, values)
-        user = accounts.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
+        with audited("sign_up", data.email, detail="page") as event:
+            user = accounts.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
+            event.actor = event.target = user
     except (ValidationFailed, Conflict) as exc:
         return render_template("auth/signup.html", values=values, errors=exc.fields), exc.status
     sign_in(user)
@@ -54,7 +69,7 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@login_throttled
+@login_throttled(page=_login_refused)
 def login():
     """Sign in; the same answer for an unknown email and a wrong password."""
     next_url = request.values.get("next", "")
@@ -67,10 +82,12 @@ def login():
         data = parse(LoginInput, values)
     except ValidationFailed as exc:
         return render_template("auth/login.html", values=values, errors=exc.fields, next_url=next_url), 422
-    user = accounts.authenticate(data.email, data.password)
-    if user is None:
+    user, why_not = accounts.check_sign_in(data.email, data.password)
+    if why_not:
+        audit_event("sign_in", user or data.email, outcome="failure", detail=f"page: {why_not}")
         return render_template("auth/login.html", values=values, errors={}, next_url=next_url,
                                failed="Wrong email or password."), 401
+    audit_event("sign_in", user, detail="page: browser session")
     zone = _browser_zone()
     if zone and zone != user.timezone:
         accounts.set_timezone(user, zone)
@@ -84,6 +101,8 @@ def logout():
 
     The server forgets every session cookie of this account, not just this browser's.
     """
+    if current_user.is_authenticated:
+        audit_event("sign_out", current_user, detail="every browser session ended")
     sign_out(current_user)
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"))

@@ -1,15 +1,17 @@
 """MongoDB documents, one module per collection."""
 
+from webapp.models.audit_entry import AuditEntry
 from webapp.models.control import DeliveryControl
 from webapp.models.delivery_stats import DeliveryStats
 from webapp.models.job import Attempt
 from webapp.models.job import Job
 from webapp.models.job import JobStatus
+from webapp.models.rate_counter import RateCounter
 from webapp.models.revoked_token import RevokedToken
 from webapp.models.sweep_turn import SweepTurn
 from webapp.models.user import Role
 from webapp.models.user import User
 from webapp.models.worker_beat import WorkerBeat
 
-__all__ = ["Attempt", "DeliveryControl", "DeliveryStats", "Job", "JobStatus", "RevokedToken", "Role", "SweepTurn",
-           "User", "WorkerBeat"]
+__all__ = ["Attempt", "AuditEntry", "DeliveryControl", "DeliveryStats", "Job", "JobStatus", "RateCounter",
+           "RevokedToken", "Role", "SweepTurn", "User", "WorkerBeat"]

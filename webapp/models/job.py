@@ -78,6 +78,9 @@ class Job(Document):
     lease_expires_at = DateTimeField()
     delivery_stage = StringField()
     attempts_log = EmbeddedDocumentListField(Attempt)
+    # Why the job must not be sent for now (`owner_disabled`); unset when it may go.
+    # The claim refuses a job that has it (webapp/services/attempts.py).
+    held = StringField()
 
     meta = {
         "collection": "jobs",
@@ -85,6 +88,8 @@ class Job(Document):
             ("status", "next_attempt_at"),
             ("status", "lease_expires_at"),
             ("owner_id", "-created_at"),
+            # The pending quota's count and its earliest due job; holding a disabled owner's jobs.
+            ("owner_id", "status", "next_attempt_at"),
             "-created_at",
         ],
     }

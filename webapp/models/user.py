@@ -1,6 +1,7 @@
 """Accounts: the same documents back the API (JWT) and the pages (sessions)."""
 
 from flask_login import UserMixin
+from mongoengine import BooleanField
 from mongoengine import DateTimeField
 from mongoengine import Document
 from mongoengine import IntField
@@ -29,6 +30,12 @@ class User(UserMixin, Document):
     # Part of every browser session's id (see get_id): signing out adds one, which ends
     # every session cookie issued before, even a copy someone kept.
     session_generation = IntField(required=True, default=0, min_value=0)
+    # Carried by every API token as its `gen` claim; disabling adds one, which ends every
+    # token issued before for good (enabling again does not bring them back).
+    token_generation = IntField(default=0, min_value=0)
+    # An admin switched the account off: no sign-in, its tokens and sessions refused, its
+    # jobs held (webapp/services/account_status.py). Read by the per-request user loaders.
+    disabled = BooleanField(default=False)
     # API tokens this account logged out: {jti: when the token expires anyway}. Kept here so the
     # one read that loads a token's user also says whether the token was revoked (and a Redis
     # restart forgets nothing); entries already expired are dropped at the next logout.

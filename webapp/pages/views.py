@@ -14,6 +14,7 @@ from tasks.delivery import schedule_delivery
 from webapp import job_tables
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
+from webapp.errors import QuotaExceeded
 from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
 from webapp.htmx import render_if_changed
@@ -25,6 +26,7 @@ from webapp.pages.forms import parse_job_form
 from webapp.services import accounts
 from webapp.services import jobs
 from webapp.templating import viewer_zone
+from webapp.throttle import job_create_throttled
 
 # The table refreshes itself when this event fires (see templates/jobs/_results.html).
 JOBS_CHANGED = "jobs-changed"
@@ -55,21 +57,38 @@ def job_rows():
     return render_if_changed("jobs/_poll.html", table.etag, table=table)
 
 
+def _form_again(values, errors=None, problem=None):
+    """The schedule form with what was typed: alone for HTMX, else within the whole page."""
+    if is_partial():
+        return render_template("jobs/_form.html", values=values, errors=errors or {}, problem=problem)
+    return render_template("jobs/index.html", table=_table(), values=values, errors=errors or {}, problem=problem)
+
+
+def _form_refused(message):
+    """Past the scheduling rate limit: the form again, with the message inline (webapp.throttle)."""
+    return _form_again(form_values(request.form), problem=message)
+
+
 @bp.post("/jobs")
 @login_required
+@job_create_throttled(lambda: current_user.id, page=_form_refused)
 def create_job():
-    """Schedule an email from the form; errors come back inline, next to each input."""
+    """Schedule an email from the form; errors (and the quota) come back inline, next to each input."""
     values = form_values(request.form)
     try:
         job_input, zone = parse_job_form(values, current_user.timezone)
     except ValidationFailed as exc:
-        if is_partial():
-            return render_template("jobs/_form.html", values=values, errors=exc.fields), 422
-        return render_template("jobs/index.html", table=_table(), values=values, errors=exc.fields), 422
+        return _form_again(values, errors=exc.fields), 422
     if zone and zone != current_user.timezone:
         accounts.set_timezone(current_user, zone)
     config = current_app.config
-    job = jobs.create_job(current_user.id, job_input, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"])
+    try:
+        job = jobs.create_job(current_user.id, job_input, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
+                              jobs.pending_quota(config, current_user))
+    except QuotaExceeded as exc:
+        response = make_response(_form_again(values, problem=exc.message), exc.status)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     schedule_delivery(job.id, job.send_at, config["SCHEDULE_LEAD_SECONDS"])
     message = f"Scheduled “{job.subject}” for {format_local(job.send_at, viewer_zone())} ({viewer_zone()})."
     if is_partial():

@@ -44,11 +44,28 @@ def register(email, password, timezone="UTC"):
     return user
 
 
+def check_sign_in(email, password):
+    """(account, why_not) for a sign-in: why_not is None when it may sign in (same cost either way).
+
+    `account` is the account the email names, if any, even when refused, so the audit log
+    can say whose it was; `why_not` is for the log, never for the person signing in (they
+    get one answer for all three: wrong email or password).
+    """
+    account = User.objects(email=normalize_email(email)).first()
+    ok = verify_password(account.password_hash if account else None, password)
+    if account is None:
+        return None, "no account with this email"
+    if not ok:
+        return account, "wrong password"
+    if account.disabled:
+        return account, "account disabled"
+    return account, None
+
+
 def authenticate(email, password):
-    """Return the user for these credentials, or None (same cost either way)."""
-    user = User.objects(email=normalize_email(email)).first()
-    ok = verify_password(user.password_hash if user else None, password)
-    return user if ok else None
+    """Return the user for these credentials, or None (wrong password, unknown email or disabled account)."""
+    account, why_not = check_sign_in(email, password)
+    return None if why_not else account
 
 
 def get_user(user_id):
@@ -62,14 +79,14 @@ def get_user(user_id):
 def get_user_for_session(session_id):
     """The user a browser session ("<user id>:<generation>") belongs to, or None.
 
-    None when the account is gone or has signed out since the session began (its
-    generation moved on), so a session cookie kept after sign-out opens nothing.
+    None when the account is gone, disabled, or has signed out since the session began
+    (its generation moved on), so a session cookie kept after sign-out opens nothing.
     """
     user_id, _, generation = (session_id or "").partition(":")
     if not generation.isdigit():
         return None  # a malformed id, or one from before generations: sign in again
     user = get_user(user_id)
-    if user is None or (user.session_generation or 0) != int(generation):
+    if user is None or user.disabled or (user.session_generation or 0) != int(generation):
         return None
     return user
 
@@ -107,8 +124,8 @@ def emails_by_id(user_ids):
 
 
 def count_admins():
-    """How many admins there are (the last one cannot be demoted)."""
-    return User.objects(role=Role.ADMIN).count()
+    """How many admins can act (enabled ones): the last one cannot be demoted or disabled."""
+    return User.objects(role=Role.ADMIN, disabled__ne=True).count()
 
 
 def list_users(page, per_page):
@@ -130,7 +147,7 @@ def set_role(user_id, role):
         raise NotFound("No such user.")
     if user.role == role:
         return user
-    if role == Role.USER and count_admins() <= 1:
+    if role == Role.USER and not user.disabled and count_admins() <= 1:
         raise Conflict("The last admin cannot be demoted; promote someone else first.")
     User.objects(id=user.id).update_one(set__role=role)
     if role == Role.USER and count_admins() == 0:

@@ -71,21 +71,23 @@ def claim(job_id, worker_id, lease_seconds, now=None):
     counter kept beside them: `attempts + attempts_left = max_attempts`.)
 
     Only when the claim fails is the job read, to say why: not PENDING (sent,
-    cancelled, taken by another task) gives (None, None); PENDING but due later
+    cancelled, taken by another task) or held (its owner is disabled: enabling
+    queues it again) gives (None, None); PENDING but due later
     (rescheduled) gives (None, its next_attempt_at); PENDING with no attempts
     left is put FAILED. A document written before `attempts_left` existed is
     given the field here, once (the write is conditional on it still missing),
     and claimed again.
     """
     now = now or utcnow()
-    due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}}
+    # A held job (its owner is disabled) stays PENDING and is never claimed.
+    due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}, "held": {"$exists": False}}
     update = _claim_update(worker_id, lease_seconds, now)
     job = _collection().find_one_and_update({**due, "attempts_left": {"$gt": 0}}, update, return_document=True)
     if job is not None:
         return job, None
-    seen = _collection().find_one({"_id": job_id}, {"status": 1, "next_attempt_at": 1, "attempts": 1,
+    seen = _collection().find_one({"_id": job_id}, {"status": 1, "next_attempt_at": 1, "attempts": 1, "held": 1,
                                                     "max_attempts": 1, "attempts_left": 1, "last_error": 1})
-    if seen is None or seen["status"] != JobStatus.PENDING:
+    if seen is None or seen["status"] != JobStatus.PENDING or seen.get("held"):
         return None, None
     if as_utc(seen["next_attempt_at"]) > now:
         return None, as_utc(seen["next_attempt_at"])

@@ -60,7 +60,7 @@ def delivery_paused():
 
 
 def record_change(action, actor):
-    """The one place a pause or resume is recorded: the audit log (when there is one) belongs here."""
+    """The log line of a pause or resume; the views add its audit entry (which needs the client address)."""
     log.warning("delivery %s by %s", action, actor)
 
 

@@ -1,13 +1,17 @@
 """What users and admins do with jobs: create, list, read, cancel, requeue."""
 
+import math
+
 from bson import ObjectId
 
 from webapp.errors import Conflict
 from webapp.errors import NotFound
+from webapp.errors import QuotaExceeded
 from webapp.errors import ValidationFailed
 from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.services.accounts import parse_object_id
+from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
 # Which statuses allow which action; the pages show buttons from the same lists.
@@ -23,8 +27,43 @@ def message_id_for(job_id, sender):
     return f"<job-{job_id}@{domain}>"
 
 
-def create_job(owner_id, job_input, sender, max_attempts):
-    """Store a PENDING job from validated input; `send_at` omitted means now."""
+def pending_quota(config, user):
+    """The most PENDING jobs `user` may have, or None for no quota (MAX_PENDING_JOBS_PER_USER, QUOTA_EXEMPT_ADMINS)."""
+    if not config["MAX_PENDING_JOBS_PER_USER"] or (user.is_admin and config["QUOTA_EXEMPT_ADMINS"]):
+        return None
+    return config["MAX_PENDING_JOBS_PER_USER"]
+
+
+def check_pending_quota(owner_id, max_pending):
+    """Refuse (429 `quota_exceeded`) when the owner already has `max_pending` PENDING jobs.
+
+    One count on the (owner_id, status) index, stopped at the quota. It is not a lock:
+    creates by one account that run at the same instant may each see room, so the
+    quota can be overshot by fewer than their number (4 requests at once: up to 3 jobs
+    over); the next create is refused until enough have gone out.
+    """
+    if not max_pending:
+        return
+    pending = {"owner_id": owner_id, "status": JobStatus.PENDING}
+    collection = Job._get_collection()
+    if collection.count_documents(pending, limit=max_pending) < max_pending:
+        return
+    # Retry-After: room comes back when the earliest of them is due (at least a minute from now).
+    first = collection.find_one(pending, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)])
+    wait = (as_utc(first["next_attempt_at"]) - utcnow()).total_seconds() if first else 0
+    raise QuotaExceeded(
+        f"Quota reached: at most {max_pending} pending emails per account. "
+        "Cancel some, or wait until some have been sent.",
+        retry_after=max(60, math.ceil(wait)),
+    )
+
+
+def create_job(owner_id, job_input, sender, max_attempts, max_pending=None):
+    """Store a PENDING job from validated input; `send_at` omitted means now.
+
+    `max_pending`: the owner's pending quota (see check_pending_quota); None means none.
+    """
+    check_pending_quota(owner_id, max_pending)
     now = utcnow()
     # BSON keeps milliseconds: round now so the stored and returned values agree.
     send_at = job_input.send_at or now
@@ -60,8 +99,9 @@ def check_status_filter(status):
 def list_jobs(owner_id=None, status=None, page=1, per_page=20, due_before=None):
     """One page of jobs, newest first, and the total; `owner_id` None means everyone's.
 
-    With `due_before`: the overdue backlog, PENDING jobs due before then, the
-    longest-waiting first (on the (status, next_attempt_at) index).
+    With `due_before`: the overdue backlog, PENDING jobs due before then (not
+    held: those wait on purpose), the longest-waiting first (on the (status,
+    next_attempt_at) index).
     """
     filters = {}
     if owner_id is not None:
@@ -70,7 +110,7 @@ def list_jobs(owner_id=None, status=None, page=1, per_page=20, due_before=None):
         filters["status"] = status
     order = ("-created_at", "-id")
     if due_before is not None:
-        filters.update(status=JobStatus.PENDING, next_attempt_at__lt=due_before)
+        filters.update(status=JobStatus.PENDING, next_attempt_at__lt=due_before, held__exists=False)
         order = ("next_attempt_at", "id")
     query = Job.objects(**filters).order_by(*order)
     return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()

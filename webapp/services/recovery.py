@@ -88,7 +88,8 @@ def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
     now = now or utcnow()
     cursor = (
         Job._get_collection()
-        .find({"status": JobStatus.PENDING, "next_attempt_at": {"$lte": now - timedelta(seconds=grace_seconds)}},
+        .find({"status": JobStatus.PENDING, "next_attempt_at": {"$lte": now - timedelta(seconds=grace_seconds)},
+               "held": {"$exists": False}},  # held jobs wait for their owner to be enabled
               {"_id": 1, "next_attempt_at": 1})
         .sort("next_attempt_at", 1)
         .limit(limit)

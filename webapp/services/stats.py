@@ -29,8 +29,12 @@ from webapp.timeutil import utcnow
 
 
 def overdue(now, overdue_seconds):
-    """{count, oldest_seconds}: PENDING jobs due more than `overdue_seconds` ago, and how late the oldest is."""
-    query = {"status": JobStatus.PENDING, "next_attempt_at": {"$lt": now - timedelta(seconds=overdue_seconds)}}
+    """{count, oldest_seconds}: PENDING jobs due more than `overdue_seconds` ago, and how late the oldest is.
+
+    Held jobs (their owner is disabled) wait on purpose: they are not late.
+    """
+    query = {"status": JobStatus.PENDING, "next_attempt_at": {"$lt": now - timedelta(seconds=overdue_seconds)},
+             "held": {"$exists": False}}
     collection = Job._get_collection()
     count = collection.count_documents(query)
     oldest = None
