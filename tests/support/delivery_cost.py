@@ -136,6 +136,7 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds):
     import redis
     from pymongo import MongoClient
 
+    import tasks.worker_app
     from tasks.queue import huey
     from webapp import create_app
     from webapp.config import load_config
@@ -151,12 +152,16 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds):
     token = client.post("/api/auth/login", json={"email": "cost@example.com", "password": "correct-horse-9"})
     headers = {"Authorization": f"Bearer {token.json['access_token']}"}
 
+    # The consumer's threads use this process's app (building a second one would reconnect
+    # mongoengine under the requests of the first).
+    tasks.worker_app._app = app
     consumer = huey.create_consumer(workers=4, worker_type="thread", periodic=False, max_delay=0.25)
     consumer.start()
     try:
         # One job first, not counted: each process creates its indexes on first use of a collection.
         warm_up = client.post("/api/users/jobs", headers=headers,
                               json={"to": "warm-up@example.com", "subject": "warm-up", "body": "b"})
+        assert warm_up.status_code == 201, warm_up.get_data(as_text=True)
         _wait_completed(watcher, warm_up.json["id"])
         time.sleep(1.0)  # the workers and the maintenance thread are up, their first beat done
         smtp.clear()
