@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.stack import checkout  # noqa: E402
+from bench.measure import checkout  # noqa: E402
 
 HARNESS = Path("tests/support/delivery_cost.py")
 

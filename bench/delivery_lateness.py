@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.measure import due_in  # noqa: E402
+from bench.measure import duplicates  # noqa: E402
+from bench.measure import percentiles  # noqa: E402
 from bench.stack import Stack  # noqa: E402
-from bench.stack import due_in  # noqa: E402
-from bench.stack import duplicates  # noqa: E402
-from bench.stack import percentiles  # noqa: E402
 
 # name: (lead seconds for the task, or None for no task; poll period or None)
 DESIGNS = {

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.measure import checkout  # noqa: E402
+from bench.measure import due_in  # noqa: E402
 from bench.stack import Stack  # noqa: E402
-from bench.stack import checkout  # noqa: E402
-from bench.stack import due_in  # noqa: E402
 from tests.support.faults import FaultySmtp  # noqa: E402
 
 JOBS = 4

@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.measure import checkout  # noqa: E402
+from bench.measure import due_in  # noqa: E402
+from bench.measure import duplicates  # noqa: E402
 from bench.stack import Stack  # noqa: E402
-from bench.stack import checkout  # noqa: E402
-from bench.stack import due_in  # noqa: E402
-from bench.stack import duplicates  # noqa: E402
 
 SHAPES = {"1_consumer_x_4_threads": (1, 4), "2_consumers_x_4_threads": (2, 4)}
 

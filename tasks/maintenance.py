@@ -115,7 +115,8 @@ class Maintenance:
             self.say_goodbye()
 
     def beat_once(self, interval):
-        """One heartbeat: pause flag, figures, heartbeat record, and the hourly clean-up."""
+        """One heartbeat: pause flag, figures, heartbeat record, lease recovery, idle SMTP connections,
+        and the hourly clean-up."""
         try:
             self.paused_at = control.read_pause()
             self.flush()

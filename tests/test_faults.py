@@ -10,22 +10,23 @@ import os
 import signal
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 from huey.storage import RedisStorage
 
+from tests.support.fault_scenarios import burst_scenario
+from tests.support.fault_scenarios import claim_race_scenario
+from tests.support.fault_scenarios import kill_scenario
+from tests.support.fault_scenarios import takeover_scenario
 from tests.support.faults import FaultySmtp
 from tests.support.faults import Fleet
 from tests.support.faults import RedisServer
 from tests.support.faults import all_completed
-from tests.support.faults import burst_scenario
-from tests.support.faults import claim_race_scenario
 from tests.support.faults import job_docs
-from tests.support.faults import kill_scenario
 from tests.support.faults import make_jobs
 from tests.support.faults import statuses
-from tests.support.faults import takeover_scenario
 from tests.support.faults import wait_until
 
 pytestmark = pytest.mark.faults
@@ -114,6 +115,25 @@ def test_a_consumer_killed_mid_send_has_its_jobs_sent_by_another_within_the_defa
     assert numbers["duplicates"] == 0
     assert numbers["job_outcomes"] == [("lease_expired", "sent")]
     assert numbers["seconds_from_kill_to_all_delivered"] < 25
+
+
+def test_the_sweep_leaves_a_backlog_alone_and_queues_lost_tasks_again(app, fleet):
+    """A queue holding a task per due job is a backlog being worked through: re-queueing each job
+    would add a task per job to it. Once the tasks are lost (the queue wiped), the sweep queues them."""
+    from tasks.queue import huey
+    from tasks.sweeper import sweep_once
+    from webapp.timeutil import utcnow
+
+    created = make_jobs(6, send_at=utcnow() - timedelta(seconds=30))  # queued, no consumer takes them
+    assert huey.pending_count() == 6
+
+    assert sweep_once(app)["requeued"] == 0
+    assert huey.pending_count() == 6
+
+    huey.storage.flush_queue()  # Redis restarted empty
+    assert sweep_once(app)["requeued"] == 6
+    assert huey.pending_count() == 6
+    assert statuses(created) == {"PENDING": 6}
 
 
 def test_300_jobs_due_together_on_4_consumers_and_2_extra_pollers_go_out_once_each(fleet, mail):
