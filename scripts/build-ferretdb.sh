@@ -12,8 +12,14 @@
 # (unpatched, two concurrent conditional updates of one document can both
 # succeed; the job claim and the lease fencing depend on exactly one winning);
 # 02 finds documents by _id through the _id index (unpatched, every update
-# scans the whole collection). The build says so in `ferretdb --version`
-# (package: mailjobs-patched).
+# scans the whole collection);
+# 03 pushes filters on top-level fields (equality, $in, ranges on dates,
+# ObjectIds and strings, ...) down to SQLite's indexes, exactly where the
+# JSON text compares like BSON values (unpatched, every query decodes the
+# whole collection in Go: 45 s per page at 100,000 jobs);
+# 04 then sorts, skips, limits and counts in SQLite when the filter was
+# pushed exactly (a page or a count in milliseconds at 100,000 jobs).
+# The build says so in `ferretdb --version` (package: mailjobs-patched).
 set -euo pipefail
 version=v1.24.2
 here=$(cd "$(dirname "$0")" && pwd)

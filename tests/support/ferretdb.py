@@ -31,13 +31,15 @@ class FerretDBServer:
         server.restart()   # and comes back: same port, same data
         server.stop()
 
-    Its log goes to `data_dir/ferretdb.log`, appended across restarts.
+    Its log goes to `data_dir/ferretdb.log`, appended across restarts. `extra_args` are
+    passed on the command line as they are (e.g. `["--test-disable-pushdown"]`).
     """
 
-    def __init__(self, binary: str, data_dir: str, port: int | None = None):
+    def __init__(self, binary: str, data_dir: str, port: int | None = None, extra_args=()):
         self.binary = str(Path(binary).resolve())
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        self.extra_args = list(extra_args)
         self.log_path = self.data_dir / "ferretdb.log"
         self._process: subprocess.Popen | None = None
 
@@ -113,6 +115,7 @@ class FerretDBServer:
             "--debug-addr=-",
             "--telemetry=disable",
             "--log-level=warn",
+            *self.extra_args,
         ]
 
     def _wait_until_ready(self) -> None:

@@ -1,0 +1,368 @@
+"""FerretDB's SQLite pushdown (patches 03 and 04) answers exactly as the handler alone does.
+
+Two FerretDB servers from the same binary (var/bin/ferretdb, or FERRETDB_BIN) get the same
+documents, written in the same order. One runs with `--test-disable-pushdown`: its handler
+reads every document and filters, sorts, skips and counts in Go, as the unpatched build did.
+The other hands filters, sorts, limits and counts to SQLite. Every answer (documents as raw
+BSON bytes, their order, counts, groups, which document a single update or delete picks) must
+be identical, for documents of every type, missing fields, arrays, nulls and equal sort keys.
+
+The app's own queries must, in addition, run through an index: `explain` shows SQLite's plan.
+An unpatched build fails that test (no `filterExact`, a full scan).
+"""
+
+import contextlib
+import datetime
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import mongoengine
+import pymongo
+import pytest
+from bson import Int64
+from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
+from pymongo import monitoring
+
+from tests.support.ferretdb import FerretDBServer
+from tests.support.pushdown import CLEAN_INDEXES
+from tests.support.pushdown import EDGE_VALUES
+from tests.support.pushdown import INDEXES
+from tests.support.pushdown import OWNERS
+from tests.support.pushdown import SAFE
+from tests.support.pushdown import UNSAFE
+from tests.support.pushdown import Pair
+from tests.support.pushdown import at
+from tests.support.pushdown import check_reads
+from tests.support.pushdown import check_writes
+from tests.support.pushdown import clean_docs
+from tests.support.pushdown import clean_pools
+from tests.support.pushdown import edge_filters
+from tests.support.pushdown import mixed_docs
+from tests.support.pushdown import mixed_pools
+from tests.support.pushdown import random_filter
+from tests.support.pushdown import random_sort
+from tests.support.pushdown import raw
+from tests.support.pushdown import string_queries
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BINARY = os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var" / "bin" / "ferretdb")
+SEED = int(os.environ.get("PUSHDOWN_SEED", "20250101"))
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """(pushdown, reference): two servers, same binary; the reference has pushdown disabled."""
+    base = tmp_path_factory.mktemp("pushdown")
+    pushdown = FerretDBServer(BINARY, str(base / "pushdown"))
+    reference = FerretDBServer(BINARY, str(base / "reference"), extra_args=["--test-disable-pushdown"])
+    pushdown.start()
+    reference.start()
+    clients = [pymongo.MongoClient(s.uri, document_class=RawBSONDocument) for s in (pushdown, reference)]
+    yield SimpleNamespace(servers=(pushdown, reference), clients=clients, base=base)
+    for client in clients:
+        client.close()
+    pushdown.stop()
+    reference.stop()
+
+
+def test_mixed_types_same_answers(servers):
+    """Anything in any field: pushed or not, every answer is the handler's."""
+    rng = random.Random(SEED)
+    pair = Pair(servers.clients, "mixed")
+    docs = mixed_docs(rng, 150)
+    # make sure every edge value is stored somewhere, in every field
+    for i, value in enumerate(EDGE_VALUES):
+        docs.append({"_id": f"edge-{i}", "s": value, "d": value, "o": value, "n": value, "b": value})
+    pair.setup(docs, INDEXES)
+    for flt in edge_filters():
+        pair.same(lambda c: raw(c.find(flt, sort=[("_id", 1)])), f"find {flt}")
+        pair.same(lambda c: c.count_documents(flt), f"count_documents {flt}")
+    pools = mixed_pools()
+    for i in range(60):
+        flt = random_filter(rng, pools)
+        check_reads(pair, rng, flt, ["s", "d", "o", "n", "b", "_id"], ["s", "d", "o", "b"])
+        if i % 10 == 0:
+            check_writes(pair, rng, flt, ["s", "d", "_id"], i)
+
+
+def test_app_shaped_documents_same_answers_and_pushed(servers):
+    """One type per field, as the app writes: answers identical, and most of them come from SQLite."""
+    rng = random.Random(SEED + 1)
+    pair = Pair(servers.clients, "clean")
+    docs = clean_docs(rng, 200)
+    pair.setup(docs, CLEAN_INDEXES)
+    pools = clean_pools(docs)
+    pushed = {"filterExact": 0, "sortPushdown": 0, "countPushdown": 0}
+    for i in range(80):
+        flt = random_filter(rng, pools)
+        check_reads(pair, rng, flt, ["created", "due", "owner", "status", "flag", "tag", "_id"],
+                    ["status", "owner", "flag", "tag"])
+        sort = random_sort(rng, ["created", "due", "status", "_id"])
+        plan = pair.explain({"filter": flt, "sort": dict(sort), "limit": Int64(20)})
+        counting = pair.pushed.database.command("explain", {"count": "clean", "query": flt})
+        pushed["filterExact"] += plan["filterExact"]
+        pushed["sortPushdown"] += plan["sortPushdown"]
+        pushed["countPushdown"] += counting["countPushdown"]
+        if i % 12 == 0:
+            check_writes(pair, rng, flt, ["created", "due", "_id"], i)
+    # the comparison above proves nothing if nothing was pushed
+    assert pushed["filterExact"] > 40 and pushed["sortPushdown"] > 20 and pushed["countPushdown"] > 40, pushed
+
+
+def test_odd_values_written_later_stop_the_shortcuts(servers):
+    """A value SQLite would compare or order differently, written after the census was taken,
+    turns exact pushdown off for that field at once; answers stay identical throughout."""
+    rng = random.Random(SEED + 2)
+    pair = Pair(servers.clients, "tainted")
+    docs = clean_docs(rng, 120)
+    pair.setup(docs, CLEAN_INDEXES)
+    status_sort = {"filter": {"status": "PENDING"}, "sort": {"created": -1}, "limit": Int64(5)}
+    assert pair.explain(status_sort)["sortPushdown"]
+    taints = [
+        {"_id": ObjectId(), "owner": str(OWNERS[0]), "status": "PENDING", "created": at(3)},
+        {"_id": ObjectId(), "owner": OWNERS[1], "status": ["PENDING", "X"], "created": at(4)},
+        {"_id": ObjectId(), "owner": OWNERS[2], "status": "PENDING", "created": datetime.datetime(1999, 1, 1)},
+        {"_id": ObjectId(), "owner": OWNERS[3], "status": "PENDING", "created": None},
+        {"_id": ObjectId(), "owner": OWNERS[0], "status": "a b", "created": Int64(1_741_000_000_000)},
+        {"_id": ObjectId(), "owner": OWNERS[1], "status": 5, "due": "soon"},
+    ]
+    pools = clean_pools(docs)
+    pools["status"] = pools["status"] + [["PENDING", "X"], "a b", 5]
+    pools["created"] = pools["created"] + [datetime.datetime(1999, 1, 1), None, Int64(1_741_000_000_000)]
+    for taint in taints:
+        pair.both(lambda c: c.insert_one(taint))
+        for i in range(12):
+            flt = random_filter(rng, pools)
+            check_reads(pair, rng, flt, ["created", "due", "owner", "status", "_id"], ["status", "owner"])
+        check_writes(pair, rng, random_filter(rng, pools), ["created", "_id"], str(taint["_id"]))
+    # a date before 2001 and a null in `created`: SQLite's order is no longer BSON's
+    assert not pair.explain(status_sort)["sortPushdown"]
+
+
+def test_strings_compare_as_bson(servers):
+    """Strings whose JSON text orders differently ("a b" < "a" as text, "a<b" written "a\\u003cb")
+    are never ranged or sorted by SQLite, whether they were there before the first query or came later."""
+    rng = random.Random(SEED + 4)
+    sort_on_s = {"filter": {}, "sort": {"s": 1}, "limit": Int64(3)}
+    # odd strings stored before anything asked about `s`: the table scan must see them
+    scanned = Pair(servers.clients, "strings_scanned")
+    scanned.setup([{"s": rng.choice(SAFE + UNSAFE), "t": rng.choice(SAFE)} for _ in range(80)], [[("s", 1)]])
+    string_queries(scanned)
+    assert not scanned.explain(sort_on_s)["sortPushdown"]
+    assert scanned.explain({"filter": {}, "sort": {"t": 1}, "limit": Int64(3)})["sortPushdown"]
+    # odd strings written after: each write must tell
+    written = Pair(servers.clients, "strings_written")
+    written.setup([{"s": rng.choice(SAFE), "t": rng.choice(SAFE)} for _ in range(60)], [[("s", 1)]])
+    string_queries(written)
+    assert written.explain(sort_on_s)["sortPushdown"]
+    odd = [{"_id": ObjectId(), "s": v, "t": "x"} for v in UNSAFE]
+    written.both(lambda c: c.insert_many(odd))
+    string_queries(written)
+    assert not written.explain(sort_on_s)["sortPushdown"]
+
+
+def test_existing_data_directory_gets_the_same_answers(servers, tmp_path):
+    """A data directory written without pushdown (as by an unpatched build) is read correctly:
+    the kinds of its values are taken from the table itself, not from writes seen."""
+    rng = random.Random(SEED + 3)
+    _, reference = servers.servers
+    name = "reopened"
+    docs = mixed_docs(rng, 100) + clean_docs(rng, 100)
+    coll = servers.clients[1].pushdown[name]
+    coll.drop()
+    for keys in INDEXES:
+        coll.create_index(keys)
+    coll.insert_many(docs)
+    reference.stop()
+    try:
+        shutil.copytree(reference.data_dir, tmp_path / "copy", ignore=shutil.ignore_patterns("*.log"))
+    finally:
+        reference.start()
+    with FerretDBServer(BINARY, str(tmp_path / "copy")) as reopened:
+        client = pymongo.MongoClient(reopened.uri, document_class=RawBSONDocument)
+        try:
+            pair = Pair([client, servers.clients[1]], name)
+            pools = mixed_pools() | clean_pools()
+            for _ in range(40):
+                flt = random_filter(rng, pools)
+                check_reads(pair, rng, flt, ["s", "d", "created", "status", "_id"], ["s", "d", "status"])
+        finally:
+            client.close()
+
+
+# --- the app's own queries go through an index ----------------------------------------------
+
+
+class CommandLog(monitoring.CommandListener):
+    """The read and write commands the app sends, as sent."""
+
+    NAMES = {"find", "aggregate", "count", "update", "delete", "findAndModify"}
+
+    def __init__(self):
+        self.commands = []
+
+    def started(self, event):
+        if event.command_name in self.NAMES:
+            self.commands.append((event.command_name, dict(event.command)))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def as_explained(name, command):
+    """The find/count/aggregate whose plan shows how `command` finds its documents."""
+    coll = command[name]
+    if name == "find":
+        explained = {"find": coll, "filter": command.get("filter", {})}
+        for key in ("sort", "skip", "limit"):
+            if key in command:
+                explained[key] = Int64(command[key]) if key != "sort" else command[key]
+        return [explained]
+    if name == "aggregate":
+        return [{"aggregate": coll, "pipeline": command["pipeline"], "cursor": {}}]
+    if name == "count":
+        return [{"count": coll, "query": command.get("query", {})}]
+    if name == "update":
+        return [{"find": coll, "filter": u["q"]} | ({} if u.get("multi") else {"limit": Int64(1)})
+                for u in command["updates"]]
+    if name == "delete":
+        return [{"find": coll, "filter": d["q"]} | ({"limit": Int64(1)} if d.get("limit") else {})
+                for d in command["deletes"]]
+    return [{"find": coll, "filter": command.get("query", {}), "sort": command.get("sort", {}), "limit": Int64(1)}]
+
+
+TABLE_SCAN = re.compile(r"detail=SCAN \S+$")
+# The one app query no declared index covers: the admin's user list sorts by created_at.
+UNINDEXED = [{"find": "users", "sort": {"created_at": 1}}]
+
+
+def test_app_queries_use_an_index(servers):
+    """Every query the services send is answered by SQLite through an index, exactly.
+
+    Fails on an unpatched build: its explain has no `filterExact` and shows full scans.
+    """
+    from webapp.models import Job
+    from webapp.models import JobStatus
+    from webapp.models import RevokedToken
+    from webapp.models import SweepTurn
+    from webapp.models import User
+    from webapp.models.user import Role
+    from webapp.services import accounts
+    from webapp.services import attempts
+    from webapp.services import jobs
+    from webapp.services import recovery
+
+    log = CommandLog()
+    pushdown, _ = servers.servers
+    mongoengine.connect(alias="pushdown-test", host=pushdown.uri + "mailjobs_pushdown", uuidRepresentation="standard",
+                        event_listeners=[log])
+    models = (Job, User, RevokedToken, SweepTurn)
+    try:
+        with models_on("pushdown-test", models):
+            for model in models:
+                model.drop_collection()
+                model.ensure_indexes()
+            users = [User(email=f"u{i}@example.com", password_hash="x", role=Role.ADMIN if i == 0 else Role.USER)
+                     for i in range(3)]
+            for user in users:
+                user.save()
+            now = recovery.utcnow()
+            for i in range(30):
+                Job(owner_id=users[i % 2].id, to=["a@example.com"], subject="s", body="b", send_at=now,
+                    next_attempt_at=now, message_id=f"<{i}@x>", status=JobStatus.ALL[i % len(JobStatus.ALL)]).save()
+            accounts.revoke_token("jti-1", now)
+            job = Job.objects(status=JobStatus.PENDING).first()
+            log.commands.clear()
+
+            # what the pages, the API, the workers and the sweep ask
+            jobs.list_jobs(owner_id=users[0].id, page=2, per_page=5)
+            jobs.list_jobs(owner_id=users[0].id, status=JobStatus.PENDING)
+            jobs.list_jobs()
+            jobs.list_jobs(status=JobStatus.COMPLETED)
+            jobs.status_counts()
+            jobs.status_counts(owner_id=users[1].id)
+            jobs.count_by_owner([u.id for u in users])
+            jobs.get_job(str(job.id), owner_id=job.owner_id)
+            jobs.cancel_job(str(job.id))
+            claimed = attempts.claim_job(Job.objects(status=JobStatus.PENDING).first().id, "w1", 30)
+            attempts.renew_lease(claimed, 30)
+            attempts.enter_data_stage(claimed, 30)
+            attempts.mark_sent(claimed)
+            recovery.recover_expired_leases(SimpleNamespace(in_doubt_policy="resend"), now=now)
+            recovery.due_unqueued_jobs(now=now)
+            recovery.next_attempt_of(job.id)
+            recovery.lease_expiry(job.id)
+            recovery.take_sweep_turn("sweep", "me", 5)
+            accounts.find_user_by_email("u1@example.com")
+            accounts.get_user(str(users[1].id))
+            accounts.emails_by_id([u.id for u in users])
+            accounts.count_admins()
+            accounts.list_users(1, 20)
+            accounts.is_token_revoked("jti-1")
+            accounts.purge_expired_revocations(now)
+
+            sent = list(log.commands)
+            assert len(sent) > 25
+            problems = []
+            for name, command in sent:
+                for explained in as_explained(name, command):
+                    problems += plan_problems(pushdown, explained)
+            assert not problems, "\n".join(problems)
+    finally:
+        mongoengine.disconnect(alias="pushdown-test")
+
+
+@contextlib.contextmanager
+def models_on(alias, models):
+    """Point the models at another connection for a while (mongoengine's switch_db needs the
+    default connection to exist, which it does not when this module runs alone)."""
+    before = [model._meta.get("db_alias", mongoengine.DEFAULT_CONNECTION_NAME) for model in models]
+    for model in models:
+        model._meta["db_alias"] = alias
+        model._collection = None
+    try:
+        yield
+    finally:
+        for model, original in zip(models, before):
+            model._meta["db_alias"] = original
+            model._collection = None
+
+
+def has_filter(explained):
+    """Whether the explained command filters at all (an empty filter has nothing to search by)."""
+    return bool(explained.get("filter") or explained.get("query")
+                or (explained.get("pipeline") or [{}])[0].get("$match"))
+
+
+def plan_problems(server, explained):
+    """What is wrong with the plan of one command: a full scan, or work left to the handler."""
+    client = pymongo.MongoClient(server.uri)
+    try:
+        plan = client.mailjobs_pushdown.command("explain", explained)
+    finally:
+        client.close()
+    what = f"{explained}: {plan['queryPlanner'].get('SQL')} {plan['queryPlanner']['Plan']}"
+    lines = plan["queryPlanner"]["Plan"]
+    problems = []
+    if has_filter(explained) and not plan["filterPushdown"]:
+        problems.append(f"filter left to the handler: {what}")
+    unindexed = {k: v for k, v in explained.items() if k in ("find", "sort")} in UNINDEXED
+    if not unindexed and any(TABLE_SCAN.search(line) for line in lines):
+        problems.append(f"full table scan: {what}")
+    if has_filter(explained) and not any("SEARCH" in line and "INDEX" in line for line in lines):
+        problems.append(f"no index search: {what}")
+    if explained.get("sort") and not plan["sortPushdown"]:
+        problems.append(f"sort left to the handler: {what}")
+    if ("limit" in explained or "skip" in explained) and not plan["limitPushdown"]:
+        problems.append(f"limit left to the handler: {what}")
+    if ("count" in explained or "pipeline" in explained) and not plan.get("countPushdown"):
+        problems.append(f"count left to the handler: {what}")
+    return problems
