@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.measure import checkout  # noqa: E402
+from bench.measure import stop_cleanly_on_sigterm  # noqa: E402
 
 HARNESS = Path("tests/support/delivery_cost.py")
 
@@ -84,6 +85,7 @@ def run(jobs=5, baseline_ref="35d55bb"):
 
 
 def main():
+    stop_cleanly_on_sigterm()
     print(json.dumps(run(int(os.environ.get("BENCH_COST_JOBS", "5")),
                          os.environ.get("BENCH_BASELINE_REF", "35d55bb") or None), indent=2))
 

@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 from bench.measure import due_in  # noqa: E402
 from bench.measure import duplicates  # noqa: E402
 from bench.measure import percentiles  # noqa: E402
+from bench.measure import stop_cleanly_on_sigterm  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 
 # name: (lead seconds for the task, or None for no task; poll period or None)
@@ -107,6 +108,7 @@ def run(seconds=20.0, rate=5.0, burst=500, designs=("ours", "plain_huey_eta", "p
 
 
 def main():
+    stop_cleanly_on_sigterm()
     full = os.environ.get("BENCH_LATENESS_FULL") == "1"
     print(json.dumps(run(
         seconds=float(os.environ.get("BENCH_STEADY_SECONDS", "60" if full else "20")),

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from bench.measure import checkout  # noqa: E402
 from bench.measure import due_in  # noqa: E402
+from bench.measure import stop_cleanly_on_sigterm  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 from tests.support.faults import FaultySmtp  # noqa: E402
 
@@ -89,6 +90,7 @@ def run(runs=10, baseline_ref=None):
 
 
 def main():
+    stop_cleanly_on_sigterm()
     print(json.dumps(run(int(os.environ.get("BENCH_RECOVERY_RUNS", "10")),
                          os.environ.get("BENCH_BASELINE_REF") or None), indent=2))
 

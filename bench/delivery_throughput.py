@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 from bench.measure import checkout  # noqa: E402
 from bench.measure import due_in  # noqa: E402
 from bench.measure import duplicates  # noqa: E402
+from bench.measure import stop_cleanly_on_sigterm  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 
 SHAPES = {"1_consumer_x_4_threads": (1, 4), "2_consumers_x_4_threads": (2, 4)}
@@ -179,6 +180,7 @@ def run(sizes=(1000,), huey="sqlite", baseline_ref=None):
 
 
 def main():
+    stop_cleanly_on_sigterm()
     sizes = [int(size) for size in os.environ.get("BENCH_THROUGHPUT_SIZES", "1000").split(",")]
     huey = os.environ.get("BENCH_HUEY", "sqlite")
     print(json.dumps(run(sizes, huey, os.environ.get("BENCH_BASELINE_REF") or None), indent=2))

@@ -1,7 +1,9 @@
 """Helpers the delivery benchmarks share: times, percentiles, duplicates, CPU, an earlier revision."""
 
 import os
+import signal
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,3 +61,8 @@ def duplicates(arrivals):
     for _, message_id, _ in arrivals:
         seen[message_id] = seen.get(message_id, 0) + 1
     return sum(count - 1 for count in seen.values())
+
+
+def stop_cleanly_on_sigterm():
+    """Turn SIGTERM into SystemExit, so a benchmark stopped from outside still stops what it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
