@@ -28,8 +28,11 @@ screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots fr
 	  tests/test_schedule_browser.py \
 	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
-	$(PY) -m bench.delivery_latency
+bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON (quick sizes)
+	$(PY) -m bench.delivery_cost
+	$(PY) -m bench.delivery_throughput
+	$(PY) -m bench.delivery_lateness
+	$(PY) -m bench.delivery_recovery
 	$(PY) -m bench.faults
 	$(PY) -m bench.status
 	$(PY) -m bench.scheduling

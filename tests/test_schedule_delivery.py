@@ -165,3 +165,31 @@ def test_a_retry_that_would_land_outside_the_window_waits_for_the_next_opening(a
     assert stored["status"] == "PENDING" and stored["attempts"] == 1
     assert stored["next_attempt_at"].replace(tzinfo=UTC) == opens + timedelta(days=1)
     assert smtp.messages == []
+
+
+def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_window(app):
+    """Its worker died inside the window and the lease ran out after the window closed: recovery
+    puts it PENDING for the same minute tomorrow (it reads the job's zone and windows), and the
+    task queued at once for it (tasks.delivery.requeue_recovered) cannot claim it before then."""
+    from webapp.services import attempts
+    from webapp.services import job_timing
+    from webapp.services import jobs
+    from webapp.services import recovery
+    from webapp.services.validation import JobInput
+    from webapp.services.validation import parse
+
+    now = utcnow()
+    opens = now.replace(second=0, microsecond=0)
+    window = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": opens.strftime("%H:%M"),
+              "end": (opens + timedelta(minutes=1)).strftime("%H:%M")}
+    data = parse(JobInput, {"to": "recovered@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
+                            "windows": [window]})
+    job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
+                          timing=job_timing.resolve_new(data, None, now))
+    with app.app_context():
+        assert attempts.claim_job(job.id, "worker-that-dies", 30) is not None
+    later = opens + timedelta(minutes=5)  # the lease ran out, and the window is closed
+    assert recovery.recover_expired_leases(DeliverySettings(lease_seconds=30), now=later) == [(job.id, "PENDING")]
+    stored = Job._get_collection().find_one({"_id": job.id})
+    assert stored["status"] == "PENDING" and stored["next_attempt_at"].replace(tzinfo=UTC) == opens + timedelta(days=1)
+    assert attempts.claim(job.id, "worker-b", 30, now=later) == (None, opens + timedelta(days=1))

@@ -6,6 +6,7 @@ from mongoengine import DateTimeField
 from mongoengine import Document
 from mongoengine import EmbeddedDocumentListField
 from mongoengine import IntField
+from mongoengine import MapField
 from mongoengine import StringField
 
 from webapp.models.window import Window
@@ -39,6 +40,10 @@ class User(UserMixin, Document):
     # An admin switched the account off: no sign-in, its tokens and sessions refused, its
     # jobs held (webapp/services/account_status.py). Read by the per-request user loaders.
     disabled = BooleanField(default=False)
+    # API tokens this account logged out: {jti: when the token expires anyway}. Kept here so the
+    # one read that loads a token's user also says whether the token was revoked (and a Redis
+    # restart forgets nothing); entries already expired are dropped at the next logout.
+    revoked_tokens = MapField(DateTimeField(), default=dict)
 
     meta = {"collection": "users", "indexes": ["role"]}
 

@@ -91,6 +91,7 @@ def new_job(job_id, owner_id, to, subject, body, timing, sender, max_attempts, n
         expires_at=timing.expires_at,
         next_attempt_at=timing.effective_send_at,
         max_attempts=max_attempts,
+        attempts_left=max_attempts,
         message_id=message_id_for(job_id, sender),
         created_at=now,
         updated_at=now,
@@ -206,6 +207,7 @@ def requeue_job(job_id, max_attempts):
         set__status=JobStatus.PENDING,
         set__next_attempt_at=now,
         set__max_attempts=job.attempts + max_attempts,
+        set__attempts_left=max_attempts,
         set__updated_at=now,
         unset__delivery_stage=True,
     )
