@@ -85,11 +85,20 @@ def rogue(mailpit_bin, certs, tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_relay(mailpit_bin, certs, tmp_path_factory):
+    """Mailpit speaking TLS from the first byte (port 465 style, MAIL_USE_SSL), AUTH required."""
+    server = MailpitServer(mailpit_bin, tmp_path_factory.mktemp("tls-relay"), cert=certs["server"],
+                           users={USER: PASSWORD}, implicit_tls=True).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def fresh_servers(request):
     """Each test starts with empty mailboxes and no SMTP connection kept by this thread."""
     CONNECTIONS.close_mine()
-    for name in ("relay", "rogue"):
+    for name in ("relay", "rogue", "tls_relay"):
         if name in request.fixturenames:
             request.getfixturevalue(name).clear()
     yield
@@ -237,6 +246,21 @@ def test_a_wrong_password_holds_mail_back_until_it_is_fixed_then_it_goes_out_onc
     assert doc["status"] == JobStatus.COMPLETED and doc["attempts"] == 1
     assert [attempt["outcome"] for attempt in doc["attempts_log"]] == ["sent"]
     assert [m["MessageID"] for m in relay.messages()] == [job.message_id.strip("<>")]
+
+
+def test_smtp_over_tls_from_the_first_byte_is_verified_the_same_way(app, tls_relay, certs):
+    unverified = mail_state(app, tls_relay, MAIL_USE_TLS=False, MAIL_USE_SSL=True)  # the system's CAs only
+    job = new_job(subject="Over implicit TLS")
+
+    assert send_now(unverified, job).outcome == "waiting"
+    assert "certificate verify failed" in assert_waiting(job, "tls")["last_error"]
+    assert tls_relay.messages() == []
+
+    make_due(job)
+    verified = mail_state(app, tls_relay, MAIL_USE_TLS=False, MAIL_USE_SSL=True, MAIL_TLS_CA_FILE=str(certs["ca"].cert))
+    assert send_now(verified, job).outcome == "sent"
+    assert [m["MessageID"] for m in tls_relay.messages()] == [job.message_id.strip("<>")]
+    assert stored(job)["attempts"] == 1
 
 
 def test_an_unreadable_ca_file_is_a_tls_setting_to_fix_not_a_failed_job(app, relay, tmp_path):

@@ -2,7 +2,8 @@
 
 Mailpit is the SMTP server docker-compose runs. Here it is started on free
 ports with the flags a strict relay would have: STARTTLS required
-(`--smtp-require-starttls`) with our certificate (`--smtp-tls-cert`,
+(`--smtp-require-starttls`), or TLS from the first byte (`--smtp-require-tls`),
+with our certificate (`--smtp-tls-cert`,
 `--smtp-tls-key`), AUTH required against a password file
 (`--smtp-auth-file`, htpasswd format; a plain-text password is accepted).
 What it stored is read back through its HTTP API (`/api/v1/...`).
@@ -41,12 +42,12 @@ class MailpitServer:
         server.stop()
     """
 
-    def __init__(self, binary, directory, cert=None, users=None, require_starttls=True):
+    def __init__(self, binary, directory, cert=None, users=None, implicit_tls=False):
         self.binary = str(binary)
         self.directory = Path(directory)
         self.cert = cert
         self.users = users or {}
-        self.require_starttls = require_starttls
+        self.implicit_tls = implicit_tls
         self.smtp_port = free_port()
         self.http_port = free_port()
         self.log_path = self.directory / "mailpit.log"
@@ -61,8 +62,8 @@ class MailpitServer:
                 "--database", str(self.directory / "mailpit.db"), "--smtp-disable-rdns"]
         if self.cert:
             args += ["--smtp-tls-cert", str(self.cert.cert), "--smtp-tls-key", str(self.cert.key)]
-            if self.require_starttls:
-                args.append("--smtp-require-starttls")
+            # TLS from the first byte (what MAIL_USE_SSL speaks), else STARTTLS before anything else.
+            args.append("--smtp-require-tls" if self.implicit_tls else "--smtp-require-starttls")
         if self.users:
             auth_file = self.directory / "smtp-users"
             auth_file.write_text("".join(f"{user}:{password}\n" for user, password in self.users.items()))
