@@ -38,9 +38,9 @@ from webapp.models import Job
 from webapp.services import attempts
 from webapp.services.attempts import LeaseLost
 from webapp.services.leases import RENEWER
-from webapp.services.mailer import PermanentSmtpError
-from webapp.services.mailer import TransientSmtpError
-from webapp.services.mailer import TransportSmtpError
+from webapp.services.smtp_errors import PermanentSmtpError
+from webapp.services.smtp_errors import TransientSmtpError
+from webapp.services.smtp_errors import TransportSmtpError
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
