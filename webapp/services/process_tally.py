@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 
-from webapp.services.smtp_errors import SmtpError
-from webapp.services.smtp_errors import TransportSmtpError
 from webapp.services.smtp_errors import AUTH_CODES
 from webapp.services.smtp_errors import CLOSING_CODE
+from webapp.services.smtp_errors import SmtpError
+from webapp.services.smtp_errors import TransportSmtpError
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 

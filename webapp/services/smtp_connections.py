@@ -69,7 +69,7 @@ class TimedConnection(Connection):
                 stage = "auth"
                 host.login(mail.username, mail.password)
             return host
-        except (smtplib.SMTPException, OSError, ValueError) as exc:  # ssl.CertificateError is a ValueError
+        except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: a host name idna cannot encode
             if host is not None:
                 host.close()  # no socket left open behind a failed STARTTLS or AUTH
             raise setup_failure(stage, exc, where) from exc
