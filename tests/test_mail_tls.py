@@ -193,13 +193,18 @@ def test_an_unverifiable_certificate_is_refused_and_the_job_waits_without_using_
     job = new_job()
 
     delays = []
-    for _ in range(MAX_ATTEMPTS + 2):  # more tries than the job has attempts: it never fails for this
-        before = utcnow()
-        result = send_now(mail, job)
-        assert result.outcome == "waiting"
-        doc = assert_waiting(job, "tls")
-        delays.append((as_utc(doc["next_attempt_at"]) - before).total_seconds())
-        make_due(job)
+    gc.disable()  # a socket left open must show as open, not be closed by the collector meanwhile
+    try:
+        for _ in range(MAX_ATTEMPTS + 2):  # more tries than the job has attempts: it never fails for this
+            before = utcnow()
+            result = send_now(mail, job)
+            assert result.outcome == "waiting"
+            assert established_to(rogue.smtp_port) == 0  # the refused handshake left no socket open
+            doc = assert_waiting(job, "tls")
+            delays.append((as_utc(doc["next_attempt_at"]) - before).total_seconds())
+            make_due(job)
+    finally:
+        gc.enable()
 
     assert "certificate verify failed: self-signed certificate" in doc["last_error"]
     assert doc["transport_waits"] == MAX_ATTEMPTS + 2
@@ -304,10 +309,10 @@ def test_with_verification_switched_off_a_consumer_delivers_to_a_self_signed_ser
     queue_name = f"mailjobs-tls-{uuid.uuid4().hex[:8]}"
     env = worker_env(HUEY_NAME=queue_name, MAIL_SERVER="localhost", MAIL_PORT=rogue.smtp_port, MAIL_USE_TLS="true",
                      MAIL_USERNAME=USER, MAIL_PASSWORD=PASSWORD, MAIL_TLS_VERIFY="false")
+    queue = huey_named(queue_name)
     consumer = HueyConsumer(env, tmp_path / "consumer.log", workers=1, periodic=False).start()
     try:
         job = new_job(subject="Sent without verification")
-        queue = huey_named(queue_name)
         # The task as the app queues it (signed by tasks.queue), put on that consumer's queue.
         queue.storage.enqueue(huey.serialize_task(deliver_job.s(str(job.id), None)))
         deadline = time.monotonic() + 20
@@ -317,6 +322,7 @@ def test_with_verification_switched_off_a_consumer_delivers_to_a_self_signed_ser
     finally:
         consumer.stop()
         queue.storage.flush_queue()
+        queue.storage.conn.connection_pool.disconnect()  # its own Redis connection: closed, not left to gc
     assert [m["MessageID"] for m in rogue.messages()] == [job.message_id.strip("<>")]
     log = (tmp_path / "consumer.log").read_text()
     assert "MAIL_TLS_VERIFY=false: the certificate of the SMTP server localhost" in log
