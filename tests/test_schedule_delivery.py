@@ -193,3 +193,47 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
     stored = Job._get_collection().find_one({"_id": job.id})
     assert stored["status"] == "PENDING" and stored["next_attempt_at"].replace(tzinfo=UTC) == opens + timedelta(days=1)
     assert attempts.claim(job.id, "worker-b", 30, now=later) == (None, opens + timedelta(days=1))
+
+
+def _job_with(data, now):
+    from webapp.services import job_timing
+    from webapp.services import jobs
+    from webapp.services.validation import JobInput
+    from webapp.services.validation import parse
+
+    parsed = parse(JobInput, {"subject": "Needs the server", "body": "b", "timezone": "UTC", **data})
+    return jobs.create_job(ObjectId(), parsed, "scheduler@mailjobs.test", 5,
+                           timing=job_timing.resolve_new(parsed, None, now))
+
+
+def test_while_the_smtp_server_is_down_a_wait_keeps_to_the_window_and_the_expiry_still_fails_the_job(app, smtp):
+    """A refused connection uses no attempt and the job waits (tests/test_faults.py); a job with
+    windows waits for their next opening (the wait, 2 to 4 minutes, ends after this minute's
+    window closes: tomorrow), and a job whose next try would come after its expiry is FAILED as
+    expired instead of waiting on."""
+    now = utcnow()
+    opens = now.replace(second=0, microsecond=0)
+    window = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": opens.strftime("%H:%M"),
+              "end": (opens + timedelta(minutes=1)).strftime("%H:%M")}
+    in_hours = _job_with({"to": "window@example.com", "windows": [window]}, now)
+    expiring = _job_with({"to": "expiring@example.com", "expires_at": iso(now + timedelta(seconds=60))}, now)
+    settings = DeliverySettings(lease_seconds=30, retry_base_seconds=240, retry_cap_seconds=240)
+    mail = app.extensions["mail"]
+    smtp.stop()
+    try:
+        with app.app_context():
+            results = [deliver(job.id, "test-worker", settings,
+                               lambda claimed, before_data, on_accepted: send_email(mail, claimed, 5, before_data,
+                                                                                    on_accepted))
+                       for job in (in_hours, expiring)]
+    finally:
+        smtp.start()
+    assert [result.outcome for result in results] == ["waiting", "failed"]
+    waiting = Job._get_collection().find_one({"_id": in_hours.id})
+    assert waiting["status"] == "PENDING" and waiting["attempts"] == 0
+    assert waiting["last_error"].startswith("connection: ")
+    assert waiting["next_attempt_at"].replace(tzinfo=UTC) == opens + timedelta(days=1)
+    failed = Job._get_collection().find_one({"_id": expiring.id})
+    assert failed["status"] == "FAILED" and failed["last_error"].startswith("expired: the next attempt")
+    assert "connection: " in failed["last_error"]
+    assert smtp.messages == []

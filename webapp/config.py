@@ -117,6 +117,10 @@ class Config:
         self.MAIL_PORT = env_int("MAIL_PORT", 25 if mail_server else 8025)
         self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
         self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+        # With TLS, the server's certificate and host name are verified (webapp/services/mail_tls.py):
+        # against the system's CAs, or those in MAIL_TLS_CA_FILE; false is an explicit, logged opt-out.
+        self.MAIL_TLS_VERIFY = env_bool("MAIL_TLS_VERIFY", True)
+        self.MAIL_TLS_CA_FILE = env_str("MAIL_TLS_CA_FILE")
         self.MAIL_USERNAME = env_str("MAIL_USERNAME")
         self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "scheduler@localhost")
@@ -176,6 +180,9 @@ class Config:
             raise ValueError("SCHEDULE_MISFIRE_SECONDS must be above 0")
         if self.LEASE_SECONDS < 1:
             raise ValueError("LEASE_SECONDS must be at least 1 (it is renewed every third of it)")
+        if self.MAIL_TLS_CA_FILE and not os.path.isfile(self.MAIL_TLS_CA_FILE):
+            raise ValueError(f"MAIL_TLS_CA_FILE={self.MAIL_TLS_CA_FILE!r} is not a file "
+                             "(the PEM file of the CA that signed the SMTP server's certificate)")
         if self.MAIL_IDLE_SECONDS < 0:
             raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:

@@ -67,6 +67,9 @@ class Job(Document):
     # operator (FerretDB v1 has no $expr). Missing on jobs stored by earlier versions: the claim adds it.
     attempts_left = IntField()
     last_error = StringField()
+    # How many times in a row the connection, its TLS or the account failed for this job (no attempt
+    # used, webapp/services/attempts.py `mark_waiting`): the backoff of its next wait. Unset until then.
+    transport_waits = IntField()
     # When the next attempt may start: send_at at first, then the retry backoff.
     next_attempt_at = DateTimeField(required=True)
     message_id = StringField(required=True)
