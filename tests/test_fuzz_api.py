@@ -83,6 +83,9 @@ REQUESTS = Counter()
 STATUSES = Counter()
 WORLD = {}  # the running test's FuzzWorld, for the hook
 RUN_STARTED = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
+SEEDED_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "IN_DOUBT")  # FuzzWorld's jobs, in order
+# Actions that change a job in another status than PENDING: the status they may change.
+CHANGEABLE = {"POST /api/admin/jobs/{job_id}/close": "IN_DOUBT", "POST /api/admin/jobs/{job_id}/retry": "FAILED"}
 
 
 def recipients():
@@ -132,9 +135,12 @@ def flatmap_case(context, case):
         known = {"job_id": world.job_ids, "user_id": [world.spare_user_id], "schedule_id": world.schedule_ids}[name]
         if case.operation.label == "PATCH /api/users/jobs/{job_id}":
             known = world.job_ids[:1]  # only a PENDING job can be rescheduled: aim at it
+        elif case.operation.label in CHANGEABLE:  # the job this action may change comes first
+            first = world.job_ids[SEEDED_STATUSES.index(CHANGEABLE[case.operation.label])]
+            known = [first, *(job_id for job_id in known if job_id != first)]
         # A change is aimed at a real document always (a made-up id only ever gives a 404, which
-        # the other cases and the coverage phase send anyway); others mostly. The PENDING job (the
-        # one a cancel or a reschedule may change) is first: Hypothesis draws the first choice
+        # the other cases and the coverage phase send anyway); others mostly. The job the action
+        # may change (PENDING, or as CHANGEABLE says) is first: Hypothesis draws the first choice
         # more often than the others.
         aim = st.sampled_from(known) if case.operation.method.upper() == "PATCH" else st.sampled_from([*known, None])
     else:
@@ -211,7 +217,7 @@ class FuzzWorld:
 
         later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         ids = []
-        for status in ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "IN_DOUBT"):
+        for status in SEEDED_STATUSES:
             payload = {"to": ["Ada Lovelace <ada@example.com>", "bob@bücher.example"], "subject": f"Seeded {status}",
                        "body": "Seeded by the fuzz test.", "send_at": later}
             response = client.post("/api/users/jobs", json=payload, headers=self.bearer(self.user_token))
