@@ -27,6 +27,7 @@ preflight-run preflight-test: preflight-%:
 
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py \
+	  tests/test_schedule_browser.py \
 	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
 bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON (quick sizes)
@@ -36,6 +37,7 @@ bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON (
 	$(PY) -m bench.delivery_recovery
 	$(PY) -m bench.faults
 	$(PY) -m bench.status
+	$(PY) -m bench.scheduling
 
 venv: $(VENV)/.installed
 

@@ -135,6 +135,9 @@ class Config:
         self.RETRY_CAP_SECONDS = env_float("RETRY_CAP_SECONDS", 3600.0)
         self.IN_DOUBT_POLICY = env_str("IN_DOUBT_POLICY", "resend")
         self.SCHEDULE_LEAD_SECONDS = env_float("SCHEDULE_LEAD_SECONDS", 1.0)
+        # Recurring schedules (webapp/services/materializer.py): an occurrence more than this late
+        # when planned was missed, and the catch-up rule decides; the grace of catch-up expiries.
+        self.SCHEDULE_MISFIRE_SECONDS = env_float("SCHEDULE_MISFIRE_SECONDS", 60.0)
 
         # The status page and /metrics (see webapp/services/stats.py, tasks/maintenance.py).
         self.HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 2.0)
@@ -173,6 +176,8 @@ class Config:
             raise ValueError(f"IN_DOUBT_POLICY must be 'resend' or 'hold', not {self.IN_DOUBT_POLICY!r}")
         if self.MAX_ATTEMPTS < 1:
             raise ValueError("MAX_ATTEMPTS must be at least 1")
+        if self.SCHEDULE_MISFIRE_SECONDS <= 0:
+            raise ValueError("SCHEDULE_MISFIRE_SECONDS must be above 0")
         if self.LEASE_SECONDS < 1:
             raise ValueError("LEASE_SECONDS must be at least 1 (it is renewed every third of it)")
         if self.MAIL_TLS_CA_FILE and not os.path.isfile(self.MAIL_TLS_CA_FILE):

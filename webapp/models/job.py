@@ -16,6 +16,7 @@ from mongoengine import ListField
 from mongoengine import ObjectIdField
 from mongoengine import StringField
 
+from webapp.models.window import Window
 from webapp.timeutil import utcnow
 
 
@@ -85,6 +86,16 @@ class Job(Document):
     # The claim refuses a job that has it (webapp/services/attempts.py).
     held = StringField()
 
+    # Scheduling (webapp.services.timing): the zone wall times and windows are read in, the windows
+    # (empty: any time), and the instant after which the job is FAILED as expired instead of sent.
+    # `next_attempt_at` is the effective send time: send_at pushed to the next window opening.
+    timezone = StringField(max_length=64)
+    windows = EmbeddedDocumentListField(Window)
+    expires_at = DateTimeField()
+    # An occurrence of a recurring schedule (webapp.services.schedules); its _id is derived from both.
+    schedule_id = ObjectIdField()
+    occurrence_at = DateTimeField()
+
     meta = {
         "collection": "jobs",
         "indexes": [
@@ -94,5 +105,9 @@ class Job(Document):
             # The pending quota's count and its earliest due job; holding a disabled owner's jobs.
             ("owner_id", "status", "next_attempt_at"),
             "-created_at",
+            # The sweep fails PENDING jobs past their expiry: {status: PENDING, expires_at: {$lte: now}}.
+            ("status", "expires_at"),
+            # Pausing, changing or deleting a schedule cancels its PENDING occurrences.
+            ("schedule_id", "status"),
         ],
     }

@@ -36,6 +36,7 @@ from pymongo.errors import PyMongoError
 
 from webapp.models import Job
 from webapp.services import attempts
+from webapp.services import expiry
 from webapp.services.attempts import LeaseLost
 from webapp.services.leases import RENEWER
 from webapp.services.smtp_errors import PermanentSmtpError
@@ -105,8 +106,14 @@ def record_failure(job, exc, settings):
     error = exc.describe()
     if isinstance(exc, TransportSmtpError):
         # The connection, its TLS or the account failed, not the message: this attempt is given back,
-        # and the job waits with its own backoff (the count of such waits) until the settings are fixed.
-        retry_at = utcnow() + backoff_delay(job.get("transport_waits", 0) + 1, settings)
+        # and the job waits with its own backoff (the count of such waits) until the settings are fixed;
+        # like a retry, for the next opening of its windows, and FAILED as expired if that is too late.
+        retry_at, expired = expiry.plan_retry(
+            job, utcnow() + backoff_delay(job.get("transport_waits", 0) + 1, settings), error)
+        if expired:
+            if not attempts.mark_failed(job, expired, None):
+                return DeliveryResult("lease_lost")
+            return DeliveryResult("failed")
         if not attempts.mark_waiting(job, error, retry_at):
             return DeliveryResult("lease_lost")
         return DeliveryResult("waiting", retry_at=retry_at)
@@ -114,7 +121,11 @@ def record_failure(job, exc, settings):
         held = attempts.mark_in_doubt(job, error)
         return DeliveryResult("in_doubt" if held else "lease_lost")
     give_up = isinstance(exc, PermanentSmtpError) or job["attempts"] >= job["max_attempts"]
-    retry_at = None if give_up else utcnow() + backoff_delay(job["attempts"], settings)
+    retry_at = None
+    if not give_up:  # the retry waits for the job's windows, and fails as expired if that is too late
+        retry_at, expired = expiry.plan_retry(job, utcnow() + backoff_delay(job["attempts"], settings), error)
+        if expired:
+            error, give_up = expired, True
     if not attempts.mark_failed(job, error, retry_at):
         return DeliveryResult("lease_lost")
     return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
@@ -134,6 +145,10 @@ def deliver(job_id, worker_id, settings, send, renewer=RENEWER):
     job, due_later = attempts.claim(job_id, worker_id, settings.lease_seconds)
     if job is None:
         return DeliveryResult("skipped", retry_at=due_later)
+    expired = expiry.expired_error(job, utcnow())
+    if expired:  # past its expiry: FAILED without sending (the claimed document says so, no read)
+        attempts.mark_failed(job, expired, None)
+        return DeliveryResult("failed")
     held = renewer.hold(job, settings.lease_seconds, sent_at)
     try:
         return _send_claimed(job, held, settings, send)
