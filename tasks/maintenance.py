@@ -13,9 +13,12 @@ Every HEARTBEAT_SECONDS the thread
    (webapp.services.process_tally → delivery_stats.flush, one bulk write),
 3. upserts its WorkerBeat by `_id` (host:pid) with its threads, jobs in
    flight, the pause it saw and its SMTP observations,
-4. once an hour, deletes dead workers' records older than a day and old
+4. recounts the jobs per status over all jobs when the kept counts are older
+   than JOB_COUNTS_SECONDS (webapp.services.job_counts: one read by `_id`, and
+   the count when due, so at most one count per JOB_COUNTS_SECONDS per consumer),
+5. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers).
-Three database round trips per beat, none per job. On a clean stop it
+Four database round trips per beat, none per job. On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -32,7 +35,9 @@ from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.worker_app import worker_app
 from webapp.services import control
+from webapp.services import change_marks
 from webapp.services import delivery_stats
+from webapp.services import job_counts
 from webapp.services import recovery
 from webapp.services import workers
 from webapp.services.process_tally import TALLY
@@ -60,6 +65,7 @@ class Maintenance:
         self._failing = False
         self._cleaned_at = float("-inf")
         self.paused_at = None
+        self.counts_seconds = 0
 
     @property
     def threads(self):
@@ -88,6 +94,7 @@ class Maintenance:
         app = worker_app()
         with app.app_context():
             interval = app.config["HEARTBEAT_SECONDS"]
+            self.counts_seconds = app.config["JOB_COUNTS_SECONDS"]
             self.worker_id = process_id()
             self.started_at = utcnow()
             log.info("maintenance thread of %s: a heartbeat every %.1f s", self.worker_id, interval)
@@ -103,6 +110,7 @@ class Maintenance:
             self.paused_at = control.read_pause()
             self.flush()
             workers.beat(self.worker_id, self._record(interval))
+            job_counts.recount_if_due(self.counts_seconds)
             if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
                 workers.purge_dead()
                 delivery_stats.expire(utcnow())
@@ -143,6 +151,7 @@ class Maintenance:
         """Clean stop: the last figures go out and the record is deleted (stopped, not dead)."""
         try:
             self.flush()
+            change_marks.flush_now()
             workers.forget(self.worker_id)
             log.info("maintenance thread of %s stopped", self.worker_id)
         except PyMongoError as exc:

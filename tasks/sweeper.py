@@ -21,6 +21,7 @@ from webapp.services import accounts
 from webapp.services import audit
 from webapp.services import control
 from webapp.services import recovery
+from webapp.services import retention
 from webapp.services.delivery import DeliverySettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,11 @@ SWEEP_TURN_SECONDS = 45
 
 
 def sweep_once(app, grace_seconds=5.0):
-    """Recover expired leases, queue due jobs nobody queued, purge old revocations, counters and audit entries.
+    """Recover expired leases, queue due jobs nobody queued, purge old revocations, counters, audit entries and jobs.
+
+    Each step is one query on an index that starts with what it looks for (expired leases, due
+    PENDING jobs, expired records), so a sweep costs as much as the work it finds, not as the
+    jobs stored (docs/queries.md).
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again.
@@ -46,11 +51,14 @@ def sweep_once(app, grace_seconds=5.0):
     # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
     counters = rate_limit_storage.purge_expired()
     audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
+    # Finished jobs past RETENTION_DAYS, a few small batches per sweep.
+    expired = retention.purge(app.config["RETENTION_DAYS"])
     if recovered or due or purged:
         log.info("sweep: %d recovered, %d re-queued, %d revocations purged", len(recovered), len(due), purged)
-    if counters or audited:
-        log.info("sweep: %d rate-limit counters and %d audit entries purged", counters, audited)
-    return {"recovered": len(recovered), "requeued": len(due), "purged": purged}
+    if counters or audited or expired:
+        log.info("sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
+                 counters, audited, expired)
+    return {"recovered": len(recovered), "requeued": len(due), "purged": purged, "expired_jobs": expired}
 
 
 @huey.periodic_task(crontab(minute="*"))

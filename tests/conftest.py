@@ -51,6 +51,8 @@ TEST_ENV = {
     "SIGNUP_RATE_LIMIT": "1000 per minute",
     "JOB_CREATE_RATE_LIMIT": "10000 per minute",
     "LOG_LEVEL": "INFO",
+    # Exact counts on every read: tests count right after writing (tests/test_change_marks.py tries the kept ones).
+    "JOB_COUNTS_SECONDS": "0",
 }
 os.environ.update(TEST_ENV)
 
@@ -140,10 +142,11 @@ def clean_db(request):
     request.getfixturevalue("app")
     from webapp.models import AuditEntry
     from webapp.models import Job
+    from webapp.models import JobCounts
     from webapp.models import RevokedToken
     from webapp.models import User
 
-    for model in (User, Job, RevokedToken, AuditEntry):
+    for model in (User, Job, RevokedToken, AuditEntry, JobCounts):
         model._get_collection().delete_many({})
     yield
 

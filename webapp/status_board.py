@@ -61,7 +61,7 @@ def _day_label(day):
 
 def build(config):
     """Read the figures and lay out the board for the viewer."""
-    figures = stats_service.collect(config["OVERDUE_SECONDS"])
+    figures = stats_service.collect(config["OVERDUE_SECONDS"], config["JOB_COUNTS_SECONDS"])
     zone_name = viewer_zone()
     throughput = stacked_bars("throughput", figures.per_minute,
                               [_minute_label(point["minute"], zone_name) for point in figures.per_minute])

@@ -123,8 +123,8 @@ def count_admins():
 
 
 def list_users(page, per_page):
-    """Users, oldest first, one page, and the total."""
-    query = User.objects.order_by("created_at")
+    """Users, oldest first, one page, and the total (on the (created_at, _id) index; _id settles ties)."""
+    query = User.objects.order_by("created_at", "id")
     return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
 
 

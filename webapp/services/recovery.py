@@ -21,6 +21,7 @@ from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.models import SweepTurn
 from webapp.models.job import DeliveryStage
+from webapp.services import change_marks
 from webapp.services.attempts import LEASE_FIELDS
 from webapp.services.attempts import attempt_fields
 from webapp.timeutil import utcnow
@@ -48,7 +49,10 @@ def _recover(job, settings, now):
          "lease_expires_at": {"$lt": now}},
         {"$set": fields, "$unset": LEASE_FIELDS},
     )
-    return status if result.matched_count == 1 else None
+    if result.matched_count != 1:
+        return None
+    change_marks.note(job.get("owner_id"))
+    return status
 
 
 def recover_expired_leases(settings, now=None, job_id=None):
