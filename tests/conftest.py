@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from pymongo import monitoring
 
 from scripts.preflight import message as preflight_message
 from scripts.preflight import redis_server_executable
+from tests.support.commands import RECORDER
 from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
@@ -55,6 +57,8 @@ TEST_ENV = {
     "JOB_COUNTS_SECONDS": "0",
 }
 os.environ.update(TEST_ENV)
+# Before any client exists, so every one reports its commands (tests/support/commands.py; idle until asked).
+monitoring.register(RECORDER)
 
 
 def pytest_sessionfinish(session, exitstatus):
