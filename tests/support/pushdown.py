@@ -308,16 +308,34 @@ def has_filter(explained):
                 or (explained.get("pipeline") or [{}])[0].get("$match"))
 
 
-def plan_problems(uri, database, explained, unindexed=()):
+def _equalities(explained):
+    """How many fields the command's filter pins to a value (or a few, with $in)."""
+    flt = explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
+    count = 0
+    for field, condition in (flt or {}).items():
+        if field.startswith("$"):
+            continue
+        if not isinstance(condition, dict) or "$in" in condition or "$eq" in condition:
+            count += 1
+    return count, "_id" in (flt or {})
+
+
+def plan_problems(uri, database, explained, unindexed=(), strict=False):
     """What is wrong with the plan of one command: a full scan, or work left to the handler.
 
     `unindexed`: commands ({"find": collection, "sort": ...}) allowed to read the whole collection.
+    `strict`: also a sorted query must walk an index in its order, not sort what it matched
+    (SQLite's "USE TEMP B-TREE FOR ORDER BY": its cost grows with the matches), and every field
+    the filter pins to a value must be one the index search uses (else the rows are read to
+    check it); a filter on `_id` is exempt, the unique index finds one document.
     """
     client = pymongo.MongoClient(uri)
     try:
         plan = client[database].command("explain", explained)
     finally:
         client.close()
+    if "Plan" not in plan["queryPlanner"]:
+        return []  # no such collection (yet): FerretDB answers without reading anything
     what = f"{explained}: {plan['queryPlanner'].get('SQL')} {plan['queryPlanner']['Plan']}"
     lines = plan["queryPlanner"]["Plan"]
     problems = []
@@ -330,6 +348,12 @@ def plan_problems(uri, database, explained, unindexed=()):
         problems.append(f"no index search: {what}")
     if explained.get("sort") and not plan["sortPushdown"]:
         problems.append(f"sort left to the handler: {what}")
+    if strict and explained.get("sort") and any(line.endswith("USE TEMP B-TREE FOR ORDER BY") for line in lines):
+        problems.append(f"sorted after matching, not read in index order: {what}")
+    pinned, by_id = _equalities(explained)
+    searched = max((line.count("=?") for line in lines if "SEARCH" in line), default=0)
+    if strict and not by_id and searched < pinned:
+        problems.append(f"{pinned - searched} pinned field(s) checked on the rows, not in the index: {what}")
     if ("limit" in explained or "skip" in explained) and not plan["limitPushdown"]:
         problems.append(f"limit left to the handler: {what}")
     if ("count" in explained or "pipeline" in explained) and not plan.get("countPushdown"):
