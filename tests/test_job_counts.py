@@ -11,6 +11,7 @@ from datetime import timedelta
 from bson import ObjectId
 
 from tests.support.consumer import HueyConsumer
+from tests.support.pages import PageClient
 
 
 def add_jobs(count, status="PENDING"):
@@ -52,6 +53,11 @@ def test_the_admin_counts_are_kept_between_recounts_and_say_when_they_were_count
     assert kept["counted_at"] == first["counted_at"]
     assert len(kept["items"]) == 3  # the rows themselves are live
     assert client.get("/api/admin/stats", headers=admin).json["counted_at"] == first["counted_at"]
+    pages = PageClient(app.test_client())
+    pages.login(client.get("/api/users/me", headers=admin).json["email"])
+    assert "recounted every 5 s (last count at" in pages.get("/admin").get_data(as_text=True)
+    table = pages.get("/admin/jobs").get_data(as_text=True)
+    assert "the counts are recounted every 5 s" in table and '<span class="count">2</span>' in table
 
     # A consumer's maintenance step: nothing to do while fresh, a recount once due, which moves the admins' marks.
     assert job_counts.recount_if_due(5) is False
