@@ -11,7 +11,7 @@ PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'imp
 # The preflight runs before anything is installed: the venv's python once there is one.
 PREFLIGHT = $(or $(wildcard $(PY)),$(PYTHON313),python3) scripts/preflight.py
 
-.PHONY: run test venv ferretdb chromium bench screenshots clean preflight-run preflight-test
+.PHONY: run test venv ferretdb chromium bench bench-full screenshots clean preflight-run preflight-test
 
 run: preflight-run $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
 	$(PY) -m webapp.devstack
@@ -26,10 +26,11 @@ preflight-run preflight-test: preflight-%:
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON
-	$(PY) -m bench.delivery_latency
-	$(PY) -m bench.faults
-	$(PY) -m bench.status
+bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark at quick sizes: JSON, and bench/results/latest.json
+	$(PY) -m bench
+
+bench-full: $(VENV)/.installed-test $(FERRETDB)  ## the same at 100,000 stored jobs (about half an hour)
+	$(PY) -m bench --full
 
 venv: $(VENV)/.installed
 

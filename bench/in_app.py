@@ -5,6 +5,7 @@ MONGODB_URI set:
 
     python -m bench.in_app indexes       # build every index webapp/models/ declares, timed
     python -m bench.in_app sweep RUNS    # the periodic sweep (tasks/sweeper.sweep_once), timed
+    python -m bench.in_app counts RUNS   # jobs per status over all jobs: counted now, and kept (read by _id)
 
 `sweep` gives the sweep the same work at every size before each run (none of it timed): SWEEP_DUE
 PENDING jobs due 10 minutes ago (queued again each time) and SWEEP_EXPIRED RUNNING jobs whose
@@ -130,6 +131,36 @@ def time_retention(app, jobs):
             "batches": len(samples) - 1, "backlog": RETENTION_BACKLOG}
 
 
+def _timed(action, runs):
+    action()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - start) * 1000)
+    return percentiles(samples)
+
+
+def time_counts(runs):
+    """Jobs per status over all jobs, both ways: counted from the status index now, and the kept document.
+
+    `kept_read` is what a page pays between recounts (one read by `_id`); `live` what a recount costs
+    (and what every read paid before). None where the checkout keeps no counts.
+    """
+    from webapp.services import jobs
+
+    app = _app()
+    with app.app_context():
+        result = {"live": _timed(jobs.status_counts, runs)}
+        try:
+            job_counts = importlib.import_module("webapp.services.job_counts")
+        except ImportError:
+            return {**result, "kept_read": None}
+        job_counts.recount()
+        result["kept_read"] = _timed(lambda: job_counts.read(3600), runs)
+    return result
+
+
 def main():
     what = sys.argv[1]
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -137,6 +168,8 @@ def main():
         print(json.dumps(build_indexes()))
     elif what == "sweep":
         print(json.dumps(time_sweep(int(sys.argv[2]) if len(sys.argv) > 2 else 10)))
+    elif what == "counts":
+        print(json.dumps(time_counts(int(sys.argv[2]) if len(sys.argv) > 2 else 30)))
     else:
         raise SystemExit(f"unknown command {what!r}")
 
