@@ -143,9 +143,12 @@ def register_error_handlers(app):
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):
+        # Keep the exception's own headers (a 405's `Allow`, RFC 9110), not its Content-Type.
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
         if wants_json():
-            return json_error(exc.code, _http_code(exc), exc.description or exc.name)
-        return render_template("errors/error.html", status=exc.code, message=exc.description), exc.code
+            body, status = json_error(exc.code, _http_code(exc), exc.description or exc.name)
+            return body, status, headers
+        return render_template("errors/error.html", status=exc.code, message=exc.description), exc.code, headers
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):

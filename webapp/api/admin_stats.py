@@ -6,6 +6,10 @@ from flask_jwt_extended import current_user
 from tasks.maintenance import queue_due_now
 from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
+from webapp.api.contract import describe
+from webapp.api.status_schemas import DeliveryStateOut
+from webapp.api.status_schemas import ResumedOut
+from webapp.api.status_schemas import StatsOut
 from webapp.audit_trail import DELIVERY
 from webapp.audit_trail import audit_event
 from webapp.services import control
@@ -14,6 +18,7 @@ from webapp.services import workers
 
 
 @bp.get("/admin/stats")
+@describe(responses={200: StatsOut})
 @admin_required
 def delivery_stats():
     """Counts, overdue backlog, rates, lateness, workers, queue, pause and SMTP state, in one document."""
@@ -22,6 +27,7 @@ def delivery_stats():
 
 
 @bp.get("/admin/delivery")
+@describe(responses={200: DeliveryStateOut})
 @admin_required
 def delivery_state():
     """Whether delivery is paused, since when, by whom, and how many live workers have seen it."""
@@ -29,6 +35,7 @@ def delivery_state():
 
 
 @bp.post("/admin/delivery/pause")
+@describe(responses={200: DeliveryStateOut})
 @admin_required
 def pause_delivery():
     """Stop handing email to the SMTP server (jobs stay PENDING; sends in flight finish)."""
@@ -38,6 +45,7 @@ def pause_delivery():
 
 
 @bp.post("/admin/delivery/resume")
+@describe(responses={200: ResumedOut})
 @admin_required
 def resume_delivery():
     """Deliver again, and queue every due job at once (each still goes out once)."""

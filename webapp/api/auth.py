@@ -11,7 +11,12 @@ from flask_jwt_extended import get_jwt
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
-from webapp.api.serialize import user_to_json
+from webapp.api.contract import describe
+from webapp.api.schemas import MessageOut
+from webapp.api.schemas import RegisteredOut
+from webapp.api.schemas import TokenOut
+from webapp.api.schemas import UserOut
+from webapp.api.serialize import user_out
 from webapp.audit_trail import audit_event
 from webapp.audit_trail import audited
 from webapp.errors import Unauthorized
@@ -24,6 +29,8 @@ from webapp.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
+@describe(body=Credentials, responses={201: RegisteredOut},
+          errors={409: "An account with this email exists.", 429: "Too many sign-ups from this address."})
 @signup_throttled()
 def register():
     """Create an account with role `user`."""
@@ -31,10 +38,13 @@ def register():
     with audited("sign_up", data.email, detail="API") as event:
         user = accounts.register(data.email, data.password)
         event.actor = event.target = user
-    return {"id": str(user.id), "email": user.email, "role": user.role}, 201
+    return RegisteredOut(id=str(user.id), email=user.email, role=user.role), 201
 
 
 @bp.post("/auth/login")
+@describe(body=LoginInput, responses={200: TokenOut},
+          errors={401: "Wrong email or password, or a disabled account (the same answer for all three).",
+                  429: "Too many sign-in attempts from this address or on this account."})
 @login_throttled()
 def login():
     """Exchange credentials for a bearer token (same answer for unknown email, wrong password, disabled account)."""
@@ -46,21 +56,23 @@ def login():
     audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     token = create_access_token(identity=str(account.id), additional_claims={"gen": account.token_generation or 0})
-    return {"access_token": token, "token_type": "Bearer", "expires_in": int(expires.total_seconds())}
+    return TokenOut(access_token=token, token_type="Bearer", expires_in=int(expires.total_seconds()))
 
 
 @bp.post("/auth/logout")
+@describe(responses={200: MessageOut}, tag="Account")
 @login_required
 def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
     accounts.revoke_token(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
     audit_event("token_revoke", current_user, target=("token", claims["jti"], None))
-    return {"message": "Logged out."}
+    return MessageOut(message="Logged out.")
 
 
 @bp.get("/users/me")
+@describe(responses={200: UserOut}, tag="Account")
 @login_required
 def me():
     """The caller's account."""
-    return user_to_json(current_user)
+    return user_out(current_user)

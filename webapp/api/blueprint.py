@@ -35,6 +35,7 @@ def login_required(view):
         verify_jwt_in_request()
         return view(*args, **kwargs)
 
+    wrapper.auth_required = "bearer"  # read by webapp/api/openapi.py: security and 401
     return wrapper
 
 
@@ -48,4 +49,5 @@ def admin_required(view):
             raise Forbidden("Admins only.")
         return view(*args, **kwargs)
 
+    wrapper.auth_required = "admin"  # read by webapp/api/openapi.py: security, 401 and 403
     return wrapper

@@ -3,6 +3,9 @@
 import logging
 
 from webapp.api.blueprint import bp
+from webapp.api.contract import describe
+from webapp.api.status_schemas import HealthOut
+from webapp.api.status_schemas import UnavailableOut
 from webapp.models import User
 from webapp.services import stats
 
@@ -10,6 +13,7 @@ log = logging.getLogger(__name__)
 
 
 @bp.get("/health")
+@describe(responses={200: HealthOut, 503: UnavailableOut})
 def health():
     """200 when the database answers, 503 otherwise (the queue being down only delays mail).
 
@@ -21,6 +25,6 @@ def health():
         delivery = stats.health()
     except Exception as exc:  # any driver error means "not ready"
         log.warning("health check: database unreachable: %s", exc)
-        return {"status": "unavailable", "database": "unreachable"}, 503
+        return UnavailableOut(status="unavailable", database="unreachable"), 503
     degraded = delivery["workers_alive"] == 0 or delivery["paused"]
-    return {"status": "degraded" if degraded else "ok", "database": "ok", **delivery}
+    return HealthOut(status="degraded" if degraded else "ok", database="ok", **delivery)

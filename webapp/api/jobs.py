@@ -8,8 +8,13 @@ from tasks.delivery import schedule_delivery
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
-from webapp.api.serialize import job_to_json
-from webapp.api.serialize import page_to_json
+from webapp.api.contract import describe
+from webapp.api.schemas import JobDetailOut
+from webapp.api.schemas import JobListQuery
+from webapp.api.schemas import JobPageOut
+from webapp.api.schemas import JobPath
+from webapp.api.serialize import job_out
+from webapp.api.serialize import page_out
 from webapp.services import jobs
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
@@ -18,6 +23,9 @@ from webapp.throttle import job_create_throttled
 
 
 @bp.post("/users/jobs")
+@describe(body=JobInput, responses={201: JobDetailOut},
+          errors={429: "Too many jobs scheduled in a short time (`too_many_requests`, JOB_CREATE_RATE_LIMIT), "
+                       "or MAX_PENDING_JOBS_PER_USER jobs pending already (`quota_exceeded`)."})
 @login_required
 @job_create_throttled(lambda: current_user.id)
 def create_job():
@@ -27,28 +35,33 @@ def create_job():
     job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
                           jobs.pending_quota(config, current_user))
     schedule_delivery(job.id, job.send_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
-    return job_to_json(job, with_history=True), 201
+    return job_out(job, with_history=True), 201
 
 
 @bp.get("/users/jobs")
+@describe(query=JobListQuery, responses={200: JobPageOut})
 @login_required
 def list_jobs():
     """The caller's jobs, newest first, optionally by status."""
     status = jobs.check_status_filter(request.args.get("status"))
     page, per_page = parse_page(request.args)
     items, total = jobs.list_jobs(owner_id=current_user.id, status=status, page=page, per_page=per_page)
-    return page_to_json(items, total, page, per_page, job_to_json)
+    return page_out(JobPageOut, items, total, page, per_page, job_out)
 
 
 @bp.get("/users/jobs/<job_id>")
+@describe(path=JobPath, responses={200: JobDetailOut}, errors=[404])
 @login_required
 def get_job(job_id):
     """One of the caller's jobs with its attempt history."""
-    return job_to_json(jobs.get_job(job_id, owner_id=current_user.id), with_history=True)
+    return job_out(jobs.get_job(job_id, owner_id=current_user.id), with_history=True)
 
 
 @bp.post("/users/jobs/<job_id>/cancel")
+@describe(path=JobPath, responses={200: JobDetailOut},
+          errors={404: "No such job (another user's counts as none).",
+                  409: "The job can no longer be cancelled (it is running or done)."})
 @login_required
 def cancel_job(job_id):
     """Cancel a job that has not been sent yet."""
-    return job_to_json(jobs.cancel_job(job_id, owner_id=current_user.id), with_history=True)
+    return job_out(jobs.cancel_job(job_id, owner_id=current_user.id), with_history=True)

@@ -1,53 +1,68 @@
-"""The JSON shapes API consumers depend on; datetimes are ISO-8601 UTC with Z."""
+"""Documents to answers: build the models of webapp/api/schemas.py from users, jobs and audit entries."""
 
-from webapp.timeutil import isoformat_z
-
-
-def user_to_json(user):
-    return {"id": str(user.id), "email": user.email, "role": user.role, "timezone": user.timezone,
-            "disabled": bool(user.disabled), "created_at": isoformat_z(user.created_at)}
-
-
-def audit_to_json(entry):
-    return {"id": str(entry.id), "at": isoformat_z(entry.at), "action": entry.action, "outcome": entry.outcome,
-            "actor_id": str(entry.actor_id) if entry.actor_id else None, "actor_email": entry.actor_email,
-            "target_type": entry.target_type, "target_id": entry.target_id, "target_label": entry.target_label,
-            "ip": entry.ip, "detail": entry.detail}
+from webapp.api.schemas import AttemptOut
+from webapp.api.schemas import AuditEntryOut
+from webapp.api.schemas import JobDetailOut
+from webapp.api.schemas import JobOut
+from webapp.api.schemas import UserOut
+from webapp.models.job import JobStatus
 
 
-def attempt_to_json(number, attempt):
-    return {
-        "number": number,
-        "worker": attempt.worker,
-        "started_at": isoformat_z(attempt.started_at),
-        "finished_at": isoformat_z(attempt.finished_at),
-        "outcome": attempt.outcome,
-        "error": attempt.error,
-    }
+def user_out(user):
+    """A user as the API shows it (never the password hash or the session and token generations)."""
+    return UserOut(id=str(user.id), email=user.email, role=user.role, timezone=user.timezone,
+                   disabled=bool(user.disabled), created_at=user.created_at)
 
 
-def job_to_json(job, with_history=False):
-    data = {
+def audit_out(entry):
+    """One audit log entry."""
+    return AuditEntryOut(id=str(entry.id), at=entry.at, action=entry.action, outcome=entry.outcome,
+                         actor_id=str(entry.actor_id) if entry.actor_id else None, actor_email=entry.actor_email,
+                         target_type=entry.target_type, target_id=entry.target_id, target_label=entry.target_label,
+                         ip=entry.ip, detail=entry.detail)
+
+
+def attempt_out(number, attempt):
+    """One delivery attempt, numbered from 1."""
+    return AttemptOut(number=number, worker=attempt.worker, started_at=attempt.started_at,
+                      finished_at=attempt.finished_at, outcome=attempt.outcome, error=attempt.error)
+
+
+def job_out(job, with_history=False):
+    """A job; with its attempts (`JobDetailOut`) when `with_history`."""
+    fields = {
         "id": str(job.id),
         "owner_id": str(job.owner_id),
         "to": list(job.to),
         "subject": job.subject,
         "body": job.body,
-        "send_at": isoformat_z(job.send_at),
+        "send_at": job.send_at,
         "status": job.status,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         "last_error": job.last_error,
-        "next_attempt_at": isoformat_z(job.next_attempt_at) if job.status == "PENDING" else None,
+        "next_attempt_at": job.next_attempt_at if job.status == JobStatus.PENDING else None,
         "message_id": job.message_id,
-        "created_at": isoformat_z(job.created_at),
-        "updated_at": isoformat_z(job.updated_at),
-        "sent_at": isoformat_z(job.sent_at),
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "sent_at": job.sent_at,
     }
-    if with_history:
-        data["attempts_log"] = [attempt_to_json(i, a) for i, a in enumerate(job.attempts_log, start=1)]
-    return data
+    if not with_history:
+        return JobOut(**fields)
+    attempts = [attempt_out(number, attempt) for number, attempt in enumerate(job.attempts_log, start=1)]
+    return JobDetailOut(**fields, attempts_log=attempts)
 
 
-def page_to_json(items, total, page, per_page, to_json):
-    return {"items": [to_json(item) for item in items], "total": total, "page": page, "per_page": per_page}
+def page_out(model, items, total, page, per_page, item_out, **extra):
+    """One page of a list as `model` (items, total, page, per_page, and any `extra` fields)."""
+    return model(items=[item_out(item) for item in items], total=total, page=page, per_page=per_page, **extra)
+
+
+def user_to_json(user):
+    """A user as a JSON-ready dict (for code that builds answers by hand)."""
+    return user_out(user).model_dump(mode="json")
+
+
+def job_to_json(job, with_history=False):
+    """A job as a JSON-ready dict (for code that builds answers by hand)."""
+    return job_out(job, with_history).model_dump(mode="json")

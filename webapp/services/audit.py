@@ -103,10 +103,10 @@ def _actor_filter(actor):
 
 def list(actor=None, action=None, page=1, per_page=20):  # noqa: A001 - the name callers know (audit.list)
     """One page of entries, newest first, and the total; `actor` is an email or a user id."""
+    action = check_action_filter(action)  # a bad filter is a 422 whatever the actor matches
     filters = _actor_filter(actor)
     if filters is None:
         return [], 0
-    action = check_action_filter(action)
     if action:
         filters["action"] = action
     query = AuditEntry.objects(**filters).order_by("-at", "-id")

@@ -6,6 +6,8 @@ Each `parse_*` returns clean values or raises `ValidationFailed` whose
 
 import re
 from datetime import timedelta
+from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -15,6 +17,7 @@ from pydantic import EmailStr
 from pydantic import Field
 from pydantic import StrictStr
 from pydantic import ValidationError
+from pydantic import WithJsonSchema
 from pydantic import field_validator
 
 from webapp.errors import ValidationFailed
@@ -31,6 +34,7 @@ MAX_BODY_BYTES = 100 * 1024
 MIN_PASSWORD_CHARS = 8
 # 100,000 pages of 100 is ten million rows: deeper than any table is read page by page.
 MAX_PAGE = 100_000
+MAX_PER_PAGE = 100
 # The range of send_at, measured from now: a small grace for clock skew and slow
 # typing (older is a mistake), and ten years ahead (later is a typo, and years
 # near 9999 break date arithmetic and display in some time zones).
@@ -40,7 +44,28 @@ TOO_EARLY = "is more than a minute in the past"
 TOO_LATE = "is more than 10 years ahead"
 # Control characters (C0 but TAB, DEL, C1) and the Unicode line and paragraph
 # separators: in a one-line field they would end or corrupt a mail header.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_CHARS = r"\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029"
+_CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
+# What str.strip() removes (all of it in the BMP) but control characters, spelled out: `\s`
+# means three different sets in Python, ECMA-262 and ASCII-mode readers of a JSON Schema pattern.
+_BLANK_CHARS = "".join(f"\\u{code:04x}" for code in range(0x10000)
+                       if chr(code).isspace() and not _CONTROL.match(chr(code)))
+# The same rules in JSON Schema, for the OpenAPI document (webapp/api/openapi.py): "has no
+# control character" and "has a character that is neither blank nor control". Unanchored
+# searches on purpose: a `$` also matches before a final newline in Python's `re` (and so in
+# Python JSON Schema validators), not in ECMA-262; `\uXXXX` reads the same in both.
+ONE_LINE_SCHEMA = {"not": {"pattern": f"[{_CONTROL_CHARS}]"}}
+NOT_BLANK_PATTERN = f"[^{_CONTROL_CHARS}{_BLANK_CHARS}]"
+ROLES = ("user", "admin")
+# An address is checked with email-validator (syntax, no DNS), stricter than JSON Schema's
+# `email` format: the description says how. (A `pattern` for the dotted domain next to
+# `format` and `maxLength` costs schemathesis a minute to find its edge cases.)
+EMAIL_SCHEMA = {
+    "examples": ["ada@example.com"],
+    "description": "An email address with a domain name that has a dot (`ada@example.com`), checked for "
+                   "syntax only; special-use domains (.test, .local, .localhost, .invalid, .onion, .arpa) "
+                   "are refused.",
+}
 
 
 def one_line_text(value):
@@ -76,25 +101,54 @@ class _Strict(BaseModel):
 
 
 class Credentials(_Strict):
-    email: EmailStr = Field(max_length=320)
-    password: StrictStr = Field(min_length=MIN_PASSWORD_CHARS, max_length=1024)
+    email: EmailStr = Field(max_length=320, json_schema_extra=EMAIL_SCHEMA)
+    password: StrictStr = Field(min_length=MIN_PASSWORD_CHARS, max_length=1024, examples=["at-least-8"])
 
 
 class LoginInput(_Strict):
-    email: StrictStr = Field(max_length=320)
-    password: StrictStr = Field(max_length=1024)
+    email: StrictStr = Field(max_length=320, examples=["ada@example.com"])
+    password: StrictStr = Field(max_length=1024, examples=["at-least-8"])
 
 
 class RoleInput(_Strict):
-    role: StrictStr
+    role: StrictStr = Field(json_schema_extra={"enum": list(ROLES)})
 
     @field_validator("role")
     @classmethod
     def known_role(cls, value):
-        if value not in ("user", "admin"):
+        if value not in ROLES:
             raise ValueError("must be 'user' or 'admin'")
         return value
 
+
+# How the OpenAPI document shows the rules below that JSON Schema cannot state as pydantic
+# reads them (a before-validator, a byte size, a one-line rule): metadata only, the
+# validators decide. "mailbox" is our own format name: an address or `Name <address>`.
+RECIPIENT_SCHEMA = {
+    "type": "string",
+    "format": "mailbox",
+    "maxLength": MAX_RECIPIENT_CHARS,
+    **ONE_LINE_SCHEMA,
+    "examples": ["ada@example.com", "Ada Lovelace <ada@example.com>"],
+    "description": "An address (`ada@example.com`) or an address with a display name "
+                   "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted, "
+                   "special-use domains (.test, .local, ...) are refused.",
+}
+RECIPIENTS_SCHEMA = {
+    "anyOf": [
+        RECIPIENT_SCHEMA,
+        {"type": "array", "items": RECIPIENT_SCHEMA, "minItems": 1, "maxItems": MAX_RECIPIENTS},
+    ],
+    "examples": [["ada@example.com", "Bob <bob@example.com>"]],
+    "description": f"One recipient, or a list of 1 to {MAX_RECIPIENTS}; the same mailbox given twice goes out once.",
+}
+SEND_AT_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+    "default": None,
+    "examples": ["2031-06-01T09:00:00+02:00"],
+    "description": "ISO-8601 with an offset or `Z`, from a minute in the past to 10 years ahead; "
+                   "omitted or null means now.",
+}
 
 RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
 
@@ -102,10 +156,16 @@ RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), Afte
 class JobInput(_Strict):
     """A job to create. Cheap limits (how many, how long) are checked before any address is parsed."""
 
-    to: list[RecipientText]
-    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS)
-    body: StrictStr
-    send_at: StrictStr | None = None
+    to: Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
+    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS,
+                               json_schema_extra={"pattern": NOT_BLANK_PATTERN, **ONE_LINE_SCHEMA,
+                                                  "examples": ["Hello"],
+                                                  "description": "One line, not blank; tab is the only "
+                                                                 "control character allowed."})
+    body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
+                                               "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB "
+                                                              "in UTF-8."})
+    send_at: Annotated[StrictStr | None, WithJsonSchema(SEND_AT_SCHEMA)] = None
 
     @field_validator("to", mode="before")
     @classmethod
@@ -186,7 +246,28 @@ def parse(model, data):
         raise ValidationFailed("Some fields are not valid.", _messages(exc)) from None
 
 
-def parse_page(args, default_per_page=20, max_per_page=100):
+def _whole_number(text):
+    """The whole number `text` writes, as a Decimal (what int() reads, and `20.0` or `2e1`, which
+    JSON Schema and the OpenAPI document count as integers too), or None.
+
+    Compared before any int() is made of it: `1e999999999` stays a cheap Decimal.
+    """
+    try:
+        return Decimal(int(text))
+    except ValueError:
+        pass
+    if any(char.isspace() for char in text):
+        return None  # int() has refused it already, with its own idea of blanks
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value != value.to_integral_value():
+        return None
+    return value
+
+
+def parse_page(args, default_per_page=20, max_per_page=MAX_PER_PAGE):
     """Read `page` and `per_page` from query args: page 1..MAX_PAGE, per_page 1..100.
 
     The page is capped so that the skip it turns into stays a small number
@@ -199,15 +280,14 @@ def parse_page(args, default_per_page=20, max_per_page=100):
         if raw in (None, ""):
             values[name] = default
             continue
-        try:
-            number = int(raw)
-        except ValueError:
+        number = _whole_number(raw)
+        if number is None:
             fields[name] = "must be a whole number"
             continue
         if not 1 <= number <= upper:
             fields[name] = f"must be between 1 and {upper}"
             continue
-        values[name] = number
+        values[name] = int(number)
     if fields:
         detail = "; ".join(f"{name} {message}" for name, message in fields.items())
         raise ValidationFailed(f"Invalid pagination: {detail}.", fields)
