@@ -27,10 +27,10 @@ screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots fr
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py \
 	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark at quick sizes: JSON, and bench/results/latest.json
+bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark (reads and delivery) at quick sizes: JSON, and bench/results/latest.json
 	$(PY) -m bench
 
-bench-full: $(VENV)/.installed-test $(FERRETDB)  ## the same at 100,000 stored jobs (about half an hour)
+bench-full: $(VENV)/.installed-test $(FERRETDB)  ## the same at the full sizes (100,000 stored jobs; one to two hours)
 	$(PY) -m bench --full
 
 venv: $(VENV)/.installed

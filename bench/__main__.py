@@ -1,7 +1,7 @@
 """`make bench` and `make bench-full`: every benchmark module, one JSON report, bench/results/latest.json.
 
     .venv/bin/python -m bench            # quick sizes, a few minutes
-    .venv/bin/python -m bench --full     # the 100,000-job sizes (about half an hour on 2 vCPUs)
+    .venv/bin/python -m bench --full     # the 100,000-job sizes (one to two hours on 2 vCPUs)
     .venv/bin/python -m bench --only reads,status
 
 Each module runs in a process of its own (`python -m bench.<module>`, which prints its JSON;
@@ -9,11 +9,14 @@ a module reads its sizes from the environment variables below), so no module's s
 settings leak into the next. The report keeps every module's JSON as it printed it, with how
 long it took, plus the machine (CPU, cores, load average before and after: the figures are
 only as quiet as the machine was), the git commit, and the mode. It is printed and written to
-bench/results/latest.json; `python -m bench.table` turns it into the README's table.
+bench/results/latest.json (bench/README.md: the method and the latest figures).
 
-Quick: reads at 1,000 and 10,000 jobs; full: at 1,000, 10,000 and 100,000 (the headline ratio
-is the largest over the smallest). A module that fails is reported with its error and the others
-still run; the exit status is then 1.
+Quick: reads and status at 1,000 and 10,000 jobs, the pushdown at 1,000, 1,000 jobs through the
+delivery benchmarks, 3 recovery runs; full: reads and status at 1,000, 10,000 and 100,000 (the
+headline ratio is the largest over the smallest), the pushdown at 1,000 and 100,000, throughput at
+1,000 and 10,000, lateness 60 s steady with 100,000 jobs stored, 10 recovery runs, and the
+revision before the delivery design (35d55bb) as a baseline where a module has one. A module
+that fails is reported with its error and the others still run; the exit status is then 1.
 """
 
 import argparse
@@ -30,12 +33,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
-# module: (quick environment, full environment)
+# module: (quick environment, full environment). Every module that measures something; the helpers
+# (measure, stack, sink, smtp_ceiling, seed, webstack, in_app) are run by these.
 MODULES = {
+    # Reads at scale (issue 7 goal 1): pages, admin lists and counts, polls, the sweep, retention.
     "reads": ({"BENCH_READ_SIZES": "1000,10000", "BENCH_READ_RUNS": "40"},
               {"BENCH_READ_SIZES": "1000,10000,100000", "BENCH_READ_RUNS": "60"}),
     "status": ({"BENCH_STATUS_SIZES": "1000,10000"}, {"BENCH_STATUS_SIZES": "1000,10000,100000"}),
-    "delivery_latency": ({}, {}),
+    # The FerretDB pushdown patches: the app's queries with and without them.
+    "ferretdb_pushdown": ({"BENCH_SIZES": "1000"}, {"BENCH_SIZES": "1000,100000"}),
+    # Delivery (goals 2 to 5): round trips per job, throughput beside the SMTP ceiling, lateness, recovery.
+    "delivery_cost": ({}, {"BENCH_BASELINE_REF": "35d55bb"}),
+    "delivery_throughput": ({"BENCH_THROUGHPUT_SIZES": "1000"},
+                            {"BENCH_THROUGHPUT_SIZES": "1000,10000", "BENCH_BASELINE_REF": "35d55bb"}),
+    "delivery_lateness": ({}, {"BENCH_LATENESS_FULL": "1", "BENCH_STORED_JOBS": "100000"}),
+    "delivery_recovery": ({"BENCH_RECOVERY_RUNS": "3"}, {"BENCH_RECOVERY_RUNS": "10", "BENCH_BASELINE_REF": "35d55bb"}),
     "faults": ({}, {}),
 }
 

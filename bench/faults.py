@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.fault_scenarios import burst_scenario  # noqa: E402
+from tests.support.fault_scenarios import kill_scenario  # noqa: E402
 from tests.support.faults import FaultySmtp  # noqa: E402
 from tests.support.faults import Fleet  # noqa: E402
 from tests.support.faults import RedisServer  # noqa: E402
-from tests.support.faults import burst_scenario  # noqa: E402
-from tests.support.faults import kill_scenario  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 BURST_JOBS = int(os.environ.get("BENCH_BURST_JOBS", "300"))

@@ -13,12 +13,23 @@ Every HEARTBEAT_SECONDS the thread
    (webapp.services.process_tally → delivery_stats.flush, one bulk write),
 3. upserts its WorkerBeat by `_id` (host:pid) with its threads, jobs in
    flight, the pause it saw and its SMTP observations,
-4. recounts the jobs per status over all jobs when the kept counts are older
+4. recovers jobs whose lease ran out (a consumer died holding them: one
+   query on the (status, lease_expires_at) index, and a conditional update
+   per job found) and queues them at once, so a job held by a killed
+   consumer goes out elsewhere within about LEASE_SECONDS plus a beat; the
+   consumers take turns (one recovery per beat in all, and less often when
+   the query is slow, see `Maintenance.recover`), and two at once would be
+   safe: each recovery is conditional on the lease token it saw,
+5. closes this process's SMTP connections idle for MAIL_IDLE_SECONDS,
+6. recounts the jobs per status over all jobs when the kept counts are older
    than JOB_COUNTS_SECONDS (webapp.services.job_counts: one read by `_id`, and
    the count when due, so at most one count per JOB_COUNTS_SECONDS per consumer),
-5. once an hour, deletes dead workers' records older than a day and old
+7. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers).
-Four database round trips per beat, none per job. On a clean stop it
+Five to seven database round trips per beat (the recovery's turn, its query
+when the turn is ours, the kept counts' read, and the count when due), none
+per job, and none that reads more jobs than are expired or counted through
+an index (docs/queries.md). On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -31,6 +42,7 @@ import time
 
 from pymongo.errors import PyMongoError
 
+from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.worker_app import worker_app
@@ -40,12 +52,16 @@ from webapp.services import delivery_stats
 from webapp.services import job_counts
 from webapp.services import recovery
 from webapp.services import workers
+from webapp.services.delivery import DeliverySettings
 from webapp.services.process_tally import TALLY
+from webapp.services.smtp_connections import CONNECTIONS
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 CLEAN_UP_EVERY_SECONDS = 3600.0
+# The lease recovery's share of the time at most (see Maintenance.recover).
+RECOVERY_SHARE = 0.1
 
 
 def process_id():
@@ -64,6 +80,7 @@ class Maintenance:
         self._stop = threading.Event()
         self._failing = False
         self._cleaned_at = float("-inf")
+        self._recovery_seconds = 0.0  # how long the last lease recovery took
         self.paused_at = None
         self.counts_seconds = 0
 
@@ -95,6 +112,8 @@ class Maintenance:
         with app.app_context():
             interval = app.config["HEARTBEAT_SECONDS"]
             self.counts_seconds = app.config["JOB_COUNTS_SECONDS"]
+            self.settings = DeliverySettings.from_config(app.config)
+            self.mail_idle_seconds = app.config["MAIL_IDLE_SECONDS"]
             self.worker_id = process_id()
             self.started_at = utcnow()
             log.info("maintenance thread of %s: a heartbeat every %.1f s", self.worker_id, interval)
@@ -105,11 +124,14 @@ class Maintenance:
             self.say_goodbye()
 
     def beat_once(self, interval):
-        """One heartbeat: pause flag, figures, heartbeat record, and the hourly clean-up."""
+        """One heartbeat: pause flag, figures, heartbeat record, lease recovery, idle SMTP connections,
+        the kept job counts when due, and the hourly clean-up."""
         try:
             self.paused_at = control.read_pause()
             self.flush()
             workers.beat(self.worker_id, self._record(interval))
+            self.recover(interval)
+            CONNECTIONS.close_idle(self.mail_idle_seconds)
             job_counts.recount_if_due(self.counts_seconds)
             if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
                 workers.purge_dead()
@@ -124,6 +146,21 @@ class Maintenance:
             if self._failing:
                 log.info("heartbeat of %s: database reachable again", self.worker_id)
             self._failing = False
+
+    def recover(self, interval):
+        """Give back the jobs of workers that died holding them (expired leases), and queue them.
+
+        One consumer per beat does it, whichever comes first (a turn in `sweep_turns`, as the
+        sweep's), and never for more than RECOVERY_SHARE of the time: on MongoDB its query is one
+        index lookup, every beat; on FerretDB without filter pushdown it reads the whole
+        collection, so on a large one it runs less often.
+        """
+        spacing = max(interval * 0.9, self._recovery_seconds / RECOVERY_SHARE)
+        if not recovery.take_sweep_turn("lease-recovery", self.worker_id, spacing):
+            return
+        started = time.monotonic()
+        requeue_recovered(recovery.recover_expired_leases(self.settings))
+        self._recovery_seconds = time.monotonic() - started
 
     def flush(self):
         """Write the figures counted since the last beat; on failure keep them for the next one."""
@@ -169,7 +206,9 @@ def start_maintenance():
 
 @huey.on_shutdown()
 def stop_maintenance():
-    """Huey runs this in each worker thread as it exits; the last one stops the thread."""
+    """Huey runs this in each worker thread as it exits: its SMTP connection closes; the last one
+    stops the thread."""
+    CONNECTIONS.close_mine()
     MAINTENANCE.worker_stopped()
 
 
@@ -181,5 +220,5 @@ def queue_due_now():
     """
     due = recovery.due_unqueued_jobs(grace_seconds=0)
     for job_id, due_at in due:
-        schedule_delivery(job_id, due_at, 0)
+        schedule_delivery(job_id, due_at, 0, check_first=True)
     return len(due)

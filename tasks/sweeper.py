@@ -38,15 +38,23 @@ def sweep_once(app, grace_seconds=5.0):
     jobs stored (docs/queries.md).
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
-    it counts as lost and is queued again.
+    it counts as lost and is queued again; not while the queue holds at least
+    as many tasks as there are such jobs (a backlog, not a loss: whatever was
+    lost is queued by the first sweep once the backlog is down).
     """
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     requeue_recovered(recovered)
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
     due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
+    backlog = _queued_tasks()
+    if due and backlog >= len(due):
+        # The queue holds a task for at least as many jobs as are due: a backlog being worked
+        # through (a burst), not lost tasks. Queueing them all again would only add a task per job.
+        log.info("sweep: %d due jobs wait behind %d queued tasks; not queued again", len(due), backlog)
+        due = []
     for job_id, due_at in due:
-        schedule_delivery(job_id, due_at, 0)
+        schedule_delivery(job_id, due_at, 0, check_first=True)
     purged = accounts.purge_expired_revocations()
     # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
     counters = rate_limit_storage.purge_expired()
@@ -59,6 +67,15 @@ def sweep_once(app, grace_seconds=5.0):
         log.info("sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
                  counters, audited, expired)
     return {"recovered": len(recovered), "requeued": len(due), "purged": purged, "expired_jobs": expired}
+
+
+def _queued_tasks():
+    """How many tasks wait in the queue now (0 when it cannot be reached: then queue what is due)."""
+    try:
+        return huey.pending_count()
+    except Exception:
+        log.warning("sweep: could not count the queued tasks", exc_info=True)
+        return 0
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -77,6 +77,50 @@ def test_logout_revokes_the_token_at_once(client, api):
     assert client.get("/api/users/me", headers=headers).status_code == 401
 
 
+def test_a_logout_is_kept_on_the_account_and_expired_ones_are_dropped_with_the_next(app, client, api):
+    from datetime import timedelta
+
+    from webapp.models import User
+    from webapp.timeutil import utcnow
+
+    first, second = api.user("twice@example.com"), api.login("twice@example.com")
+    user = User.objects(email="twice@example.com").first()
+    # A logout from long ago, of a token that has expired since: nothing needs it any more.
+    User.objects(id=user.id).update_one(**{"set__revoked_tokens__0ld-0ne": utcnow() - timedelta(minutes=1)})
+
+    assert client.post("/api/auth/logout", headers=first).status_code == 200
+    assert client.post("/api/auth/logout", headers=second).status_code == 200
+
+    revoked = User.objects(id=user.id).first().revoked_tokens
+    assert len(revoked) == 2 and "0ld-0ne" not in revoked
+    for headers in (first, second):
+        assert client.get("/api/users/me", headers=headers).json["error"]["code"] == "token_revoked"
+
+
+def test_a_token_issued_and_logged_out_before_the_upgrade_stays_revoked(app, client, api):
+    """Earlier versions kept each logout as a RevokedToken document and issued tokens without the
+    claim that says where to look: such a token is still checked there until it expires."""
+    from datetime import UTC
+    from datetime import datetime
+
+    from flask_jwt_extended import create_access_token
+    from flask_jwt_extended import decode_token
+
+    from webapp.models import RevokedToken
+    from webapp.models import User
+
+    api.register("old-token@example.com")
+    user = User.objects(email="old-token@example.com").first()
+    with app.app_context():
+        old, kept = create_access_token(identity=str(user.id)), create_access_token(identity=str(user.id))
+        claims = decode_token(old)
+    RevokedToken(jti=claims["jti"], expires_at=datetime.fromtimestamp(claims["exp"], UTC)).save()
+
+    refused = client.get("/api/users/me", headers={"Authorization": f"Bearer {old}"})
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "token_revoked"
+    assert client.get("/api/users/me", headers={"Authorization": f"Bearer {kept}"}).status_code == 200
+
+
 @pytest.mark.faults
 def test_a_revoked_token_stays_revoked_when_redis_restarts_empty(app, tmp_path):
     """A web process whose throttle and queue live on a throwaway Redis; Redis is restarted with

@@ -110,7 +110,8 @@ def test_refused_recipient_fails_the_job_with_the_servers_words(client, api, smt
 
 def test_the_sweep_fails_a_job_left_pending_with_no_attempts_left_instead_of_running_it(app, client, api, smtp):
     """Older versions gave a job back PENDING after its last attempt (6 attempts of 5 were seen, one a
-    minute): the next sweep queues it, and the consumer's claim puts it FAILED without a 6th attempt."""
+    minute), and stored no attempts_left: the next sweep queues it, and the consumer's claim gives it
+    the counter and puts it FAILED without a 6th attempt."""
     from tasks.sweeper import sweep_once
     from webapp.models import Job
     from webapp.timeutil import utcnow
@@ -121,7 +122,7 @@ def test_the_sweep_fails_a_job_left_pending_with_no_attempts_left_instead_of_run
                       headers=headers).json
     Job._get_collection().update_one({"_id": Job.objects(message_id=job["message_id"]).first().id}, {"$set": {
         "attempts": 5, "last_error": "UnicodeEncodeError: 'ascii' codec can't encode character",
-        "next_attempt_at": utcnow() - timedelta(seconds=10)}})
+        "next_attempt_at": utcnow() - timedelta(seconds=10)}, "$unset": {"attempts_left": ""}})
 
     assert sweep_once(app)["requeued"] == 1
     _, final = watch_statuses(client, headers, job["id"], until={"FAILED", "COMPLETED"})

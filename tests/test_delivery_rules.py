@@ -7,6 +7,7 @@ consumer processes being killed, are in test_faults.py.
 
 import random
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -89,7 +90,7 @@ def test_a_stale_lease_can_neither_fail_renew_nor_send_the_job(app):
     assert attempts.mark_failed(stale, "451 late", None) is False
     assert attempts.mark_failed(stale, "451 late", utcnow()) is False
     assert attempts.mark_in_doubt(stale, "no reply") is False
-    assert attempts.renew_lease(stale, 30) is False
+    assert attempts.renew_leases([(stale, 30, False)]) == 0
     with pytest.raises(LeaseLost):
         attempts.enter_data_stage(stale, 30)
     attempts.release_claim(stale, "shutting down")
@@ -128,6 +129,32 @@ def test_a_message_accepted_after_the_lease_ran_out_is_not_sent_again(app):
     doc = stored(job.id)
     assert doc["status"] == JobStatus.COMPLETED and "lease_token" not in doc
     assert [entry["outcome"] for entry in doc["attempts_log"]] == ["sent", "lease_lost"]
+
+
+def test_a_worker_whose_lease_was_taken_over_before_data_sends_nothing(app, smtp):
+    """Under IN_DOUBT_POLICY=resend no write precedes DATA: the local fence must stop a worker that
+    stalled until another took its job (its renewals found the lease gone, and its clock says the
+    lease may have run out), or the recipient gets two copies."""
+    job = new_job()
+    settings = DeliverySettings(lease_seconds=3)
+    mail = app.extensions["mail"]
+
+    def stall_until_taken_over():
+        # worker-a stalls after RCPT; its lease runs out, a sweep gives the job back, worker-b claims it.
+        Job._get_collection().update_one({"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}})
+        assert recovery.recover_expired_leases(settings) == [(job.id, JobStatus.PENDING)]
+        assert attempts.claim_job(job.id, "worker-b", 30) is not None
+        time.sleep(settings.lease_seconds / 3 + 0.5)  # a round of worker-a's lease renewals comes and goes
+
+    def send(job, before_data, on_accepted):
+        send_email(mail, job, 5, lambda: (stall_until_taken_over(), before_data()), on_accepted, 5)
+
+    assert deliver(job.id, "worker-a", settings, send).outcome == "lease_lost"
+    time.sleep(0.5)
+    assert smtp.messages == []
+    doc = stored(job.id)
+    assert doc["status"] == JobStatus.RUNNING and doc["lease_owner"] == "worker-b"
+    assert [entry["outcome"] for entry in doc["attempts_log"]] == ["lease_lost", "running"]
 
 
 def test_concurrent_sweepers_recover_each_expired_lease_exactly_once(app):
@@ -326,9 +353,11 @@ def test_any_exception_counts_as_an_attempt_and_the_job_fails_after_max_attempts
 
 
 def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(app):
-    # What the old release_claim left behind: PENDING with every attempt used (6 of 5 was seen).
+    # PENDING with every attempt used (an older release_claim left 6 of 5): the claim's
+    # attempts_left condition refuses it, and the job is put FAILED without a new attempt.
     job = new_job(max_attempts=5)
-    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "last_error": "KeyError: 'x'"}})
+    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "attempts_left": 0,
+                                                                "last_error": "KeyError: 'x'"}})
 
     assert attempts.claim_job(job.id, "worker", 30) is None
     assert deliver(job.id, "worker", SETTINGS, broken_send).outcome == "skipped"
@@ -336,6 +365,23 @@ def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(ap
     doc = stored(job.id)
     assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_log"] == []
     assert doc["last_error"] == "no attempts left (5 of 5 used); last error: KeyError: 'x'"
+
+
+def test_jobs_stored_before_attempts_left_existed_get_it_once_and_keep_their_limit(app):
+    # Documents written by earlier versions have no attempts_left: the first claim adds it.
+    used_up, halfway = new_job(max_attempts=5), new_job(max_attempts=5)
+    for job, used in ((used_up, 5), (halfway, 2)):
+        Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": used}, "$unset": {"attempts_left": ""}})
+
+    assert attempts.claim_job(used_up.id, "worker", 30) is None
+    doc = stored(used_up.id)
+    assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_left"] == 0
+
+    wins = []
+    run_together(8, lambda i: wins.append(attempts.claim_job(halfway.id, f"worker-{i}", 30)))
+    assert len([claim for claim in wins if claim]) == 1
+    doc = stored(halfway.id)
+    assert doc["status"] == JobStatus.RUNNING and doc["attempts"] == 3 and doc["attempts_left"] == 2
 
 
 def test_a_claim_given_back_on_its_last_attempt_fails_the_job(app):

@@ -10,19 +10,21 @@ import os
 import signal
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 from huey.storage import RedisStorage
 
+from tests.support.fault_scenarios import burst_scenario
+from tests.support.fault_scenarios import claim_race_scenario
+from tests.support.fault_scenarios import kill_scenario
+from tests.support.fault_scenarios import takeover_scenario
 from tests.support.faults import FaultySmtp
 from tests.support.faults import Fleet
 from tests.support.faults import RedisServer
 from tests.support.faults import all_completed
-from tests.support.faults import burst_scenario
-from tests.support.faults import claim_race_scenario
 from tests.support.faults import job_docs
-from tests.support.faults import kill_scenario
 from tests.support.faults import make_jobs
 from tests.support.faults import statuses
 from tests.support.faults import wait_until
@@ -100,6 +102,38 @@ def test_a_consumer_killed_while_holding_jobs_loses_none_and_duplicates_none(fle
     # The four it held came back when their lease ran out, then went out once.
     assert numbers["held_job_outcomes"] == [("lease_expired", "sent")]
     assert numbers["seconds_from_kill_to_all_delivered"] < 30
+
+
+def test_a_consumer_killed_mid_send_has_its_jobs_sent_by_another_within_the_default_lease(fleet, mail):
+    """No task per job checks the lease: the consumer still running recovers the expired leases in its
+    maintenance thread (every heartbeat) and sends the jobs, once each. bench/delivery_recovery.py
+    measures the time (about LEASE_SECONDS plus a heartbeat); without the maintenance thread's
+    recovery only the minute sweep would, 45 s or more later."""
+    numbers = takeover_scenario(fleet, mail, jobs=4, workers=4)
+    report(numbers)
+    assert mail.count_by_message_id() == {message_id: 1 for message_id in numbers["message_ids_expected"]}
+    assert numbers["duplicates"] == 0
+    assert numbers["job_outcomes"] == [("lease_expired", "sent")]
+    assert numbers["seconds_from_kill_to_all_delivered"] < 25
+
+
+def test_the_sweep_leaves_a_backlog_alone_and_queues_lost_tasks_again(app, fleet):
+    """A queue holding a task per due job is a backlog being worked through: re-queueing each job
+    would add a task per job to it. Once the tasks are lost (the queue wiped), the sweep queues them."""
+    from tasks.queue import huey
+    from tasks.sweeper import sweep_once
+    from webapp.timeutil import utcnow
+
+    created = make_jobs(6, send_at=utcnow() - timedelta(seconds=30))  # queued, no consumer takes them
+    assert huey.pending_count() == 6
+
+    assert sweep_once(app)["requeued"] == 0
+    assert huey.pending_count() == 6
+
+    huey.storage.flush_queue()  # Redis restarted empty
+    assert sweep_once(app)["requeued"] == 6
+    assert huey.pending_count() == 6
+    assert statuses(created) == {"PENDING": 6}
 
 
 def test_300_jobs_due_together_on_4_consumers_and_2_extra_pollers_go_out_once_each(fleet, mail):
@@ -270,7 +304,7 @@ def test_sigterm_lets_the_send_in_flight_finish_then_exits(fleet, mail):
     mail.stall_data(2.0)
     consumer = fleet.consumer(workers=2)
     [job] = make_jobs(1)
-    wait_for_stage(job, "data")
+    mail.wait_for_data_begun(1, timeout=20)  # the message data is with the server, its reply 2 s away
 
     consumer.send_signal(signal.SIGTERM)
 
@@ -297,8 +331,13 @@ def test_sigint_interrupts_yet_the_job_comes_back_after_its_lease_and_goes_out_o
 
 
 def kill_during_data(fleet, mail, policy):
-    """Kill -9 the consumer while the server holds the message data; start another; the job."""
-    mail.stall_data(2.0)
+    """Kill -9 the consumer while the server holds the message data; start another; the job.
+
+    The kill waits for the job document to say DATA: under `hold` it is written before the data
+    goes out, under `resend` by the next lease renewal (every LEASE_SECONDS / 3 = 1 s here), well
+    within the server's 4 s stall.
+    """
+    mail.stall_data(4.0)
     victim = fleet.consumer(workers=1, LEASE_SECONDS=3, IN_DOUBT_POLICY=policy)
     [job] = make_jobs(1)
     wait_for_stage(job, "data")

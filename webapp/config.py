@@ -121,9 +121,11 @@ class Config:
         self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "scheduler@localhost")
         self.MAIL_TIMEOUT = env_float("MAIL_TIMEOUT", 30.0)
+        # How long a worker thread keeps its SMTP connection for the next message (0: close each time).
+        self.MAIL_IDLE_SECONDS = env_float("MAIL_IDLE_SECONDS", 5.0)
 
         # Delivery rules (see webapp/services/delivery.py).
-        self.LEASE_SECONDS = env_float("LEASE_SECONDS", 60.0)
+        self.LEASE_SECONDS = env_float("LEASE_SECONDS", 6.0)
         self.MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 5)
         self.RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 30.0)
         self.RETRY_CAP_SECONDS = env_float("RETRY_CAP_SECONDS", 3600.0)
@@ -171,6 +173,10 @@ class Config:
             raise ValueError(f"IN_DOUBT_POLICY must be 'resend' or 'hold', not {self.IN_DOUBT_POLICY!r}")
         if self.MAX_ATTEMPTS < 1:
             raise ValueError("MAX_ATTEMPTS must be at least 1")
+        if self.LEASE_SECONDS < 1:
+            raise ValueError("LEASE_SECONDS must be at least 1 (it is renewed every third of it)")
+        if self.MAIL_IDLE_SECONDS < 0:
+            raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:
             raise ValueError("HEARTBEAT_SECONDS must be above 0 and OVERDUE_SECONDS at least 0")
         if self.JOB_COUNTS_SECONDS < 0:

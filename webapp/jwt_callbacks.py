@@ -9,11 +9,16 @@ from webapp.services import accounts
 def register_jwt_callbacks(jwt):
     """Wire the JWTManager to our accounts and error format."""
 
+    # flask-jwt-extended asks whether the token is revoked, then for its user: one read answers
+    # both (the revocations are on the user document), kept in `g` for this token only.
     @jwt.user_lookup_loader
     def load_user(_header, payload):
-        # Read on every request anyway: a disabled account's tokens stop working at once, for free,
-        # and a token from before a disable (an older `gen`) never works again.
-        user = accounts.get_user(payload["sub"])
+        # Read on every request anyway (by the revocation check just before, see is_revoked): a
+        # disabled account's tokens stop working at once, for free, and a token from before a
+        # disable (an older `gen`) never works again.
+        jti, user = g.pop("_token_user", (None, None))
+        if jti != payload["jti"]:
+            user = accounts.get_user(payload["sub"])
         if user is not None and user.disabled:
             g.jwt_refusal = "disabled"
             return None
@@ -24,7 +29,9 @@ def register_jwt_callbacks(jwt):
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header, payload):
-        return accounts.is_token_revoked(payload["jti"])
+        user = accounts.get_user(payload["sub"])
+        g._token_user = (payload["jti"], user)
+        return accounts.is_token_revoked(user, payload)
 
     @jwt.unauthorized_loader
     def missing_token(reason):

@@ -24,6 +24,7 @@ class HueyConsumer:
         self.workers = workers
         self.periodic = periodic
         self.extra_args = list(extra_args)
+        self.cwd = PROJECT_ROOT
         self.process = None
 
     def command(self):
@@ -37,7 +38,7 @@ class HueyConsumer:
     def start(self):
         self.log_file = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            self.command(), cwd=PROJECT_ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
+            self.command(), cwd=self.cwd, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
         )
         time.sleep(0.5)
         if self.process.poll() is not None:

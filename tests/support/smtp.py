@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 ACCEPTED = "250 OK"
 
@@ -30,6 +31,8 @@ class ReceivedMessage:
     message_id: str | None
     received_at: float
     mail_options: tuple[str, ...] = ()
+    # The client's (address, port): messages with the same peer came over the same connection.
+    peer: tuple | None = None
 
 
 class SmtpTestServer:
@@ -58,6 +61,9 @@ class SmtpTestServer:
         self._data_responses: collections.deque[str] = collections.deque()
         self._rejected: dict[str, str] = {}
         self._stall_seconds = 0.0
+        self._sessions: set = set()  # the open connections' SMTP protocol objects
+        self._connections = 0  # connections opened since the last clear()
+        self._data_begun = 0  # DATA commands received since the last clear()
 
     def start(self) -> None:
         """Start listening (on a free port unless one was given); the port survives restarts."""
@@ -67,7 +73,7 @@ class SmtpTestServer:
             self.port = _free_port(self.host)
         # A fresh Controller each time: a stopped one has closed its event loop.
         # server_hostname is fixed because the default, socket.getfqdn(), can stall on DNS.
-        self._controller = Controller(
+        self._controller = _CountingController(
             self,
             hostname=self.host,
             port=self.port,
@@ -96,9 +102,55 @@ class SmtpTestServer:
             return list(self._messages)
 
     def clear(self) -> None:
-        """Forget the messages received so far (faults stay as they are)."""
+        """Forget the messages received so far and the counts (faults stay as they are)."""
         with self._lock:
             self._messages.clear()
+            self._connections = 0
+            self._data_begun = 0
+
+    @property
+    def connections(self) -> int:
+        """How many connections clients opened since the last clear()."""
+        with self._lock:
+            return self._connections
+
+    def wait_for_data_begun(self, count: int, timeout: float = 10) -> None:
+        """Block until `count` DATA commands arrived since the last clear() (the data is on its way)."""
+        with self._received:
+            if not self._received.wait_for(lambda: self._data_begun >= count, timeout):
+                raise AssertionError(f"expected {count} DATA command(s) within {timeout} s, got {self._data_begun}")
+
+    def drop_connections(self, reply: str | None = "421 4.4.2 smtp-test Error: timeout exceeded") -> int:
+        """Close every open connection from the server's side, as a server does with idle ones.
+
+        `reply` is written first (a real server says 421 before closing); None closes silently.
+        Returns how many were closed.
+        """
+        with self._lock:
+            sessions = list(self._sessions)
+        loop = self._controller.loop
+        done = threading.Event()
+
+        def close_all():
+            for session in sessions:
+                if session.transport is not None:
+                    if reply:
+                        session.transport.write(f"{reply}\r\n".encode())
+                    session.transport.close()
+            done.set()
+
+        loop.call_soon_threadsafe(close_all)
+        done.wait(5)
+        return len(sessions)
+
+    def _opened(self, session) -> None:
+        with self._lock:
+            self._sessions.add(session)
+            self._connections += 1
+
+    def _closed(self, session) -> None:
+        with self._lock:
+            self._sessions.discard(session)
 
     def wait_for(self, count: int, timeout: float = 10) -> list[ReceivedMessage]:
         """Block until at least `count` messages arrived and return them all; fail after `timeout`."""
@@ -152,14 +204,16 @@ class SmtpTestServer:
         # happens: a client that gave up during a stall does not mean the server dropped
         # the message, and that "in doubt" case is what stalls are for. stop() still
         # cancels it, since the controller cancels every task on its loop.
-        return await asyncio.shield(self._answer_data(envelope))
+        return await asyncio.shield(self._answer_data(session, envelope))
 
-    async def _answer_data(self, envelope) -> str:
+    async def _answer_data(self, session, envelope) -> str:
         with self._lock:
             stall = self._stall_seconds
+            self._data_begun += 1
+            self._received.notify_all()
         if stall:
             await asyncio.sleep(stall)
-        received = _received(envelope)
+        received = _received(envelope, session.peer)
         with self._lock:
             if self._data_responses:
                 return self._data_responses.popleft()
@@ -168,7 +222,30 @@ class SmtpTestServer:
         return ACCEPTED
 
 
-def _received(envelope) -> ReceivedMessage:
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's protocol, telling the test server when a connection opens and closes."""
+
+    def __init__(self, handler, *args, **kwargs):
+        super().__init__(handler, *args, **kwargs)
+        self._test_server = handler
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._test_server._opened(self)
+
+    def connection_lost(self, error) -> None:
+        self._test_server._closed(self)
+        super().connection_lost(error)
+
+
+class _CountingController(Controller):
+    """A Controller whose connections the test server can count and close."""
+
+    def factory(self):
+        return _TrackedSMTP(self.handler, **self.SMTP_kwargs)
+
+
+def _received(envelope, peer=None) -> ReceivedMessage:
     data = envelope.original_content
     message = BytesParser(policy=email.policy.default).parsebytes(data)
     return ReceivedMessage(
@@ -179,6 +256,7 @@ def _received(envelope) -> ReceivedMessage:
         message_id=str(message["Message-ID"]) if message["Message-ID"] else None,
         received_at=time.time(),
         mail_options=tuple(envelope.mail_options),
+        peer=tuple(peer) if peer else None,
     )
 
 

@@ -55,7 +55,8 @@ def login():
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    token = create_access_token(identity=str(account.id), additional_claims={"gen": account.token_generation or 0})
+    token = create_access_token(identity=str(account.id),
+                                additional_claims={"gen": account.token_generation or 0, **accounts.token_claims()})
     return TokenOut(access_token=token, token_type="Bearer", expires_in=int(expires.total_seconds()))
 
 
@@ -65,7 +66,7 @@ def login():
 def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
-    accounts.revoke_token(claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    accounts.revoke_token(current_user, claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
     audit_event("token_revoke", current_user, target=("token", claims["jti"], None))
     return MessageOut(message="Logged out.")
 

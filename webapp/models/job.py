@@ -62,6 +62,9 @@ class Job(Document):
     status = StringField(required=True, choices=JobStatus.ALL, default=JobStatus.PENDING)
     attempts = IntField(required=True, default=0)
     max_attempts = IntField(required=True, default=5)
+    # max_attempts - attempts, kept beside them so the claim can require it above 0 with a plain
+    # operator (FerretDB v1 has no $expr). Missing on jobs stored by earlier versions: the claim adds it.
+    attempts_left = IntField()
     last_error = StringField()
     # When the next attempt may start: send_at at first, then the retry backoff.
     next_attempt_at = DateTimeField(required=True)

@@ -1,4 +1,11 @@
-"""Revoked JWTs, kept in MongoDB so a logout survives a Redis restart."""
+"""Revoked JWTs as earlier versions kept them: one document per logged-out token.
+
+Logouts are now kept on the user document (User.revoked_tokens). This
+collection is still read for tokens issued before that change (they lack the
+claim webapp.services.accounts.REVOCATION_CLAIM), until they expire, and the
+sweep deletes its expired documents, so it empties itself within
+JWT_ACCESS_TOKEN_EXPIRES of the upgrade.
+"""
 
 from mongoengine import DateTimeField
 from mongoengine import Document

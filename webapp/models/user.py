@@ -5,6 +5,7 @@ from mongoengine import BooleanField
 from mongoengine import DateTimeField
 from mongoengine import Document
 from mongoengine import IntField
+from mongoengine import MapField
 from mongoengine import StringField
 
 from webapp.timeutil import utcnow
@@ -40,6 +41,10 @@ class User(UserMixin, Document):
     # account on every request, they let an unchanged table answer its poll with no other query.
     jobs_mark = IntField(default=0)
     all_jobs_mark = IntField(default=0)
+    # API tokens this account logged out: {jti: when the token expires anyway}. Kept here so the
+    # one read that loads a token's user also says whether the token was revoked (and a Redis
+    # restart forgets nothing); entries already expired are dropped at the next logout.
+    revoked_tokens = MapField(DateTimeField(), default=dict)
 
     meta = {
         "collection": "users",

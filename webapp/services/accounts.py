@@ -1,5 +1,7 @@
 """Accounts: register, authenticate, roles, token revocation."""
 
+import re
+
 from bson import ObjectId
 from bson.errors import InvalidId
 from mongoengine.errors import NotUniqueError
@@ -12,7 +14,11 @@ from webapp.models import Role
 from webapp.models import User
 from webapp.services.passwords import hash_password
 from webapp.services.passwords import verify_password
+from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
+
+# The token ids flask-jwt-extended issues (uuid4): safe as a key of User.revoked_tokens.
+_JTI = re.compile(r"[0-9a-f-]{1,64}")
 
 
 def normalize_email(email):
@@ -112,8 +118,11 @@ def owner_id_for(value):
 
 
 def emails_by_id(user_ids):
-    """Map user ids to emails in one query (for tables that show each job's owner)."""
-    users = User.objects(id__in=list(set(user_ids))).only("email")
+    """Map user ids to emails in one query (for tables that show each job's owner); none for no ids."""
+    user_ids = list(set(user_ids))
+    if not user_ids:
+        return {}  # an empty table: no round trip (an empty `$in` is also a scan on FerretDB's SQLite)
+    users = User.objects(id__in=user_ids).only("email")
     return {user.id: user.email for user in users}
 
 
@@ -169,19 +178,48 @@ def create_or_promote_admin(email, password=None):
     return user
 
 
-def revoke_token(jti, expires_at):
-    """Remember a logged-out token until it would have expired anyway."""
-    try:
-        RevokedToken(jti=jti, expires_at=expires_at).save(force_insert=True)
-    except NotUniqueError:
-        pass  # already revoked: logout twice is fine
+# In every token issued since revocations moved to the user document: where to look for a logout.
+REVOCATION_CLAIM = "rvk"
+REVOKED_ON_ACCOUNT = "account"
 
 
-def is_token_revoked(jti):
-    """True if this token was logged out."""
-    return RevokedToken.objects(jti=jti).only("id").first() is not None
+def token_claims():
+    """Extra claims for a new API token (see REVOCATION_CLAIM)."""
+    return {REVOCATION_CLAIM: REVOKED_ON_ACCOUNT}
+
+
+def revoke_token(user, jti, expires_at, now=None):
+    """Remember a logged-out token on its user until it would have expired anyway.
+
+    One write: the jti is set as a key of `revoked_tokens` (so logging out
+    twice, or two logouts at once, lose nothing), and entries of tokens that
+    have expired since are removed in the same write.
+    """
+    if not _JTI.fullmatch(jti):
+        raise ValueError(f"not a token id this app issues: {jti!r}")
+    now = now or utcnow()
+    expired = {f"revoked_tokens.{old}": "" for old, until in (user.revoked_tokens or {}).items()
+               if as_utc(until) <= now and old != jti}
+    update = {"$set": {f"revoked_tokens.{jti}": expires_at}}
+    if expired:
+        update["$unset"] = expired
+    User._get_collection().update_one({"_id": user.id}, update)
+
+
+def is_token_revoked(user, claims):
+    """True if the token with these claims was logged out; `user` is the account it names (or None).
+
+    The answer is in the user document, which the request reads anyway. Tokens
+    issued before that (no REVOCATION_CLAIM) are also looked up where earlier
+    versions recorded their logout, one read more, until they expire.
+    """
+    if user is not None and claims["jti"] in (user.revoked_tokens or {}):
+        return True
+    if claims.get(REVOCATION_CLAIM) == REVOKED_ON_ACCOUNT:
+        return False
+    return RevokedToken.objects(jti=claims["jti"]).only("id").first() is not None
 
 
 def purge_expired_revocations(now=None):
-    """Delete revocations of tokens that have expired; returns how many."""
+    """Delete revocations of expired tokens kept the earlier way (RevokedToken); returns how many."""
     return RevokedToken.objects(expires_at__lt=now or utcnow()).delete()

@@ -11,10 +11,13 @@ or give up, which policy) live in webapp.services.delivery.
 import uuid
 from datetime import timedelta
 
+from pymongo import UpdateOne
+
 from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.models.job import DeliveryStage
 from webapp.services import change_marks
+from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
 LEASE_FIELDS = {"lease_token": "", "lease_owner": "", "lease_expires_at": "", "delivery_stage": ""}
@@ -50,44 +53,76 @@ def attempt_fields(job, outcome, now, error=None):
     return fields
 
 
-def claim_job(job_id, worker_id, lease_seconds, now=None):
-    """Atomically move a due PENDING job to RUNNING with a fresh lease; None if not ours.
+def _claim_update(worker_id, lease_seconds, now):
+    return {
+        "$set": {
+            "status": JobStatus.RUNNING,
+            "lease_token": uuid.uuid4().hex,
+            "lease_owner": worker_id,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "delivery_stage": DeliveryStage.CLAIMED,
+            "updated_at": now,
+        },
+        "$inc": {"attempts": 1, "attempts_left": -1},
+        "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": "running"}},
+    }
 
-    One find-and-modify: two workers claiming the same job cannot both win.
-    A job whose attempts are used up is never claimed (it would run once more
-    than `max_attempts`): it is put FAILED instead. MongoDB could compare the
-    two fields in the filter with `$expr`; FerretDB v1 cannot, so the limit is
-    read first and the claim is conditional on it being unchanged.
+
+def claim(job_id, worker_id, lease_seconds, now=None):
+    """Claim a due PENDING job: (the claimed job, None), or (None, when it is due) if it is not ours.
+
+    One find-and-modify on the happy path: `PENDING, due and attempts_left > 0
+    → RUNNING` with a fresh lease, `attempts` up and `attempts_left` down by
+    one, so two workers cannot both win and no job runs more than
+    `max_attempts` times. (MongoDB could compare `attempts` with
+    `max_attempts` in the filter with `$expr`; FerretDB v1 cannot, hence the
+    counter kept beside them: `attempts + attempts_left = max_attempts`.)
+
+    Only when the claim fails is the job read, to say why: not PENDING (sent,
+    cancelled, taken by another task) or held (its owner is disabled: enabling
+    queues it again) gives (None, None); PENDING but due later
+    (rescheduled) gives (None, its next_attempt_at); PENDING with no attempts
+    left is put FAILED. A document written before `attempts_left` existed is
+    given the field here, once (the write is conditional on it still missing),
+    and claimed again.
     """
     now = now or utcnow()
     # A held job (its owner is disabled) stays PENDING and is never claimed.
     due = {"_id": job_id, "status": JobStatus.PENDING, "next_attempt_at": {"$lte": now}, "held": {"$exists": False}}
-    seen = _collection().find_one(due, {"attempts": 1, "max_attempts": 1, "last_error": 1, "owner_id": 1})
-    if seen is None:
-        return None
-    limit = seen["max_attempts"]
-    if seen["attempts"] >= limit:
+    update = _claim_update(worker_id, lease_seconds, now)
+    job = _collection().find_one_and_update({**due, "attempts_left": {"$gt": 0}}, update, return_document=True)
+    if job is not None:
+        _changed(job)
+        return job, None
+    seen = _collection().find_one({"_id": job_id}, {"status": 1, "next_attempt_at": 1, "attempts": 1, "held": 1,
+                                                    "max_attempts": 1, "attempts_left": 1, "last_error": 1,
+                                                    "owner_id": 1})
+    if seen is None or seen["status"] != JobStatus.PENDING or seen.get("held"):
+        return None, None
+    if as_utc(seen["next_attempt_at"]) > now:
+        return None, as_utc(seen["next_attempt_at"])
+    if "attempts_left" not in seen:
+        if _add_attempts_left(seen):
+            return claim(job_id, worker_id, lease_seconds, now)
+        return None, None
+    if seen["attempts_left"] <= 0:
         _fail_exhausted(seen, now)
-        return None
-    claimed = _collection().find_one_and_update(
-        {**due, "max_attempts": limit, "attempts": {"$lt": limit}},
-        {
-            "$set": {
-                "status": JobStatus.RUNNING,
-                "lease_token": uuid.uuid4().hex,
-                "lease_owner": worker_id,
-                "lease_expires_at": now + timedelta(seconds=lease_seconds),
-                "delivery_stage": DeliveryStage.CLAIMED,
-                "updated_at": now,
-            },
-            "$inc": {"attempts": 1},
-            "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": "running"}},
-        },
-        return_document=True,
-    )
-    if claimed is not None:
-        _changed(claimed)
-    return claimed
+    return None, None
+
+
+def claim_job(job_id, worker_id, lease_seconds, now=None):
+    """Atomically move a due PENDING job to RUNNING with a fresh lease; None if not ours (see `claim`)."""
+    return claim(job_id, worker_id, lease_seconds, now)[0]
+
+
+def _add_attempts_left(job):
+    """Give a job stored before `attempts_left` existed its counter; True if this call set it."""
+    left = max(job["max_attempts"] - job["attempts"], 0)
+    return _collection().update_one(
+        {"_id": job["_id"], "attempts_left": {"$exists": False}, "attempts": job["attempts"],
+         "max_attempts": job["max_attempts"]},
+        {"$set": {"attempts_left": left}},
+    ).matched_count == 1
 
 
 def exhausted_error(job, reason=None):
@@ -98,22 +133,33 @@ def exhausted_error(job, reason=None):
 
 
 def _fail_exhausted(job, now):
-    """PENDING with every attempt used (left so by older versions, or by hand): FAILED, no new attempt."""
+    """PENDING with no attempt left (left so by older versions, or by hand): FAILED, no new attempt."""
     _collection().update_one(
-        {"_id": job["_id"], "status": JobStatus.PENDING, "attempts": job["attempts"],
-         "max_attempts": job["max_attempts"]},
+        {"_id": job["_id"], "status": JobStatus.PENDING, "attempts_left": job["attempts_left"]},
         {"$set": {"status": JobStatus.FAILED, "updated_at": now, "last_error": exhausted_error(job)[:2000]}},
     )
     _changed(job)
 
 
-def renew_lease(job, lease_seconds):
-    """Push the lease out while a long send is in progress; False if the lease is gone."""
-    now = utcnow()
-    result = _collection().update_one(
-        _fenced(job), {"$set": {"lease_expires_at": now + timedelta(seconds=lease_seconds)}}
-    )
-    return result.matched_count == 1
+def renew_leases(leases, now=None):
+    """Renew several leases in one bulk write: [(job, lease_seconds, at_data)]; how many were still held.
+
+    `at_data`: the send has begun its DATA stage, and the job document learns
+    it with this renewal (under IN_DOUBT_POLICY=resend nothing else writes it).
+    """
+    now = now or utcnow()
+    requests = []
+    for job, lease_seconds, at_data in leases:
+        fields = {"lease_expires_at": now + timedelta(seconds=lease_seconds)}
+        if at_data:
+            fields["delivery_stage"] = DeliveryStage.DATA
+        requests.append(UpdateOne(_fenced(job), {"$set": fields}))
+    return _collection().bulk_write(requests, ordered=False).matched_count
+
+
+def still_holds(job):
+    """True while the job is RUNNING on this attempt's lease token."""
+    return _collection().find_one(_fenced(job), {"_id": 1}) is not None
 
 
 def enter_data_stage(job, lease_seconds):
@@ -121,6 +167,9 @@ def enter_data_stage(job, lease_seconds):
 
     Only while our lease has not run out, and it is renewed in the same write:
     recovery can never be taking the job back while its data is going out.
+    Made under IN_DOUBT_POLICY=hold (recovery must know the data may have gone
+    out), and under `resend` only when the local fence cannot vouch for the
+    lease (webapp.services.leases).
     """
     now = utcnow()
     result = _collection().update_one(

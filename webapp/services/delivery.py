@@ -5,20 +5,25 @@ PENDING after a transient failure (exponential backoff with jitter), or
 FAILED (a permanent failure, or `max_attempts` used up), or IN_DOUBT (below).
 The writes themselves, all fenced on the lease, are in webapp.services.attempts.
 
+While the job is being sent, the process's lease renewer (webapp.services.leases)
+keeps its lease. Before the message data goes out, the attempt must still
+hold it: under IN_DOUBT_POLICY=hold that is a fenced write recording the DATA
+stage; under `resend` (default) a local check suffices while the lease surely
+has half its time left (docs/delivery.md, "Lease and fencing").
+
 The double-send window: the time between the SMTP server's 250 to DATA and
 `mark_sent` reaching the database. The mailer calls back on the 250, before
-QUIT, so the window is that one write; if the database is unreachable then,
-the write is retried for `record_retry_seconds` (entering DATA renewed the
-lease, so nobody takes the job meanwhile). A worker that dies inside the
-window leaves a RUNNING job at stage DATA, which recovery treats as in doubt
-(webapp.services.recovery), and so is a job whose data went out but whose
-reply never came: policy `resend` (default, at-least-once) tries again,
-policy `hold` sets IN_DOUBT for an admin to resend or close.
+anything else, so the window is that one write; if the database is
+unreachable then, the write is retried for `record_retry_seconds` (while the
+renewer keeps the lease, nobody takes the job). A worker that dies inside the
+window leaves a RUNNING job whose data went out, and so is a job whose data
+went out but whose reply never came: policy `resend` (default,
+at-least-once) tries again, policy `hold` sets IN_DOUBT for an admin to
+resend or close (webapp.services.recovery).
 """
 
 import logging
 import random
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +34,7 @@ from pymongo.errors import PyMongoError
 from webapp.models import Job
 from webapp.services import attempts
 from webapp.services.attempts import LeaseLost
+from webapp.services.leases import RENEWER
 from webapp.services.mailer import PermanentSmtpError
 from webapp.services.mailer import TransientSmtpError
 from webapp.timeutil import utcnow
@@ -40,7 +46,7 @@ log = logging.getLogger(__name__)
 class DeliverySettings:
     """The knobs of delivery, read from the app config by the caller."""
 
-    lease_seconds: float = 60.0
+    lease_seconds: float = 6.0
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 3600.0
     in_doubt_policy: str = "resend"
@@ -90,38 +96,6 @@ def retry_while_unreachable(write, seconds, what):
             pause = min(pause * 2, 2.0)
 
 
-class LeaseKeeper:
-    """Renews the lease in a background thread while the SMTP transaction runs."""
-
-    def __init__(self, job, settings):
-        self.job = job
-        self.settings = settings
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
-
-    def _run(self):
-        interval = max(self.settings.lease_seconds / 3, 0.2)
-        while not self._stop.wait(interval):
-            try:
-                renewed = attempts.renew_lease(self.job, self.settings.lease_seconds)
-            except PyMongoError as exc:
-                # Keep trying: the lease may still be ours when the database is back.
-                log.warning("job %s: could not renew the lease: %s", self.job["_id"], exc)
-                continue
-            if not renewed:
-                self.lost = True
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 def record_failure(job, exc, settings):
     """A failed SMTP transaction: retry later, give up, or hold it as in doubt."""
     error = exc.describe()
@@ -135,28 +109,44 @@ def record_failure(job, exc, settings):
     return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
 
 
-def deliver(job_id, worker_id, settings, send, on_claimed=None):
+def deliver(job_id, worker_id, settings, send, renewer=RENEWER):
     """Claim `job_id` and send it with `send(job, before_data, on_accepted)`; return a DeliveryResult.
 
     `send` raises TransientSmtpError / PermanentSmtpError on failure; any
     other exception counts as a failed attempt too (transient, with backoff),
     so no job is ever tried more than `max_attempts` times. A database error
     that outlasts the retries is raised; the job's lease then brings it back.
-    `on_claimed(job)` lets the caller schedule the lease check.
+    A job that is not ours to send is `skipped`, with `retry_at` set when it
+    is PENDING but due later (the caller queues it for then).
     """
-    job = attempts.claim_job(job_id, worker_id, settings.lease_seconds)
+    sent_at = time.monotonic()
+    job, due_later = attempts.claim(job_id, worker_id, settings.lease_seconds)
     if job is None:
-        return DeliveryResult("skipped")
-    if on_claimed:
-        on_claimed(job)
+        return DeliveryResult("skipped", retry_at=due_later)
+    held = renewer.hold(job, settings.lease_seconds, sent_at)
+    try:
+        return _send_claimed(job, held, settings, send)
+    finally:
+        renewer.release(held)
+
+
+def _send_claimed(job, held, settings, send):
+    job_id = job["_id"]
     what = f"job {job_id}"
     accepted = False
     data_started = False
 
     def before_data():
+        # The last check before the in-doubt window. Policy hold needs the DATA stage in the
+        # job document before the data goes out; under resend the local fence suffices while
+        # the lease surely has half its time left, else the same fenced write decides.
         nonlocal data_started
-        retry_while_unreachable(lambda: attempts.enter_data_stage(job, settings.lease_seconds),
-                                settings.lease_seconds, what)
+        if settings.in_doubt_policy == "hold" or not held.fence():
+            written_at = time.monotonic()
+            retry_while_unreachable(lambda: attempts.enter_data_stage(job, settings.lease_seconds),
+                                    settings.lease_seconds, what)
+            held.confirmed(written_at)
+        held.entering_data()
         data_started = True
 
     def on_accepted():
@@ -166,8 +156,7 @@ def deliver(job_id, worker_id, settings, send, on_claimed=None):
             log.warning("job %s: sent, but it was already COMPLETED: this copy is a duplicate", job_id)
 
     try:
-        with LeaseKeeper(job, settings):
-            send(Job._from_son(job), before_data, on_accepted)
+        send(Job._from_son(job), before_data, on_accepted)
     except LeaseLost:
         log.warning("job %s: lease lost before sending; another worker owns it", job_id)
         attempts.note_lease_lost(job)

@@ -79,6 +79,7 @@ def create_job(owner_id, job_input, sender, max_attempts, max_pending=None):
         send_at=send_at,
         next_attempt_at=send_at,
         max_attempts=max_attempts,
+        attempts_left=max_attempts,
         message_id=message_id_for(job_id, sender),
         created_at=now,
         updated_at=now,
@@ -188,6 +189,7 @@ def requeue_job(job_id, max_attempts):
         set__status=JobStatus.PENDING,
         set__next_attempt_at=now,
         set__max_attempts=job.attempts + max_attempts,
+        set__attempts_left=max_attempts,
         set__updated_at=now,
         unset__delivery_stage=True,
     )

@@ -10,9 +10,10 @@ library's `email` package: quoted-printable or base64 wherever a line would
 pass 78 octets or the text is not ASCII, headers RFC 2047-encoded, IDN domains
 IDNA-encoded; and `send_email` drives the transaction step by step: MAIL, RCPT
 for every recipient (any refusal aborts before any copy is sent), then
-`before_data()` (the caller records the in-doubt window), then DATA, then
-`on_accepted()` as soon as the server's 250 is read, before QUIT or anything
-else that could fail or stall.
+`before_data()` (the caller's last check before the in-doubt window), then
+DATA, then `on_accepted()` as soon as the server's 250 is read, before
+anything else that could fail or stall. The connection is kept for the
+thread's next message (webapp.services.smtp_connections says when it is not).
 
 A non-ASCII local part (`josé@example.com`) needs SMTPUTF8 (RFC 6531): the
 transaction asks for it, with UTF-8 headers, when the server offers it, and
@@ -31,10 +32,9 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from email.utils import parseaddr
 
-from flask_mail import Connection
-
 from webapp.services.addresses import parse_recipient
 from webapp.services.addresses import unique_mailboxes
+from webapp.services.smtp_connections import CONNECTIONS
 from webapp.timeutil import utcnow
 
 # CRLF, lines folded at 78, and a 7bit-clean body: qp or base64 when a line is long or not ASCII.
@@ -78,26 +78,6 @@ def classify(code, response):
     """Turn an SMTP reply into the matching error class."""
     error = PermanentSmtpError if 500 <= code < 600 else TransientSmtpError
     return error(code, _text(response))
-
-
-class TimedConnection(Connection):
-    """flask-mail's connection, opened with a socket timeout."""
-
-    def __init__(self, mail, timeout):
-        super().__init__(mail)
-        self.timeout = timeout
-
-    def configure_host(self):
-        if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout)
-        else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
-        host.set_debuglevel(int(self.mail.debug))
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
-        return host
 
 
 class Envelope:
@@ -166,19 +146,14 @@ def _mail_options(host, envelope):
     return ["SMTPUTF8", "BODY=8BITMIME"] if host.has_extn("8bitmime") else ["SMTPUTF8"]
 
 
-def _reset_quietly(host):
-    # After a refusal the server may already have hung up (421); its reply is what we report.
-    try:
-        host.rset()
-    except (smtplib.SMTPException, OSError):
-        pass
-
-
 def _transaction(host, envelope, payload, before_data):
+    """MAIL, RCPT for every recipient, `before_data()`, DATA: raise SmtpError on a refusal.
+
+    The caller resets or closes the connection after a failure (see `_transact`).
+    """
     host.ehlo_or_helo_if_needed()
     code, response = host.mail(envelope.sender, _mail_options(host, envelope))
     if code != 250:
-        _reset_quietly(host)
         raise classify(code, response)
     refused = {}
     for recipient in envelope.rcpt_to:
@@ -186,7 +161,6 @@ def _transaction(host, envelope, payload, before_data):
         if code not in (250, 251):
             refused[recipient] = (code, response)
     if refused:
-        _reset_quietly(host)
         # One permanent refusal fails the job; otherwise the whole job waits and retries.
         worst = max(refused.items(), key=lambda item: item[1][0])
         address, (code, response) = worst
@@ -201,53 +175,88 @@ def _transaction(host, envelope, payload, before_data):
         raise classify(code, response)
 
 
-def send_email(mail_state, job, timeout, before_data, on_accepted):
+class _StaleConnection(Exception):
+    """A reused connection failed before the message data: the server dropped it while it sat idle."""
+
+
+class _DataGate:
+    """`before_data`, remembering whether it was called (after that, no failure may be retried)."""
+
+    def __init__(self, before_data):
+        self.before_data = before_data
+        self.called = False
+
+    def __call__(self):
+        self.called = True
+        self.before_data()
+
+
+def _transact(slot, mail_state, timeout, envelope, payload, gate, reused):
+    """One transaction on the slot's connection (a fresh one unless `reused`).
+
+    Raises SmtpError for the caller, or _StaleConnection when a reused
+    connection failed before the data: a network error or a 421 (the server
+    closing) there says the connection is dead, not that the message is refused.
+    """
+    try:
+        host = slot.host if reused else slot.open(mail_state, timeout)
+        _transaction(host, envelope, payload, gate)
+    except smtplib.SMTPResponseException as exc:
+        # A reply, even to DATA, is a definite answer: the message was not taken.
+        error = classify(exc.smtp_code, exc.smtp_error)
+        _after_refusal(slot, error, reused and not gate.called)
+        raise error from None
+    except SmtpError as exc:
+        if exc.in_doubt:
+            slot.drop()  # the connection is broken: QUIT would only wait for another timeout
+        else:
+            _after_refusal(slot, exc, reused and not gate.called)
+        raise
+    except (smtplib.SMTPException, OSError) as exc:
+        # Refused, reset, timed out, TLS handshake failed, server went away.
+        slot.drop()
+        if reused and not gate.called:
+            raise _StaleConnection(f"{type(exc).__name__}: {exc}") from exc
+        raise TransientSmtpError(None, f"{type(exc).__name__}: {exc}") from None
+    except BaseException:
+        slot.drop()
+        raise
+
+
+def _after_refusal(slot, error, may_be_stale):
+    """A reply refused the transaction: reset the connection for the next message (RSET), or close it."""
+    if error.code == 421:  # the server is closing the connection
+        slot.drop()
+        if may_be_stale:
+            raise _StaleConnection(error.describe()) from None
+        return
+    slot.reset()
+
+
+def send_email(mail_state, job, timeout, before_data, on_accepted, idle_seconds=0.0):
     """Deliver `job` through the app's flask-mail settings; raise SmtpError on failure.
 
     `before_data` runs after every recipient was accepted and before the
     message data is sent; if it raises, nothing is sent. `on_accepted` runs
-    right after the server's 250 to DATA, before QUIT: from then on the job
-    is delivered, whatever QUIT does. Exceptions from either callback pass
-    through unchanged.
+    right after the server's 250 to DATA, before anything else that could fail
+    or stall: from then on the job is delivered. Exceptions from either
+    callback pass through unchanged.
+
+    With `idle_seconds` above 0 the thread's connection is kept open and reused
+    for the next message sent within that time (webapp.services.smtp_connections);
+    a reused connection that turns out dead before the data is replaced once.
     """
     envelope = Envelope(mail_state.default_sender, job.to)
     payload = build_message(job, envelope)
-    host = None
-    try:
-        host = TimedConnection(mail_state, timeout).configure_host()
-        _transaction(host, envelope, payload, before_data)
-    except smtplib.SMTPResponseException as exc:
-        # A reply, even to DATA, is a definite answer: the message was not taken.
-        _close_quietly(host)
-        raise classify(exc.smtp_code, exc.smtp_error) from None
-    except SmtpError as exc:
-        if exc.in_doubt:
-            _drop(host)  # the connection is broken: QUIT would only wait for another timeout
-        else:
-            _close_quietly(host)
-        raise
-    except (smtplib.SMTPException, OSError) as exc:
-        # Refused, reset, timed out, TLS handshake failed, server went away.
-        _drop(host)
-        raise TransientSmtpError(None, f"{type(exc).__name__}: {exc}") from None
-    except BaseException:
-        _drop(host)
-        raise
-    try:
-        on_accepted()
-    finally:
-        _close_quietly(host)
-
-
-def _drop(host):
-    if host is not None:
-        host.close()
-
-
-def _close_quietly(host):
-    if host is None:
-        return
-    try:
-        host.quit()
-    except (smtplib.SMTPException, OSError):
-        host.close()
+    gate = _DataGate(before_data)
+    slot = CONNECTIONS.slot()
+    with slot.lock:
+        reused = idle_seconds > 0 and slot.reusable(mail_state, timeout, idle_seconds)
+        try:
+            try:
+                _transact(slot, mail_state, timeout, envelope, payload, gate, reused)
+            except _StaleConnection:
+                _transact(slot, mail_state, timeout, envelope, payload, gate, reused=False)
+            on_accepted()
+        finally:
+            slot.finished(idle_seconds)  # a connection still open is clean: kept for the next message

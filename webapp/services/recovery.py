@@ -55,17 +55,18 @@ def _recover(job, settings, now):
     return status
 
 
-def recover_expired_leases(settings, now=None, job_id=None):
+def recover_expired_leases(settings, now=None):
     """Recover RUNNING jobs whose lease ran out; returns [(job_id, new_status)].
 
-    With `job_id`, look at that one job only (the per-claim lease check).
+    Run by every consumer's maintenance thread each heartbeat and by the
+    periodic sweep: one query on the (status, lease_expires_at) index (on
+    FerretDB it reads the collection unless filters are pushed down to SQLite).
     """
     now = now or utcnow()
     query = {"status": JobStatus.RUNNING, "lease_expires_at": {"$lt": now}}
-    if job_id is not None:
-        query["_id"] = job_id
     recovered = []
-    for job in Job._get_collection().find(query):
+    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "owner_id": 1}
+    for job in Job._get_collection().find(query, fields):
         status = _recover(job, settings, now)
         if status:
             recovered.append((job["_id"], status))
@@ -73,15 +74,14 @@ def recover_expired_leases(settings, now=None, job_id=None):
 
 
 def next_attempt_of(job_id):
-    """When a PENDING job may next be tried, or None if it is not PENDING."""
+    """When a PENDING job may next be tried, or None if it is not PENDING.
+
+    The check a task queued by the sweep makes before claiming: most such tasks
+    are redundant (the job was queued and sent meanwhile), and a read costs
+    less than a find-and-modify that fails (FerretDB serialises writes).
+    """
     job = Job._get_collection().find_one({"_id": job_id, "status": JobStatus.PENDING}, {"next_attempt_at": 1})
     return job["next_attempt_at"] if job else None
-
-
-def lease_expiry(job_id):
-    """When the lease of a RUNNING job runs out, or None if it is not RUNNING."""
-    job = Job._get_collection().find_one({"_id": job_id, "status": JobStatus.RUNNING}, {"lease_expires_at": 1})
-    return job["lease_expires_at"] if job else None
 
 
 def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
