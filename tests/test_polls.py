@@ -136,6 +136,14 @@ def test_a_changed_table_answers_its_poll_with_the_change(app, client, pages, ap
     assert poll(admin, "/admin/jobs/rows", admin_etag).status_code == 200
 
 
+def row_status(response):
+    """The status badge of the (only) job row in a table fragment."""
+    rows = re.findall(r'<tr id="job-[0-9a-f]+">.*?<span class="badge badge-\w+">(\w+)</span>',
+                      response.get_data(as_text=True), re.S)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
 def wait_for_status(subject, status, timeout=20):
     from webapp.models import Job
 
@@ -168,12 +176,39 @@ def test_each_write_of_a_delivery_by_a_consumer_changes_the_tables_etag(app, cli
     # The claim (in the consumer's process) moves the mark: the table shows RUNNING.
     wait_for_status("delivered", "RUNNING")
     running = changed_poll(pages, "/jobs/rows", etag)
-    assert running.status_code == 200 and "RUNNING" in running.get_data(as_text=True)
+    # The row's own badge (the status counts name every status, so the page always holds the word).
+    assert running.status_code == 200 and row_status(running) == "RUNNING", "the claim never reached the mark"
     # Then the 250: each ETag is moments old, so only a moved mark makes the poll look at the table again.
     wait_for_status("delivered", "COMPLETED")
     done = changed_poll(pages, "/jobs/rows", running.headers["ETag"])
     assert done.status_code == 200, "the consumer's COMPLETED never reached the table's mark"
-    assert "COMPLETED" in done.get_data(as_text=True)
+    assert row_status(done) == "COMPLETED"
+
+
+def test_a_job_recovered_from_a_dead_worker_shows_in_its_owners_open_table(app, pages):
+    from webapp.models import User
+    from webapp.services import attempts
+    from webapp.services import jobs
+    from webapp.services import recovery
+    from webapp.services.delivery import DeliverySettings
+    from webapp.services.validation import JobInput
+    from webapp.services.validation import parse
+
+    email = pages.signup()
+    owner = User.objects.get(email=email).id
+    job = jobs.create_job(owner, parse(JobInput, {"to": "reader@example.com", "subject": "orphaned", "body": "b"}),
+                          "scheduler@mailjobs.test", 5)
+    claimed = attempts.claim_job(job.id, "a-worker-about-to-die", 30)
+    flush_marks()
+    etag = page_etag(pages, "/jobs")
+    assert poll(pages, "/jobs/rows", etag).status_code == 304
+
+    # The worker died: its lease runs out and recovery (a consumer's beat, or the sweep) gives the job back.
+    later = claimed["lease_expires_at"] + timedelta(seconds=1)
+    assert recovery.recover_expired_leases(DeliverySettings(), now=later) == [(job.id, "PENDING")]
+    flush_marks()
+    back = poll(pages, "/jobs/rows", etag)
+    assert back.status_code == 200 and row_status(back) == "PENDING"
 
 
 def test_sign_out_and_disable_refuse_the_poll_instead_of_a_304(app, client, pages):
