@@ -228,6 +228,8 @@ def summary(results):
         first = small["current"]["requests"][name]
         row = {f"p95_ms_{r['jobs']}": r["current"]["requests"][name]["p95_ms"] for r in results}
         row["ratio_p95"] = round(last["p95_ms"] / first["p95_ms"], 2)
+        # The median moves less than the tail on a shared machine: both ratios are reported.
+        row["ratio_p50"] = round(last["p50_ms"] / first["p50_ms"], 2)
         row["round_trips"] = last["round_trips"]
         if "baseline" in large:
             base = large["baseline"]["requests"][name]
@@ -242,7 +244,9 @@ def summary(results):
                                                 and set(last["statuses"]) == {304}))
         out["by_request"][name] = row
     sweep = {f"p95_ms_{r['jobs']}": r["current"]["sweep"]["p95_ms"] for r in results}
+    sweep.update({f"p50_ms_{r['jobs']}": r["current"]["sweep"]["p50_ms"] for r in results})
     sweep["ratio_p95"] = round(large["current"]["sweep"]["p95_ms"] / small["current"]["sweep"]["p95_ms"], 2)
+    sweep["ratio_p50"] = round(large["current"]["sweep"]["p50_ms"] / small["current"]["sweep"]["p50_ms"], 2)
     if "baseline" in large:
         sweep.update({f"baseline_p95_ms_{r['jobs']}": r["baseline"]["sweep"]["p95_ms"] for r in results})
         sweep["baseline_ratio_p95"] = round(large["baseline"]["sweep"]["p95_ms"] / small["baseline"]["sweep"]["p95_ms"], 2)
