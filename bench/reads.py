@@ -4,7 +4,8 @@ and the periodic sweep, at 1,000 to 100,000 stored jobs. Prints JSON.
 Per size: a fresh FerretDB is seeded with realistic accounts and jobs (bench/seed.py, insert_many),
 its indexes built by the app's own models, then the stack `make run` runs is started on it
 (bench/webstack.py: gunicorn with gunicorn.conf.py, one Huey consumer on SQLite, an SMTP server)
-and every request below is sent RUNS times over one kept-alive connection, after WARM_UP runs:
+and every request below is sent RUNS times over one kept-alive connection, after WARM_UP runs, in turns
+(a round sends each once):
 
 - `list_small` / `list_big`: `GET /api/users/jobs?page=1&per_page=20` for a user with 10 jobs and
   one with 10% of all jobs (10,000 at 100,000); `list_big_failed` (status=FAILED), `list_big_page5`;
@@ -115,21 +116,25 @@ def _send(stack, session, path, headers):
 
 
 def time_requests(stack, plan, runs, warm_up=WARM_UP):
-    """{name: percentiles and statuses} over `runs` requests each."""
-    results = {}
-    for name, (session, path, headers) in plan.items():
-        samples, statuses = [], {}
-        for n in range(warm_up + runs):
+    """{name: percentiles and statuses} over `runs` requests each, taken in turns.
+
+    Every request is warmed up first; then each round sends every request once, so what else
+    the machine and the stack do meanwhile (the consumer's beats and recounts, the other
+    engineers' suites) falls on all of them alike, not on whichever was measured at that moment.
+    """
+    samples = {name: [] for name in plan}
+    statuses = {name: {} for name in plan}
+    for round_number in range(warm_up + runs):
+        for name, (session, path, headers) in plan.items():
             start = time.perf_counter()
             answer = _send(stack, session, path, headers)
             elapsed = (time.perf_counter() - start) * 1000
             if answer.status_code >= 400:
                 raise RuntimeError(f"{name}: {path} answered {answer.status_code}: {answer.text[:300]}")
-            if n >= warm_up:
-                samples.append(elapsed)
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
-        results[name] = {**percentiles(samples), "statuses": statuses}
-    return results
+            if round_number >= warm_up:
+                samples[name].append(elapsed)
+                statuses[name][answer.status_code] = statuses[name].get(answer.status_code, 0) + 1
+    return {name: {**percentiles(samples[name]), "statuses": statuses[name]} for name in plan}
 
 
 def count_round_trips(stack, database, plan):
