@@ -38,7 +38,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 MODULES = {
     # Reads at scale (issue 7 goal 1): pages, admin lists and counts, polls, the sweep, retention.
     "reads": ({"BENCH_READ_SIZES": "1000,10000", "BENCH_READ_RUNS": "40"},
-              {"BENCH_READ_SIZES": "1000,10000,100000", "BENCH_READ_RUNS": "60"}),
+              {"BENCH_READ_SIZES": "1000,10000,100000", "BENCH_READ_RUNS": "60", "BENCH_SWEEP_RUNS": "30"}),
     "status": ({"BENCH_STATUS_SIZES": "1000,10000"}, {"BENCH_STATUS_SIZES": "1000,10000,100000"}),
     # The FerretDB pushdown patches: the app's queries with and without them.
     "ferretdb_pushdown": ({"BENCH_SIZES": "1000"}, {"BENCH_SIZES": "1000,100000"}),
