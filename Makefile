@@ -4,6 +4,8 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 FERRETDB  := var/bin/ferretdb
+# The SMTP server of the mail transport tests (STARTTLS and AUTH required), as docker-compose runs it.
+MAILPIT   := var/bin/mailpit
 # Python 3.13: on PATH, or through pyenv when the shim needs a version picked.
 PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'import sys' 2>/dev/null && echo python3.13 \
                || (v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.13' | tail -n1); [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.13"))
@@ -11,12 +13,12 @@ PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'imp
 # The preflight runs before anything is installed: the venv's python once there is one.
 PREFLIGHT = $(or $(wildcard $(PY)),$(PYTHON313),python3) scripts/preflight.py
 
-.PHONY: run test venv ferretdb chromium bench bench-full screenshots clean preflight-run preflight-test
+.PHONY: run test venv ferretdb mailpit chromium bench bench-full screenshots clean preflight-run preflight-test
 
 run: preflight-run $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
 	$(PY) -m webapp.devstack
 
-test: preflight-test $(VENV)/.installed-test $(FERRETDB)  ## run the whole test suite against real servers
+test: preflight-test $(VENV)/.installed-test $(FERRETDB) $(MAILPIT)  ## run the whole test suite against real servers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # In the first second: say what the machine lacks and how to install it, then stop.
@@ -25,9 +27,10 @@ preflight-run preflight-test: preflight-%:
 
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py \
+	  tests/test_schedule_browser.py \
 	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark (reads and delivery) at quick sizes: JSON, and bench/results/latest.json
+bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark (reads, delivery, status, scheduling) at quick sizes: JSON, and bench/results/latest.json
 	$(PY) -m bench
 
 bench-full: $(VENV)/.installed-test $(FERRETDB)  ## the same at the full sizes (100,000 stored jobs; one to two hours)
@@ -47,6 +50,11 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	touch $@
 
 ferretdb: $(FERRETDB)
+
+mailpit: $(MAILPIT)
+
+$(MAILPIT): scripts/build-mailpit.sh
+	scripts/build-mailpit.sh $@
 
 chromium: $(VENV)/.installed-test  ## Playwright's own Chromium, for machines without a usable one
 	$(PY) -m playwright install chromium

@@ -11,8 +11,8 @@ long it took, plus the machine (CPU, cores, load average before and after: the f
 only as quiet as the machine was), the git commit, and the mode. It is printed and written to
 bench/results/latest.json (bench/README.md: the method and the latest figures).
 
-Quick: reads and status at 1,000 and 10,000 jobs, the pushdown at 1,000, 1,000 jobs through the
-delivery benchmarks, 3 recovery runs; full: reads and status at 1,000, 10,000 and 100,000 (the
+Quick: reads, status and scheduling at 1,000 and 10,000 jobs, the pushdown at 1,000, 1,000 jobs through the
+delivery benchmarks, 3 recovery runs; full: reads, status and scheduling at 1,000, 10,000 and 100,000 (the
 headline ratio is the largest over the smallest), the pushdown at 1,000 and 100,000, throughput at
 1,000 and 10,000, lateness 60 s steady with 100,000 jobs stored, 10 recovery runs, and the
 revision before the delivery design (35d55bb) as a baseline where a module has one. A module
@@ -49,6 +49,8 @@ MODULES = {
     "delivery_lateness": ({}, {"BENCH_LATENESS_FULL": "1", "BENCH_STORED_JOBS": "100000"}),
     "delivery_recovery": ({"BENCH_RECOVERY_RUNS": "3"}, {"BENCH_RECOVERY_RUNS": "10", "BENCH_BASELINE_REF": "35d55bb"}),
     "faults": ({}, {}),
+    # Scheduling (issue 8): what windows, expiry and recurring schedules add.
+    "scheduling": ({"BENCH_SCHEDULING_SIZES": "1000,10000"}, {"BENCH_SCHEDULING_SIZES": "1000,10000,100000"}),
 }
 
 

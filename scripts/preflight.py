@@ -40,7 +40,8 @@ NEEDS = {
         },
     ),
     "go": (
-        f"Go {MIN_GO[0]}.{MIN_GO[1]} or newer (builds the embedded database once, about a minute)",
+        f"Go {MIN_GO[0]}.{MIN_GO[1]} or newer (builds the embedded database once, about a minute, "
+        "and for `make test` Mailpit, the SMTP server of the mail transport tests, about two)",
         {
             "Debian": ["apt:golang-go", "# Debian 12's golang-go (Go 1.19) is too old: use https://go.dev/dl/"],
             "Ubuntu": ["apt:golang-go", "# Ubuntu before 24.04: its golang-go is too old, use https://go.dev/dl/"],
@@ -103,7 +104,10 @@ def missing(target, python=None):
     lacking = []
     if not (ROOT / ".venv" / "bin" / "python").exists() and not python:
         lacking.append("python")
-    if not (ROOT / "var" / "bin" / "ferretdb").exists() and not _go_is_recent_enough():
+    needs_go = not (ROOT / "var" / "bin" / "ferretdb").exists()
+    if target == "test":
+        needs_go = needs_go or not (ROOT / "var" / "bin" / "mailpit").exists()
+    if needs_go and not _go_is_recent_enough():
         lacking.append("go")
     if target == "test":
         if not redis_server_executable():

@@ -16,20 +16,24 @@ Every HEARTBEAT_SECONDS the thread
 4. recovers jobs whose lease ran out (a consumer died holding them: one
    query on the (status, lease_expires_at) index, and a conditional update
    per job found) and queues them at once, so a job held by a killed
-   consumer goes out elsewhere within about LEASE_SECONDS plus a beat; the
-   consumers take turns (one recovery per beat in all, and less often when
-   the query is slow, see `Maintenance.recover`), and two at once would be
-   safe: each recovery is conditional on the lease token it saw,
+   consumer goes out elsewhere within about LEASE_SECONDS plus a beat (a
+   job with windows: at the next opening); the consumers take turns (one
+   recovery per beat in all, and less often when the query is slow, see
+   `Maintenance.recover`), and two at once would be safe: each recovery is
+   conditional on the lease token it saw,
 5. closes this process's SMTP connections idle for MAIL_IDLE_SECONDS,
 6. recounts the jobs per status over all jobs when the kept counts are older
    than JOB_COUNTS_SECONDS (webapp.services.job_counts: one read by `_id`, and
    the count when due, so at most one count per JOB_COUNTS_SECONDS per consumer),
 7. once an hour, deletes dead workers' records older than a day and old
-   figures (safe to race with other consumers).
-Five to seven database round trips per beat (the recovery's turn, its query
-when the turn is ours, the kept counts' read, and the count when due), none
-per job, and none that reads more jobs than are expired or counted through
-an index (docs/queries.md). On a clean stop it
+   figures (safe to race with other consumers),
+8. makes the occurrences of recurring schedules that are due (tasks/schedules.py: one
+   indexed query, and writes only when a schedule is due; after the rest of the beat, and
+   only when it succeeded, so a failing database is not asked twice).
+Six to eight database round trips per beat (the recovery's turn, its query
+when the turn is ours, the kept counts' read, the count when due, the
+schedules' query), none per job, and none that reads more jobs than are
+expired, due or counted through an index (docs/queries.md). On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -45,6 +49,7 @@ from pymongo.errors import PyMongoError
 from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
+from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from webapp.services import control
 from webapp.services import change_marks
@@ -125,7 +130,7 @@ class Maintenance:
 
     def beat_once(self, interval):
         """One heartbeat: pause flag, figures, heartbeat record, lease recovery, idle SMTP connections,
-        the kept job counts when due, and the hourly clean-up."""
+        the kept job counts when due, and the hourly clean-up, then the schedules' due occurrences."""
         try:
             self.paused_at = control.read_pause()
             self.flush()
@@ -146,6 +151,14 @@ class Maintenance:
             if self._failing:
                 log.info("heartbeat of %s: database reachable again", self.worker_id)
             self._failing = False
+            self.make_occurrences()
+
+    def make_occurrences(self):
+        """Recurring schedules: make (and queue) their due occurrences, so each goes out on time."""
+        try:
+            materialize_due(worker_app())
+        except Exception:  # the next beat tries again; the periodic sweep does it too
+            log.warning("making schedules' occurrences failed; trying again next beat", exc_info=True)
 
     def recover(self, interval):
         """Give back the jobs of workers that died holding them (expired leases), and queue them.

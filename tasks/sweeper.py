@@ -8,34 +8,44 @@ token and re-queueing a due job is harmless (the claim is atomic).
 """
 
 import logging
+import os
+import socket
 
 from huey import crontab
 
 from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
+from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from tasks.worker_app import worker_id
 from webapp import rate_limit_storage
 from webapp.services import accounts
 from webapp.services import audit
 from webapp.services import control
+from webapp.services import expiry
 from webapp.services import recovery
 from webapp.services import retention
 from webapp.services.delivery import DeliverySettings
+from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 # Shorter than the minute between runs, so a late consumer clock does not skip a minute.
 SWEEP_TURN_SECONDS = 45
+# The expiry read scans the jobs on FerretDB: once per this many seconds across every sweeper
+# (`flask sweep --every 0.5` pollers included). A job's expiry never waits on it to be enforced:
+# the claim refuses an expired job; this only turns a PENDING one FAILED sooner.
+EXPIRE_TURN_SECONDS = 30
 
 
 def sweep_once(app, grace_seconds=5.0):
-    """Recover expired leases, queue due jobs nobody queued, purge old revocations, counters, audit entries and jobs.
+    """Recover expired leases, fail expired jobs, make schedules' occurrences, queue due jobs nobody
+    queued, purge old revocations, counters, audit entries and finished jobs past RETENTION_DAYS.
 
-    Each step is one query on an index that starts with what it looks for (expired leases, due
-    PENDING jobs, expired records), so a sweep costs as much as the work it finds, not as the
-    jobs stored (docs/queries.md).
+    Each step is one query on an index that starts with what it looks for (expired leases, expired
+    or due PENDING jobs, due schedules, expired records), so a sweep costs as much as the work it
+    finds, not as the jobs stored (docs/queries.md).
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again; not while the queue holds at least
@@ -45,6 +55,10 @@ def sweep_once(app, grace_seconds=5.0):
     settings = DeliverySettings.from_config(app.config)
     recovered = recovery.recover_expired_leases(settings)
     requeue_recovered(recovered)
+    expired = 0
+    if recovery.take_sweep_turn("expire", f"{socket.gethostname()}:{os.getpid()}", EXPIRE_TURN_SECONDS):
+        expired = expiry.expire_pending(utcnow())
+    made = materialize_due(app)
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
     due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
     backlog = _queued_tasks()
@@ -60,13 +74,15 @@ def sweep_once(app, grace_seconds=5.0):
     counters = rate_limit_storage.purge_expired()
     audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
     # Finished jobs past RETENTION_DAYS, a few small batches per sweep.
-    expired = retention.purge(app.config["RETENTION_DAYS"])
-    if recovered or due or purged:
-        log.info("sweep: %d recovered, %d re-queued, %d revocations purged", len(recovered), len(due), purged)
-    if counters or audited or expired:
+    deleted = retention.purge(app.config["RETENTION_DAYS"])
+    if recovered or due or purged or expired or made:
+        log.info("sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
+                 len(recovered), len(due), purged, expired, made)
+    if counters or audited or deleted:
         log.info("sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
-                 counters, audited, expired)
-    return {"recovered": len(recovered), "requeued": len(due), "purged": purged, "expired_jobs": expired}
+                 counters, audited, deleted)
+    return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged,
+            "deleted": deleted}
 
 
 def _queued_tasks():

@@ -139,7 +139,7 @@ def app(database, redis_client, smtp_server):
 
 @pytest.fixture(autouse=True)
 def clean_db(request):
-    """Each test starts with no users, jobs, revocations or audit entries (only when it uses the app)."""
+    """Each test starts with no users, jobs, schedules, revocations or audit entries (only when it uses the app)."""
     if "app" not in request.fixturenames:
         yield
         return
@@ -148,9 +148,10 @@ def clean_db(request):
     from webapp.models import Job
     from webapp.models import JobCounts
     from webapp.models import RevokedToken
+    from webapp.models import Schedule
     from webapp.models import User
 
-    for model in (User, Job, RevokedToken, AuditEntry, JobCounts):
+    for model in (User, Job, RevokedToken, AuditEntry, JobCounts, Schedule):
         model._get_collection().delete_many({})
     yield
 

@@ -7,7 +7,8 @@ from webapp.config import load_config
 
 @pytest.fixture()
 def env(monkeypatch):
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_USE_TLS", "MAIL_SERVER", "MAIL_PORT", "IN_DOUBT_POLICY"):
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_USE_TLS", "MAIL_SERVER", "MAIL_PORT", "IN_DOUBT_POLICY",
+                 "MAIL_TLS_VERIFY", "MAIL_TLS_CA_FILE"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -54,6 +55,18 @@ def test_mail_port_defaults_to_the_sink_or_to_smtp(env):
     assert load_config("development").MAIL_PORT == 8025
     env.setenv("MAIL_SERVER", "smtp.example.com")
     assert load_config("development").MAIL_PORT == 25
+
+
+def test_the_smtp_certificate_is_verified_unless_switched_off_and_a_ca_file_must_exist(env, tmp_path):
+    config = load_config("development")
+    assert config.MAIL_TLS_VERIFY is True and config.MAIL_TLS_CA_FILE is None
+    env.setenv("MAIL_TLS_VERIFY", "false")
+    assert load_config("development").MAIL_TLS_VERIFY is False
+    env.setenv("MAIL_TLS_CA_FILE", str(tmp_path / "missing-ca.pem"))
+    with pytest.raises(ValueError, match="MAIL_TLS_CA_FILE=.*missing-ca.pem.* is not a file"):
+        load_config("development")
+    (tmp_path / "missing-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load_config("development").MAIL_TLS_CA_FILE == str(tmp_path / "missing-ca.pem")
 
 
 def test_unknown_in_doubt_policy_is_refused(env):

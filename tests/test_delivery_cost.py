@@ -18,12 +18,17 @@ from webapp.services.change_marks import FLUSH_DELAY
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_job_costs_four_database_round_trips_and_the_quota_count_from_the_api_call_to_completed(database, app):
+def measured(database, app, *extra):
+    """Run tests/support/delivery_cost.py for three jobs in a process of its own; its JSON."""
     uri = database.uri if database is not None else app.config["MONGODB_URI"].rsplit("/", 1)[0] + "/"
-    done = subprocess.run([sys.executable, "-m", "tests.support.delivery_cost", "--mongodb-uri", uri, "--jobs", "3"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run([sys.executable, "-m", "tests.support.delivery_cost", "--mongodb-uri", uri, "--jobs", "3",
+                           *extra], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    cost = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_a_job_costs_four_database_round_trips_and_the_quota_count_from_the_api_call_to_completed(database, app):
+    cost = measured(database, app)
 
     assert cost["messages"] == 3 and cost["duplicates"] == 0
     # The request: the token's user (its revocations are on the same document), the pending
@@ -41,3 +46,16 @@ def test_a_job_costs_four_database_round_trips_and_the_quota_count_from_the_api_
     assert cost["per_time_commands_per_second"].get("change-marks", 0) <= 1 / FLUSH_DELAY
     # The pause flag is read at most once a second per process, not once per job.
     assert cost["worker_pause_flag_reads_total"] <= 3
+
+
+def test_a_job_with_a_zone_windows_and_an_expiry_costs_the_same_round_trips(database, app):
+    """Scheduling (issue 8) adds no round trip: the effective send time is the claim's
+    next_attempt_at, and the claimed document carries the zone, windows and expiry that the
+    expiry check and a retry's plan read."""
+    cost = measured(database, app, "--scheduled")
+
+    assert cost["messages"] == 3 and cost["duplicates"] == 0
+    assert cost["api_commands_per_job"] == [["aggregate jobs", "find users", "insert jobs"]] * 3
+    assert cost["worker_commands_per_job"] == [["findAndModify jobs", "update jobs"]] * 3
+    assert cost["database_round_trips_per_job"] == [5, 5, 5]
+    assert cost["other_threads"] == []

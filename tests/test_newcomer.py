@@ -51,10 +51,11 @@ def bare_env(tmp_path, **extra):
 def test_make_test_stops_at_once_with_install_commands_when_redis_and_chromium_are_missing(tmp_path):
     bin_dir = path_without(tmp_path, {*REDIS_NAMES, *CHROMIUM_NAMES})
     make = shutil.which("make")
-    # The real `make test`; -o keeps make from reinstalling the venv or rebuilding FerretDB, and
-    # PYTEST_ARGS makes pytest only collect one file should the preflight ever let it through.
+    # The real `make test`; -o keeps make from reinstalling the venv or rebuilding FerretDB or Mailpit,
+    # and PYTEST_ARGS makes pytest only collect one file should the preflight ever let it through.
     done = subprocess.run(
-        [make, "-o", ".venv/.installed", "-o", ".venv/.installed-test", "-o", "var/bin/ferretdb", "test",
+        [make, "-o", ".venv/.installed", "-o", ".venv/.installed-test", "-o", "var/bin/ferretdb",
+         "-o", "var/bin/mailpit", "test",
          "PYTEST_ARGS=--collect-only -q tests/test_config.py"],
         cwd=PROJECT_ROOT, env=bare_env(tmp_path, PATH=bin_dir), capture_output=True, text=True, timeout=60,
     )
@@ -69,7 +70,7 @@ def test_make_test_stops_at_once_with_install_commands_when_redis_and_chromium_a
     assert "Ubuntu: sudo apt-get install -y redis-server\n" in output
     assert "macOS:  brew install redis\n" in output
     assert "make chromium" in output
-    # The venv and FerretDB are there, so Python and Go are not asked for.
+    # The venv, FerretDB and Mailpit are there, so Python and Go are not asked for.
     assert "Python 3.13" not in output and "Go 1.21" not in output
 
 

@@ -167,17 +167,24 @@ def test_the_form_gives_the_apis_errors_inline_and_keeps_what_was_typed(pages, c
     assert stored_jobs() == []
 
 
-def test_a_bad_zone_or_a_time_the_clocks_skip_is_an_inline_error(pages):
+def test_a_bad_zone_is_an_inline_error_and_a_time_the_clocks_skip_moves_forward_like_the_api(pages, client, api):
     pages.signup()
-    bad_zone = schedule(pages, send_at=f"{YEAR}-07-01T09:30", timezone="Mars/Olympus_Mons")
+    bad_zone = schedule(pages, send_at=f"{YEAR}-07-01T09:30", zone="Mars/Olympus_Mons")
     assert bad_zone.status_code == 422
-    assert "unknown time zone" in bad_zone.get_data(as_text=True)
-    # 02:30 on the last Sunday of March does not exist in Paris: the clocks go from 02:00 to 03:00.
-    last_sunday = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() == 6)
-    skipped = schedule(pages, send_at=f"{YEAR}-03-{last_sunday}T02:30", timezone="Europe/Paris")
-    assert skipped.status_code == 422
-    assert "does not exist in Europe/Paris" in skipped.get_data(as_text=True)
+    assert 'id="zone-error"' in bad_zone.get_data(as_text=True)
     assert stored_jobs() == []
+    # 02:30 on the last Sunday of March does not exist in Paris (02:00 → 03:00): the API's rule moves it
+    # forward by the gap, to 03:30 CEST, and the page says so.
+    last_sunday = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() == 6)
+    skipped = schedule(pages, htmx=True, send_at=f"{YEAR}-03-{last_sunday}T02:30", zone="Europe/Paris")
+    assert skipped.status_code == 201
+    assert f"for {YEAR}-03-{last_sunday} 03:30:00 (Europe/Paris)" in skipped.get_data(as_text=True)
+    [job] = stored_jobs()
+    api_job = client.post("/api/users/jobs", headers=api.user(), json={
+        "to": "a@example.com", "subject": "s", "body": "b", "send_at": f"{YEAR}-03-{last_sunday}T02:30:00",
+        "timezone": "Europe/Paris"}).json
+    assert job.send_at.replace(tzinfo=UTC) == datetime.fromisoformat(api_job["send_at"]) == datetime(
+        YEAR, 3, last_sunday, 1, 30, tzinfo=UTC)
 
 
 def test_scheduling_from_htmx_returns_a_fresh_form_and_tells_the_table_to_refresh(pages):

@@ -28,7 +28,8 @@ WHOLE = [{"find": "worker_beats"}]
 
 @pytest.fixture()
 def stored(app, api):
-    """Two users with jobs in every status (one RUNNING with a lease that ran out), an admin, audit entries."""
+    """Two users with jobs in every status (one RUNNING with a lease that ran out, PENDING ones past their
+    expiry), an admin, audit entries."""
     from webapp.models import Job
     from webapp.models import JobStatus
     from webapp.services import accounts
@@ -43,6 +44,8 @@ def stored(app, api):
         fields = {}
         if status == JobStatus.RUNNING:
             fields = {"lease_token": "t", "lease_owner": "w", "lease_expires_at": now - timedelta(minutes=1)}
+        if status == JobStatus.PENDING and n >= 12:
+            fields = {"expires_at": now - timedelta(minutes=1), "timezone": "Europe/Paris"}
         Job(owner_id=owners[n % 2].id, to=["a@example.com"], subject=f"job {n}", body="b", send_at=now,
             next_attempt_at=now - timedelta(hours=n), message_id=f"<{ObjectId()}@x>", status=status, attempts=1,
             attempts_log=[{"number": 1, "outcome": "sent"}], created_at=now - timedelta(minutes=n),
@@ -53,9 +56,12 @@ def stored(app, api):
 
 def serve_everything(app, client, api, stored):
     """What users, admins, Prometheus, the sweep and the consumers' maintenance ask, once each."""
+    from tasks.schedules import materialize_due
     from tasks.sweeper import sweep_once
     from webapp.services import change_marks
+    from webapp.services import expiry
     from webapp.services import job_counts
+    from webapp.timeutil import utcnow
 
     owner, job = stored["owners"][0], stored["job"]
     user = PageClient(client)
@@ -84,14 +90,49 @@ def serve_everything(app, client, api, stored):
                           (None, "/metrics")):
         assert client.get(path, headers=headers).status_code == 200, path
 
+    serve_scheduling(app, client, user, admin, token, root, owner, job)
+
     app.config["RETENTION_DAYS"] = 30  # some of the stored finished jobs are past it
     try:
         sweep_once(app)
     finally:
         app.config["RETENTION_DAYS"] = 90
+    # The sweep's expiry takes a turn (once per 30 s across sweepers): its query, whatever the turn.
+    expiry.expire_pending(utcnow())
+    materialize_due(app, now=utcnow() + timedelta(days=8))  # the beat's step, with a schedule due
     job_counts.recount_if_due(5)
     job_counts.read(5)
     change_marks.FLUSHER.flush()
+
+
+def serve_scheduling(app, client, user, admin, token, root, owner, job):
+    """Issue 8's requests: reschedule, the preview, schedules (create, list, change, pause, delete), the
+    admins' schedules and bulk actions (ids, an owner, the overdue backlog), the bulk form."""
+    assert client.patch(f"/api/users/jobs/{job.id}", headers=token, json={"subject": "moved"}).status_code in (200, 409)
+    assert user.get("/jobs/preview?send_at=2031-01-01T10:00&timezone=UTC").status_code == 200
+    weekly = {"to": "reader@example.com", "subject": "Weekly", "body": "b", "cron": "0 9 * * 1", "timezone": "UTC"}
+    created = client.post("/api/users/schedules", headers=token, json=weekly)
+    assert created.status_code == 201, created.json
+    kept = client.post("/api/users/schedules", headers=token, json=weekly).json["id"]  # stays, due for the beat
+    schedule_id = created.json["id"]
+    for path in ("/api/users/schedules", f"/api/users/schedules/{schedule_id}"):
+        assert client.get(path, headers=token).status_code == 200, path
+    assert client.get("/api/admin/schedules", headers=root).status_code == 200
+    assert user.get("/schedules").status_code == 200 and admin.get("/admin/schedules").status_code == 200
+    changed = client.patch(f"/api/users/schedules/{schedule_id}", headers=token, json={"cron": "0 10 * * 1"})
+    assert changed.status_code == 200, changed.json
+    assert client.patch(f"/api/users/schedules/{schedule_id}", headers=token,
+                        json={"status": "paused"}).status_code == 200
+    assert client.delete(f"/api/users/schedules/{schedule_id}", headers=token).status_code == 200
+    assert client.get(f"/api/users/schedules/{kept}", headers=token).status_code == 200
+    pending = [str(j.id) for j in type(job).objects(owner_id=owner.id, status="PENDING")][:2]
+    for body in ({"action": "cancel", "ids": pending[:1]},
+                 {"action": "send_now", "filter": {"overdue": True}},
+                 {"action": "reschedule", "filter": {"owner": owner.email}, "send_at": "2031-01-01T10:00:00Z"},
+                 {"action": "cancel", "filter": {"status": "PENDING"}}):
+        answer = client.post("/api/admin/bulk/jobs", headers=root, json=body)
+        assert answer.status_code == 200, (body, answer.json)
+    assert admin.post("/admin/jobs/bulk", {"action": "send_now", "scope": "all", "overdue": "1"}).status_code == 302
 
 
 def test_every_query_the_app_sends_is_answered_through_an_index(app, client, api, stored, database):
@@ -113,6 +154,6 @@ def test_every_query_the_app_sends_is_answered_through_an_index(app, client, api
     collections = {command.collection for command in sent if command.name in EXPLAINED}
     # The scenario reached every collection the app reads or writes in a request or the sweep.
     assert {"jobs", "users", "audit_log", "job_counts", "worker_beats", "delivery_stats", "controls",
-            "sweep_turns"} - collections <= {"sweep_turns"}, collections
+            "sweep_turns", "schedules"} - collections <= {"sweep_turns"}, collections
     assert len(explained) > 40, len(explained)
     assert not problems, "\n".join(problems)

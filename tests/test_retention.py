@@ -56,7 +56,7 @@ def test_the_sweep_deletes_finished_jobs_past_retention_and_nothing_younger_or_u
     stored("IN_DOUBT 400 days", "IN_DOUBT", long_ago)
 
     monkeypatch.setitem(app.config, "RETENTION_DAYS", DAYS)
-    assert sweep_once(app)["expired_jobs"] == 6
+    assert sweep_once(app)["deleted"] == 6
 
     kept = [f"{status} {age}" for status in ("CANCELLED", "COMPLETED", "FAILED")
             for age in ("89 days", "90 days less a minute")]
@@ -65,7 +65,7 @@ def test_the_sweep_deletes_finished_jobs_past_retention_and_nothing_younger_or_u
 
     # A kept job keeps its whole history.
     assert [a.outcome for a in Job.objects.get(subject="FAILED 89 days").attempts_log] == ["sent"]
-    assert sweep_once(app)["expired_jobs"] == 0
+    assert sweep_once(app)["deleted"] == 0
 
 
 def test_retention_works_in_small_batches_oldest_first(app, now):
@@ -87,7 +87,7 @@ def test_retention_0_keeps_every_job(app, now, monkeypatch):
 
     stored("ancient", "COMPLETED", now - timedelta(days=3000))
     monkeypatch.setitem(app.config, "RETENTION_DAYS", 0)
-    assert sweep_once(app)["expired_jobs"] == 0
+    assert sweep_once(app)["deleted"] == 0
     assert subjects() == ["ancient"]
 
 

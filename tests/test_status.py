@@ -5,7 +5,6 @@ missed beats" takes 1.5 s. The suite's shared consumer is stopped for this
 module: it would beat, sweep and deliver alongside ours.
 """
 
-import gc
 import os
 import re
 import time
@@ -344,11 +343,8 @@ def send_and_classify(app, port, **settings):
     return smtp_problem(failure.value)
 
 
-# The mailer does not close the connection when STARTTLS or AUTH fails (configure_host raises after
-# connecting; webapp/services/mailer.py is being reworked for TLS verification): that socket's
-# ResourceWarning is collected here, inside this test, rather than at random later.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
+# The mailer closes the socket when STARTTLS or AUTH fails (webapp/services/smtp_connections.py): no
+# ResourceWarning is left for the collector, and warnings are errors here.
 def test_smtp_failures_about_the_server_or_the_account_are_told_from_replies_about_a_message(smtp, app):
     closed = free_port()
     kind, text = send_and_classify(app, closed)
@@ -368,7 +364,6 @@ def test_smtp_failures_about_the_server_or_the_account_are_told_from_replies_abo
     finally:
         server.stop()
     assert kind == "auth" and text.startswith("535")
-    gc.collect()
 
 
 def test_a_wrong_smtp_password_shows_as_an_auth_error(client, admin, api, consumers, smtp):

@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from webapp import db
 from webapp.config import PROJECT_ROOT
 from webapp.config import load_config
+from webapp.services.mail_tls import warn_if_unverified
 
 
 def create_app(config=None):
@@ -22,6 +23,7 @@ def create_app(config=None):
     configure_logging(app.config["LOG_LEVEL"])
     trust_proxies(app, app.config["TRUSTED_PROXIES"])
     register_extensions(app)
+    warn_if_unverified(app.config)  # the web app and every consumer (it builds this app at start)
     register_blueprints(app)
     from webapp.errors import register_error_handlers
 

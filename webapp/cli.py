@@ -56,7 +56,8 @@ def sweep(every, grace):
                 raise click.ClickException(f"database unreachable: {exc}") from None
             click.echo(f"database unreachable, trying again: {exc}", err=True)
         else:
-            click.echo(f"recovered {counts['recovered']}, re-queued {counts['requeued']}, "
+            click.echo(f"recovered {counts['recovered']}, expired {counts['expired']}, "
+                       f"occurrences made {counts['made']}, re-queued {counts['requeued']}, "
                        f"revocations purged {counts['purged']}")
         if every is None:
             return

@@ -117,6 +117,10 @@ class Config:
         self.MAIL_PORT = env_int("MAIL_PORT", 25 if mail_server else 8025)
         self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
         self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+        # With TLS, the server's certificate and host name are verified (webapp/services/mail_tls.py):
+        # against the system's CAs, or those in MAIL_TLS_CA_FILE; false is an explicit, logged opt-out.
+        self.MAIL_TLS_VERIFY = env_bool("MAIL_TLS_VERIFY", True)
+        self.MAIL_TLS_CA_FILE = env_str("MAIL_TLS_CA_FILE")
         self.MAIL_USERNAME = env_str("MAIL_USERNAME")
         self.MAIL_PASSWORD = env_str("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = env_str("MAIL_DEFAULT_SENDER", "scheduler@localhost")
@@ -131,6 +135,9 @@ class Config:
         self.RETRY_CAP_SECONDS = env_float("RETRY_CAP_SECONDS", 3600.0)
         self.IN_DOUBT_POLICY = env_str("IN_DOUBT_POLICY", "resend")
         self.SCHEDULE_LEAD_SECONDS = env_float("SCHEDULE_LEAD_SECONDS", 1.0)
+        # Recurring schedules (webapp/services/materializer.py): an occurrence more than this late
+        # when planned was missed, and the catch-up rule decides; the grace of catch-up expiries.
+        self.SCHEDULE_MISFIRE_SECONDS = env_float("SCHEDULE_MISFIRE_SECONDS", 60.0)
 
         # The status page and /metrics (see webapp/services/stats.py, tasks/maintenance.py).
         self.HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 2.0)
@@ -173,8 +180,13 @@ class Config:
             raise ValueError(f"IN_DOUBT_POLICY must be 'resend' or 'hold', not {self.IN_DOUBT_POLICY!r}")
         if self.MAX_ATTEMPTS < 1:
             raise ValueError("MAX_ATTEMPTS must be at least 1")
+        if self.SCHEDULE_MISFIRE_SECONDS <= 0:
+            raise ValueError("SCHEDULE_MISFIRE_SECONDS must be above 0")
         if self.LEASE_SECONDS < 1:
             raise ValueError("LEASE_SECONDS must be at least 1 (it is renewed every third of it)")
+        if self.MAIL_TLS_CA_FILE and not os.path.isfile(self.MAIL_TLS_CA_FILE):
+            raise ValueError(f"MAIL_TLS_CA_FILE={self.MAIL_TLS_CA_FILE!r} is not a file "
+                             "(the PEM file of the CA that signed the SMTP server's certificate)")
         if self.MAIL_IDLE_SECONDS < 0:
             raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 from zoneinfo import available_timezones
 
+from webapp.services.timing import wall_to_utc
 from webapp.timeutil import OutOfRange
 from webapp.timeutil import as_utc
-from webapp.timeutil import to_utc
 
 DEFAULT_ZONE = "UTC"
 _KNOWN_ZONES = frozenset(available_timezones()) | {"UTC"}
@@ -33,28 +33,29 @@ def zone(name):
         return UTC
 
 
-def local_to_utc(text, zone_name):
-    """Read a `datetime-local` value (`2026-12-01T09:30[:ss]`) in `zone_name`; return aware UTC.
-
-    Raises ValueError with a message for a person: a malformed value, or a
-    wall-clock time that does not exist there (the hour skipped when clocks go
-    forward). An ambiguous time (clocks go back) means its first occurrence.
-    """
+def read_local(text):
+    """A `datetime-local` value (`2026-12-01T09:30[:ss]`) → naive datetime; ValueError for a person."""
     try:
         naive = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("must be a date and time, e.g. 2026-12-01 09:30") from None
     if naive.tzinfo is not None:
         raise ValueError("must be a local date and time without an offset")
-    tz = zone(zone_name)
-    moment = to_utc(naive.replace(tzinfo=tz))  # OutOfRange near year 1 or 9999
+    return naive
+
+
+def local_to_utc(text, zone_name):
+    """Read a `datetime-local` value in `zone_name`; return aware UTC.
+
+    The API's DST rule (webapp.services.timing): a time the clocks skip moves forward by the
+    gap (02:30 → 03:30), a time that occurs twice is its first occurrence. Raises ValueError
+    for a malformed value, OutOfRange near year 1 or 9999.
+    """
+    naive = read_local(text)
     try:
-        round_trip = moment.astimezone(tz).replace(tzinfo=None)
+        return wall_to_utc(naive, zone(zone_name))
     except OverflowError:
         raise OutOfRange(text, too_late=naive.year > 1) from None
-    if round_trip != naive:
-        raise ValueError(f"does not exist in {zone_name} (the clocks skip it)")
-    return moment
 
 
 def _wall_clock(moment, with_seconds):

@@ -6,7 +6,13 @@ from webapp.localtime import DEFAULT_ZONE
 from webapp.localtime import format_local
 from webapp.models import JobStatus
 from webapp.services import jobs
+from webapp.services import timing
+from webapp.services.schedules import next_runs
+from webapp.services.job_timing import account_windows
 from webapp.timeutil import isoformat_z
+
+# The zone picker's choices: every IANA zone, sorted (UTC first).
+ZONES = ["UTC", *sorted(name for name in timing.available_zones() if name != "UTC")]
 
 
 def viewer_zone():
@@ -30,8 +36,11 @@ def init_app(app):
         cancellable=jobs.CANCELLABLE,
         requeueable=jobs.REQUEUEABLE,
         active_statuses=jobs.ACTIVE,
+        zones=ZONES,
+        next_runs=next_runs,
     )
 
     @app.context_processor
     def viewer():
-        return {"viewer_zone": viewer_zone()}
+        windows = timing.windows_text(account_windows(current_user)) if current_user.is_authenticated else ""
+        return {"viewer_zone": viewer_zone(), "account_windows": windows}

@@ -40,6 +40,14 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from pymongo import monitoring  # noqa: E402
 
+# A job with every scheduling field (issue 8): its zone, windows open at every hour of every day
+# (so it goes out when due, as the plain job does) and an expiry ("in an hour": an hour after its
+# send_at, written as each job is made).
+ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+SCHEDULED_FIELDS = {"timezone": "Europe/Berlin",
+                    "windows": [{"days": ALL_DAYS, "start": "00:00", "end": "12:00"},
+                                {"days": ALL_DAYS, "start": "12:00", "end": "00:00"}],
+                    "expires_at": "in an hour"}
 # Threads whose commands are paid per unit of time, whatever the number of jobs.
 # `change-marks`: the process's change-mark flusher (webapp/services/change_marks.py), one bulk
 # write per FLUSH_DELAY at most for every job noted meanwhile, so its cost is per time while jobs
@@ -90,13 +98,15 @@ def _describe(events):
     return sorted(f"{command} {collection}" if collection else command for _, command, collection, _ in events)
 
 
-def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_seconds=0.0, env=None):
+def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_seconds=0.0, env=None,
+            job_fields=None):
     """Create `jobs` jobs one at a time through the API, each due `due_in` s later; count what each costs.
 
     Starts its own Redis and SMTP server (and FerretDB unless `mongodb_uri`). `settle_seconds`: how
     long each job's window stays open after COMPLETED (work a job leaves for later, such as a lease
     check queued for its lease's expiry, is counted only if it happens within it). `env`: extra
-    settings (LEASE_SECONDS, ...). Returns a dict.
+    settings (LEASE_SECONDS, ...). `job_fields`: more fields for each job (SCHEDULED_FIELDS: a zone,
+    windows and an expiry). Returns a dict.
     """
     from tests.support.ferretdb import FerretDBServer
     from tests.support.redis_server import RedisServer
@@ -130,13 +140,13 @@ def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_secon
             "LOG_LEVEL": "WARNING",
             **(env or {}),
         })
-        return _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds)
+        return _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fields or {})
     finally:
         for server in reversed(started):
             server.stop()
 
 
-def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds):
+def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fields):
     import redis
     from pymongo import MongoClient
 
@@ -182,9 +192,12 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds):
             redis_before = redis_commandstats(redis_client)
             log.phase = "api"
             send_at = datetime.now(UTC) + timedelta(seconds=due_in)
+            fields = dict(job_fields)
+            if fields.get("expires_at") == "in an hour":
+                fields["expires_at"] = (send_at + timedelta(hours=1)).isoformat()
             response = client.post("/api/users/jobs", headers=headers, json={
                 "to": f"reader-{n}@example.com", "subject": f"cost {n}", "body": "hello",
-                "send_at": send_at.isoformat()})
+                "send_at": send_at.isoformat(), **fields})
             assert response.status_code == 201, response.json
             api_events = log.take()
             log.phase = "delivery"
@@ -274,9 +287,11 @@ def main():
     parser.add_argument("--jobs", type=int, default=5)
     parser.add_argument("--settle", type=float, default=0.0, help="seconds each job's window stays open after it")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="an extra setting")
+    parser.add_argument("--scheduled", action="store_true", help="jobs with a zone, windows and an expiry")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.set)
-    print(json.dumps(measure(args.mongodb_uri, args.jobs, settle_seconds=args.settle, env=env), indent=2))
+    print(json.dumps(measure(args.mongodb_uri, args.jobs, settle_seconds=args.settle, env=env,
+                             job_fields=SCHEDULED_FIELDS if args.scheduled else None), indent=2))
 
 
 if __name__ == "__main__":

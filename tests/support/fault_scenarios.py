@@ -31,10 +31,7 @@ def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
     killed_at = time.monotonic()
     mail.stall_rcpt(0)
     fleet.consumer(workers=workers, LEASE_SECONDS=lease_seconds)
-    wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED after the kill")
-    recovered = time.monotonic() - killed_at
-    time.sleep(1.0)  # a late second copy would arrive here
-    counts = mail.count_by_message_id()
+    recovered, counts = delivered_after_kill(created, mail, killed_at)
     return {
         "jobs": jobs,
         "held_by_the_killed_consumer": len(held),
@@ -47,6 +44,17 @@ def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
                                      for doc in job_docs(created) if doc["_id"] in held}),
         "message_ids_expected": sorted(job.message_id for job in created),
     }
+
+
+def delivered_after_kill(created, mail, killed_at):
+    """Wait until every job is COMPLETED; the seconds since the kill, and the messages per Message-ID.
+
+    Waits a second more first so that a late second copy would be counted.
+    """
+    wait_until(lambda: all_completed(created), 60, f"all {len(created)} jobs to be COMPLETED after the kill")
+    recovered = time.monotonic() - killed_at
+    time.sleep(1.0)  # a late second copy would arrive here
+    return recovered, mail.count_by_message_id()
 
 
 def has_beaten(consumer):
@@ -72,10 +80,7 @@ def takeover_scenario(fleet, mail, jobs=4, workers=4, lease_seconds=""):
     wait_until(lambda: has_beaten(rescuer), 30, "the second consumer's first heartbeat")
     victim.kill()
     killed_at = time.monotonic()
-    wait_until(lambda: all_completed(created), 60, f"all {jobs} jobs to be COMPLETED after the kill")
-    recovered = time.monotonic() - killed_at
-    time.sleep(1.0)  # a late second copy would arrive here
-    counts = mail.count_by_message_id()
+    recovered, counts = delivered_after_kill(created, mail, killed_at)
     return {
         "jobs": jobs,
         "messages": sum(counts.values()),

@@ -5,6 +5,7 @@ Admins only.
 
 from webapp.admin import audit  # noqa: F401 - registers routes
 from webapp.admin import jobs  # noqa: F401 - registers routes
+from webapp.admin import schedules  # noqa: F401 - registers routes
 from webapp.admin import status  # noqa: F401 - registers routes
 from webapp.admin import users  # noqa: F401 - registers routes
 from webapp.admin.blueprint import bp

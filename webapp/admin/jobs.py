@@ -2,6 +2,7 @@
 
 from flask import current_app
 from flask import flash
+from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -15,10 +16,16 @@ from webapp.admin.blueprint import bp
 from webapp.audit_trail import audited
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
+from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
 from webapp.htmx import render_page_or_fragment
+from webapp.localtime import format_local
 from webapp.services import accounts
+from webapp.services import bulk
 from webapp.services import jobs
+from webapp.services.validation import parse
+from webapp.templating import viewer_zone
+from webapp.timeutil import utcnow
 
 
 def _table():
@@ -50,6 +57,47 @@ def job_rows():
         return unchanged
     table = _table()
     return polling.answer("admin/_poll.html", table.mark, job_tables.fingerprint(table), table=table)
+
+
+VERBS = {"send_now": "sent now", "cancel": "cancelled", "reschedule": "rescheduled"}
+
+
+@bp.post("/jobs/bulk")
+def bulk_jobs():
+    """Send now, cancel or reschedule the ticked PENDING jobs, or every one the table's filter matches."""
+    form = request.form
+    data = {"action": form.get("action", ""), "timezone": viewer_zone()}
+    if form.get("send_at"):
+        data["send_at"] = form["send_at"]
+    if form.get("scope") == "all":
+        data["filter"] = {"status": form.get("status") or None, "owner": form.get("owner") or None,
+                          "overdue": form.get("overdue") == "1"}
+    else:
+        data["ids"] = form.getlist("ids")
+    problem = None
+    try:
+        if data.get("ids") == []:
+            raise ValidationFailed("Nothing ticked.", {"ids": "tick some rows, or choose every pending job"})
+        result = bulk.run(parse(bulk.BulkInput, data), viewer_zone(), current_app.config["OVERDUE_SECONDS"], utcnow())
+    except ValidationFailed as exc:
+        problem = "; ".join(f"{name.replace('_', ' ')} {message}" for name, message in exc.fields.items())
+    else:
+        for job_id, due in result.queue:
+            schedule_delivery(job_id, due, 0)
+        message = f"{result.affected} pending job{'s' if result.affected != 1 else ''} {VERBS[result.action]}"
+        if result.action == "reschedule":
+            message += f" to {format_local(result.queue[0][1], viewer_zone())}" if result.queue else ""
+        if data.get("ids") is not None and len(data["ids"]) > result.affected:
+            message += f"; {len(data['ids']) - result.affected} ticked were no longer pending"
+        message += "."
+    if is_partial():
+        response = make_response(render_template("admin/_bulk_status.html", bulk_message=problem or message,
+                                                 bulk_error=bool(problem)), 422 if problem else 200)
+        if not problem:
+            response.headers["HX-Trigger"] = "refresh"  # the table polls at once
+        return response
+    flash(problem or message, "error" if problem else "success")
+    return redirect(safe_next(form.get("next")))
 
 
 @bp.get("/jobs/<job_id>")

@@ -6,6 +6,7 @@ from webapp.api import auth  # noqa: F401 - registers routes
 from webapp.api import health  # noqa: F401 - registers routes
 from webapp.api import jobs  # noqa: F401 - registers routes
 from webapp.api import reference  # noqa: F401 - registers routes
+from webapp.api import schedules  # noqa: F401 - registers routes
 from webapp.api.blueprint import bp
 
 __all__ = ["bp"]

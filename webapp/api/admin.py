@@ -9,6 +9,7 @@ from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.contract import describe
+from webapp.api.schedule_schemas import BulkOut
 from webapp.api.schemas import AdminJobListQuery
 from webapp.api.schemas import AdminJobPageOut
 from webapp.api.schemas import AuditPageOut
@@ -27,11 +28,14 @@ from webapp.audit_trail import audited
 from webapp.services import account_status
 from webapp.services import accounts
 from webapp.services import audit
+from webapp.services import bulk
 from webapp.services import job_counts
+from webapp.services import job_timing
 from webapp.services import jobs
 from webapp.services.validation import RoleInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.timeutil import utcnow
 
 
 @bp.get("/admin/jobs")
@@ -53,6 +57,18 @@ def all_jobs():
         items, total = jobs.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
     return page_out(AdminJobPageOut, items, total, page, per_page, job_out, counts=kept.counts,
                     counted_at=kept.counted_at)
+
+
+@bp.post("/admin/bulk/jobs")
+@describe(body=bulk.BulkInput, responses={200: BulkOut})
+@admin_required
+def bulk_jobs():
+    """Send now, cancel or reschedule many PENDING jobs: `ids`, or every job `filter` matches."""
+    data = parse(bulk.BulkInput, json_body())
+    result = bulk.run(data, job_timing.account_zone(current_user), current_app.config["OVERDUE_SECONDS"], utcnow())
+    for job_id, due in result.queue:
+        schedule_delivery(job_id, due, 0)
+    return BulkOut(action=result.action, affected=result.affected, queued=len(result.queue))
 
 
 @bp.get("/admin/jobs/<job_id>")

@@ -21,6 +21,7 @@ from webapp.audit_trail import audit_event
 from webapp.audit_trail import audited
 from webapp.errors import Unauthorized
 from webapp.services import accounts
+from webapp.services.validation import AccountSettings
 from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
@@ -75,5 +76,14 @@ def logout():
 @describe(responses={200: UserOut}, tag="Account")
 @login_required
 def me():
-    """The caller's account."""
+    """The caller's account, with its time zone and default windows."""
     return user_out(current_user)
+
+
+@bp.patch("/users/me")
+@describe(body=AccountSettings, responses={200: UserOut}, tag="Account")
+@login_required
+def update_me():
+    """Set the account's time zone and/or the default windows of jobs created without any."""
+    data = parse(AccountSettings, json_body())
+    return user_out(accounts.update_settings(current_user._get_current_object(), data))

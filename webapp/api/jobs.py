@@ -1,4 +1,4 @@
-"""A user's own jobs: create, list, read, cancel."""
+"""A user's own jobs: create, list, read, reschedule, cancel."""
 
 from flask import current_app
 from flask import request
@@ -15,11 +15,14 @@ from webapp.api.schemas import JobPageOut
 from webapp.api.schemas import JobPath
 from webapp.api.serialize import job_out
 from webapp.api.serialize import page_out
+from webapp.services import job_timing
 from webapp.services import jobs
 from webapp.services.validation import JobInput
+from webapp.services.validation import JobPatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
 from webapp.throttle import job_create_throttled
+from webapp.timeutil import utcnow
 
 
 @bp.post("/users/jobs")
@@ -30,11 +33,11 @@ from webapp.throttle import job_create_throttled
 @job_create_throttled(lambda: current_user.id)
 def create_job():
     """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
-    data = parse(JobInput, json_body())
+    data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
     config = current_app.config
     job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
-                          jobs.pending_quota(config, current_user))
-    schedule_delivery(job.id, job.send_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+                          jobs.pending_quota(config, current_user), timing=timing)
+    schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
     return job_out(job, with_history=True), 201
 
 
@@ -55,6 +58,20 @@ def list_jobs():
 def get_job(job_id):
     """One of the caller's jobs with its attempt history."""
     return job_out(jobs.get_job(job_id, owner_id=current_user.id), with_history=True)
+
+
+@bp.patch("/users/jobs/<job_id>")
+@describe(path=JobPath, body=JobPatch, responses={200: JobDetailOut},
+          errors={404: "No such job (another user's counts as none).",
+                  409: "The job is no longer PENDING (a worker has it, or it is finished)."})
+@login_required
+def reschedule_job(job_id):
+    """Change a PENDING job (send time, zone, windows, expiry, recipients, subject, body); 409 once it runs."""
+    data = parse(JobPatch, json_body())
+    job = jobs.reschedule_job(job_id, current_user.id, data, current_user)
+    # A task queued for the old time finds the job not due and does nothing; this one sends it.
+    schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+    return job_out(job, with_history=True)
 
 
 @bp.post("/users/jobs/<job_id>/cancel")

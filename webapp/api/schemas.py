@@ -22,11 +22,13 @@ from pydantic.json_schema import SkipJsonSchema
 from webapp.models.job import JobStatus
 from webapp.models.user import Role
 from webapp.services import audit
+from webapp.services import timing
 from webapp.services.validation import MAX_PAGE
 from webapp.services.validation import MAX_PER_PAGE
 from webapp.timeutil import isoformat_z
 
 OBJECT_ID_PATTERN = "^[0-9a-f]{24}$"
+HHMM_PATTERN = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
 UtcTimestamp = Annotated[
@@ -75,11 +77,23 @@ class TokenOut(Out):
     expires_in: int = Field(ge=1, description="Seconds until the token expires.")
 
 
+class WindowOut(Out):
+    """An availability window, in the owner's zone (see webapp.services.timing)."""
+
+    days: list[Literal[timing.DAYS]] = Field(min_length=1)
+    start: str = Field(pattern=HHMM_PATTERN, examples=["09:00"])
+    end: str = Field(pattern=HHMM_PATTERN, examples=["17:00"],
+                     description="Exclusive (23:59: to the end of the day); before `start`: the next day.")
+
+
 class UserOut(Out):
     id: ObjectIdText
     email: str
     role: RoleName
-    timezone: str = Field(description="IANA time zone the pages show times in, e.g. `Europe/Paris`.")
+    timezone: str = Field(description="IANA time zone: the default of new jobs and schedules, and the one the "
+                                      "pages show times in, e.g. `Europe/Paris`.")
+    windows: list[WindowOut] = Field(description="Default windows of jobs and schedules created without any; "
+                                                 "[] = any time.")
     disabled: bool = Field(description="Disabled by an admin: no sign-in, tokens refused, jobs held.")
     created_at: UtcTimestamp
 
@@ -109,6 +123,13 @@ class JobOut(Out):
     created_at: UtcTimestamp
     updated_at: UtcTimestamp
     sent_at: UtcTimestamp | None
+    timezone: str = Field(description="The IANA zone its wall times and windows are read in.")
+    windows: list[WindowOut] = Field(description="When it may go out ([] = any time).")
+    expires_at: UtcTimestamp | None = Field(description="Not handed over by then: FAILED, `expired ...`.")
+    effective_send_at: UtcTimestamp = Field(description="When it actually goes out: `send_at` pushed to the next "
+                                                        "window opening (or its next retry).")
+    schedule_id: ObjectIdText | None = Field(description="The recurring schedule it is an occurrence of.")
+    occurrence_at: UtcTimestamp | None = Field(description="The schedule's occurrence it stands for.")
 
 
 class JobDetailOut(JobOut):

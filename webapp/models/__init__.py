@@ -9,10 +9,12 @@ from webapp.models.job import JobStatus
 from webapp.models.job_counts import JobCounts
 from webapp.models.rate_counter import RateCounter
 from webapp.models.revoked_token import RevokedToken
+from webapp.models.schedule import Schedule
 from webapp.models.sweep_turn import SweepTurn
 from webapp.models.user import Role
 from webapp.models.user import User
+from webapp.models.window import Window
 from webapp.models.worker_beat import WorkerBeat
 
 __all__ = ["Attempt", "AuditEntry", "DeliveryControl", "DeliveryStats", "Job", "JobCounts", "JobStatus", "RateCounter",
-           "RevokedToken", "Role", "SweepTurn", "User", "WorkerBeat"]
+           "RevokedToken", "Role", "Schedule", "SweepTurn", "User", "Window", "WorkerBeat"]

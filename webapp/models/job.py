@@ -16,6 +16,7 @@ from mongoengine import ListField
 from mongoengine import ObjectIdField
 from mongoengine import StringField
 
+from webapp.models.window import Window
 from webapp.timeutil import utcnow
 
 
@@ -66,6 +67,9 @@ class Job(Document):
     # operator (FerretDB v1 has no $expr). Missing on jobs stored by earlier versions: the claim adds it.
     attempts_left = IntField()
     last_error = StringField()
+    # How many times in a row the connection, its TLS or the account failed for this job (no attempt
+    # used, webapp/services/attempts.py `mark_waiting`): the backoff of its next wait. Unset until then.
+    transport_waits = IntField()
     # When the next attempt may start: send_at at first, then the retry backoff.
     next_attempt_at = DateTimeField(required=True)
     message_id = StringField(required=True)
@@ -81,6 +85,16 @@ class Job(Document):
     # Why the job must not be sent for now (`owner_disabled`); unset when it may go.
     # The claim refuses a job that has it (webapp/services/attempts.py).
     held = StringField()
+
+    # Scheduling (webapp.services.timing): the zone wall times and windows are read in, the windows
+    # (empty: any time), and the instant after which the job is FAILED as expired instead of sent.
+    # `next_attempt_at` is the effective send time: send_at pushed to the next window opening.
+    timezone = StringField(max_length=64)
+    windows = EmbeddedDocumentListField(Window)
+    expires_at = DateTimeField()
+    # An occurrence of a recurring schedule (webapp.services.schedules); its _id is derived from both.
+    schedule_id = ObjectIdField()
+    occurrence_at = DateTimeField()
 
     # Every query the app makes is an equality on an index's first fields, then a range or a sort
     # on the next ones (docs/queries.md lists each query with its index). Sorted lists end with
@@ -103,5 +117,9 @@ class Job(Document):
             ("status", "-created_at", "-id"),
             # Retention: finished jobs whose last change is older than RETENTION_DAYS, oldest first.
             ("status", "updated_at"),
+            # The sweep fails PENDING jobs past their expiry: {status: PENDING, expires_at: {$lte: now}}.
+            ("status", "expires_at"),
+            # Pausing, changing or deleting a schedule cancels its PENDING occurrences.
+            ("schedule_id", "status"),
         ],
     }

@@ -4,10 +4,12 @@ from flask_login import UserMixin
 from mongoengine import BooleanField
 from mongoengine import DateTimeField
 from mongoengine import Document
+from mongoengine import EmbeddedDocumentListField
 from mongoengine import IntField
 from mongoengine import MapField
 from mongoengine import StringField
 
+from webapp.models.window import Window
 from webapp.timeutil import utcnow
 
 
@@ -26,6 +28,8 @@ class User(UserMixin, Document):
     password_hash = StringField(required=True)
     role = StringField(required=True, choices=Role.ALL, default=Role.USER)
     timezone = StringField(default="UTC", max_length=64)
+    # Default availability windows for jobs created without any (webapp.services.timing).
+    windows = EmbeddedDocumentListField(Window)
     created_at = DateTimeField(required=True, default=utcnow)
     # Part of every browser session's id (see get_id): signing out adds one, which ends
     # every session cookie issued before, even a copy someone kept.

@@ -11,6 +11,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from tasks.delivery import schedule_delivery
+from tasks.schedules import materialize_schedule
 from webapp import job_tables
 from webapp import polling
 from webapp.auth.blueprint import safe_next
@@ -20,14 +21,19 @@ from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
 from webapp.htmx import render_page_or_fragment
 from webapp.localtime import format_local
+from webapp.localtime import is_valid_zone
 from webapp.pages.blueprint import bp
 from webapp.pages.forms import form_values
+from webapp.pages.forms import input_errors
 from webapp.pages.forms import parse_job_form
+from webapp.pages.preview import preview_errors
+from webapp.pages.preview import timing_preview as build_preview
 from webapp.services import accounts
 from webapp.services import change_marks
 from webapp.services import jobs
-from webapp.templating import viewer_zone
+from webapp.services import schedules
 from webapp.throttle import job_create_throttled
+from webapp.timeutil import utcnow
 
 # The table refreshes itself when this event fires (see templates/jobs/_results.html).
 JOBS_CHANGED = "jobs-changed"
@@ -65,6 +71,14 @@ def job_rows():
     return polling.answer("jobs/_poll.html", table.mark, job_tables.fingerprint(table), table=table)
 
 
+@bp.get("/jobs/preview")
+@login_required
+def timing_preview():
+    """What the form's times mean, live as they are typed (HTMX, debounced): no write, no queue."""
+    preview = build_preview(form_values(request.args), current_user, utcnow())
+    return render_template("jobs/_preview.html", preview=preview, errors=preview_errors(preview))
+
+
 def _form_again(values, errors=None, problem=None):
     """The schedule form with what was typed: alone for HTMX, else within the whole page."""
     if is_partial():
@@ -81,26 +95,38 @@ def _form_refused(message):
 @login_required
 @job_create_throttled(lambda: current_user.id, page=_form_refused)
 def create_job():
-    """Schedule an email from the form; errors (and the quota) come back inline, next to each input."""
+    """Schedule an email (or a repeating one) from the form; errors (and the quota) come back inline."""
     values = form_values(request.form)
     try:
-        job_input, zone = parse_job_form(values, current_user.timezone)
+        parsed = parse_job_form(values, current_user, utcnow())
+        if parsed.schedule_input is not None:
+            schedule = schedules.create_schedule(current_user, parsed.schedule_input)
     except ValidationFailed as exc:
-        return _form_again(values, errors=exc.fields), 422
-    if zone and zone != current_user.timezone:
-        accounts.set_timezone(current_user, zone)
+        return _form_again(values, errors=input_errors(exc.fields)), 422
+    if values["timezone"] and is_valid_zone(values["timezone"]) and values["timezone"] != current_user.timezone:
+        accounts.set_timezone(current_user, values["timezone"])  # the browser's zone: the tables show it
     config = current_app.config
-    try:
-        job = jobs.create_job(current_user.id, job_input, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
-                              jobs.pending_quota(config, current_user))
-    except QuotaExceeded as exc:
-        response = make_response(_form_again(values, problem=exc.message), exc.status)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    schedule_delivery(job.id, job.send_at, config["SCHEDULE_LEAD_SECONDS"])
-    # The table below is about to refresh: its mark must have moved already (the API's create waits).
-    change_marks.bump([current_user.id])
-    message = f"Scheduled “{job.subject}” for {format_local(job.send_at, viewer_zone())} ({viewer_zone()})."
+    if parsed.schedule_input is not None:
+        materialize_schedule(current_app, schedule.id)
+        schedule.reload()
+        runs = schedules.next_runs(schedule, count=1)
+        first = f" from {format_local(runs[0], parsed.zone)} ({parsed.zone})" if runs else ""
+        message = f"Repeating “{schedule.subject}”{first}. See Schedules to pause or delete it."
+    else:
+        try:
+            job = jobs.create_job(current_user.id, parsed.job_input, config["MAIL_DEFAULT_SENDER"],
+                                  config["MAX_ATTEMPTS"], jobs.pending_quota(config, current_user),
+                                  timing=parsed.timing)
+        except QuotaExceeded as exc:
+            response = make_response(_form_again(values, problem=exc.message), exc.status)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
+        # The table below is about to refresh: its mark must have moved already (the API's create waits).
+        change_marks.bump([current_user.id])
+        message = f"Scheduled “{job.subject}” for {format_local(job.send_at, parsed.zone)} ({parsed.zone})."
+        if job.next_attempt_at != job.send_at:
+            message += f" Its windows hold it until {format_local(job.next_attempt_at, parsed.zone)}."
     if is_partial():
         response = make_response(render_template("jobs/_form.html", values={}, errors={}, created=message), 201)
         response.headers["HX-Trigger"] = JOBS_CHANGED

@@ -12,6 +12,7 @@ from webapp.errors import ValidationFailed
 from webapp.models import RevokedToken
 from webapp.models import Role
 from webapp.models import User
+from webapp.models import Window
 from webapp.services.passwords import hash_password
 from webapp.services.passwords import verify_password
 from webapp.timeutil import as_utc
@@ -164,6 +165,21 @@ def set_timezone(user, timezone):
     """Remember the browser's time zone so pages show the user's local times."""
     User.objects(id=user.id).update_one(set__timezone=timezone)
     user.timezone = timezone
+
+
+def update_settings(user, settings):
+    """Set the account's zone and/or default windows (a validated AccountSettings); the fresh user."""
+    given = settings.model_fields_set
+    updates = {}
+    if "timezone" in given:
+        updates["set__timezone"] = settings.timezone
+    if "windows" in given:
+        updates["set__windows"] = [Window(**window.model_dump()) for window in settings.windows]
+    if not updates:
+        raise ValidationFailed("Nothing to change.", {"body": "give timezone and/or windows"})
+    User.objects(id=user.id).update_one(**updates)
+    user.reload()
+    return user
 
 
 def create_or_promote_admin(email, password=None):

@@ -212,7 +212,31 @@ def mark_failed(job, error, retry_at):
     else:
         fields.update(status=JobStatus.PENDING, next_attempt_at=retry_at)
     fields.update(attempt_fields(job, "failed" if retry_at is None else "retry", now, error))
-    result = _collection().update_one(_fenced(job), {"$set": fields, "$unset": LEASE_FIELDS})
+    # The server answered about the message: the connection works, so a later wait starts its backoff afresh.
+    unset = {**LEASE_FIELDS, "transport_waits": ""}
+    result = _collection().update_one(_fenced(job), {"$set": fields, "$unset": unset})
+    return _changed(job, result.matched_count == 1)
+
+
+def mark_waiting(job, error, retry_at):
+    """The connection, TLS or account failed before any message was offered: PENDING until `retry_at`,
+    and the attempt the claim counted is given back; False if fenced out.
+
+    `attempts` and `attempts_left` return to what they were and the claim's
+    history entry is taken off again (it is the last one, and ours alone), so
+    a job never fails for a wrong password or an unverifiable certificate,
+    and its history stays one entry per real attempt however long it waits.
+    `transport_waits` counts the waits, for their backoff; `last_error` says why.
+    """
+    now = utcnow()
+    update = {
+        "$set": {"status": JobStatus.PENDING, "next_attempt_at": retry_at, "updated_at": now,
+                 "last_error": error[:2000]},
+        "$inc": {"attempts": -1, "attempts_left": 1, "transport_waits": 1},
+        "$pop": {"attempts_log": 1},
+        "$unset": LEASE_FIELDS,
+    }
+    result = _collection().update_one(_fenced(job), update)
     return _changed(job, result.matched_count == 1)
 
 

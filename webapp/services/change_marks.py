@@ -10,12 +10,15 @@ the same mark is answered 304 from the account alone (webapp/polling.py).
 Every write that changes what a table shows moves the marks of the job's owner and of
 every admin, one bulk write of two `$inc`s:
 
-- `bump(owner_ids)` at once, where a request or the sweep changed jobs (cancel, requeue,
-  close, disable and enable, retention, the schedule form);
+- `bump(owner_ids)` at once, where a request, the sweep or the maintenance beat changed jobs
+  (cancel, requeue, close, reschedule, the admins' bulk send-now, cancel and reschedule,
+  the schedule form, expiry in the sweep, a schedule's occurrences made, or cancelled when
+  it is paused, changed or deleted, retention);
 - `note(owner_id)` later, where a round trip more would cost too much: the delivery path
-  (claim, sent, failed, recovered) and `POST /api/users/jobs`, whose budget is four round
-  trips from the call to COMPLETED (docs/delivery.md). The process's flusher thread sends
-  one bulk write per FLUSH_DELAY for everything noted meanwhile, however many jobs.
+  (claim, sent, failed or expired after the claim, waiting for the mail server, recovered)
+  and `POST /api/users/jobs`, whose budget is four round trips from the call to COMPLETED
+  (docs/delivery.md). The process's flusher thread sends one bulk write per FLUSH_DELAY for
+  everything noted meanwhile, however many jobs.
 
 What a process noted and had not flushed yet is lost if it is killed (at most FLUSH_DELAY
 of notes, or longer while the database is away); a poll also checks the table itself

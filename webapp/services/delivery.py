@@ -1,7 +1,10 @@
 """A job's delivery by a worker: claim, send, record the outcome, retry or fail.
 
 A job goes PENDING → RUNNING (claimed, with a lease) → COMPLETED, or back to
-PENDING after a transient failure (exponential backoff with jitter), or
+PENDING after a transient failure (exponential backoff with jitter), or back
+to PENDING with its attempt given back when the connection, its TLS or the
+account failed rather than the message (it waits for the settings or the
+server to be fixed, and never fails for that), or
 FAILED (a permanent failure, or `max_attempts` used up), or IN_DOUBT (below).
 The writes themselves, all fenced on the lease, are in webapp.services.attempts.
 
@@ -33,10 +36,12 @@ from pymongo.errors import PyMongoError
 
 from webapp.models import Job
 from webapp.services import attempts
+from webapp.services import expiry
 from webapp.services.attempts import LeaseLost
 from webapp.services.leases import RENEWER
-from webapp.services.mailer import PermanentSmtpError
-from webapp.services.mailer import TransientSmtpError
+from webapp.services.smtp_errors import PermanentSmtpError
+from webapp.services.smtp_errors import TransientSmtpError
+from webapp.services.smtp_errors import TransportSmtpError
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -67,7 +72,7 @@ class DeliverySettings:
 class DeliveryResult:
     """What happened to one delivery attempt; `retry_at` is set when it must be tried again."""
 
-    outcome: str  # sent, retry, failed, in_doubt, skipped, lease_lost
+    outcome: str  # sent, retry, waiting, failed, in_doubt, skipped, lease_lost
     retry_at: object = None
 
 
@@ -97,13 +102,30 @@ def retry_while_unreachable(write, seconds, what):
 
 
 def record_failure(job, exc, settings):
-    """A failed SMTP transaction: retry later, give up, or hold it as in doubt."""
+    """A failed SMTP transaction: retry later, give up, hold it as in doubt, or wait for the server."""
     error = exc.describe()
+    if isinstance(exc, TransportSmtpError):
+        # The connection, its TLS or the account failed, not the message: this attempt is given back,
+        # and the job waits with its own backoff (the count of such waits) until the settings are fixed;
+        # like a retry, for the next opening of its windows, and FAILED as expired if that is too late.
+        retry_at, expired = expiry.plan_retry(
+            job, utcnow() + backoff_delay(job.get("transport_waits", 0) + 1, settings), error)
+        if expired:
+            if not attempts.mark_failed(job, expired, None):
+                return DeliveryResult("lease_lost")
+            return DeliveryResult("failed")
+        if not attempts.mark_waiting(job, error, retry_at):
+            return DeliveryResult("lease_lost")
+        return DeliveryResult("waiting", retry_at=retry_at)
     if exc.in_doubt and settings.in_doubt_policy == "hold":
         held = attempts.mark_in_doubt(job, error)
         return DeliveryResult("in_doubt" if held else "lease_lost")
     give_up = isinstance(exc, PermanentSmtpError) or job["attempts"] >= job["max_attempts"]
-    retry_at = None if give_up else utcnow() + backoff_delay(job["attempts"], settings)
+    retry_at = None
+    if not give_up:  # the retry waits for the job's windows, and fails as expired if that is too late
+        retry_at, expired = expiry.plan_retry(job, utcnow() + backoff_delay(job["attempts"], settings), error)
+        if expired:
+            error, give_up = expired, True
     if not attempts.mark_failed(job, error, retry_at):
         return DeliveryResult("lease_lost")
     return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
@@ -123,6 +145,10 @@ def deliver(job_id, worker_id, settings, send, renewer=RENEWER):
     job, due_later = attempts.claim(job_id, worker_id, settings.lease_seconds)
     if job is None:
         return DeliveryResult("skipped", retry_at=due_later)
+    expired = expiry.expired_error(job, utcnow())
+    if expired:  # past its expiry: FAILED without sending (the claimed document says so, no read)
+        attempts.mark_failed(job, expired, None)
+        return DeliveryResult("failed")
     held = renewer.hold(job, settings.lease_seconds, sent_at)
     try:
         return _send_claimed(job, held, settings, send)
@@ -161,6 +187,10 @@ def _send_claimed(job, held, settings, send):
         log.warning("job %s: lease lost before sending; another worker owns it", job_id)
         attempts.note_lease_lost(job)
         return DeliveryResult("lease_lost")
+    except TransportSmtpError as exc:
+        log.warning("job %s waits, no attempt used: the SMTP connection or account failed: %s", job_id,
+                    exc.describe())
+        return retry_while_unreachable(lambda: record_failure(job, exc, settings), settings.record_retry_seconds, what)
     except (TransientSmtpError, PermanentSmtpError) as exc:
         log.info("job %s: %s failure: %s", job_id, "permanent" if isinstance(exc, PermanentSmtpError)
                  else "transient", exc.describe())

@@ -1,4 +1,4 @@
-"""What users and admins do with jobs: create, list, read, cancel, requeue."""
+"""What users and admins do with jobs: create, list, read, reschedule, cancel, requeue."""
 
 import math
 
@@ -10,7 +10,9 @@ from webapp.errors import QuotaExceeded
 from webapp.errors import ValidationFailed
 from webapp.models import Job
 from webapp.models import JobStatus
+from webapp.models import Window
 from webapp.services import change_marks
+from webapp.services import job_timing
 from webapp.services.accounts import parse_object_id
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
@@ -59,35 +61,44 @@ def check_pending_quota(owner_id, max_pending):
     )
 
 
-def create_job(owner_id, job_input, sender, max_attempts, max_pending=None):
+def create_job(owner_id, job_input, sender, max_attempts, max_pending=None, timing=None, now=None):
     """Store a PENDING job from validated input; `send_at` omitted means now.
 
     `max_pending`: the owner's pending quota (see check_pending_quota); None means none.
+    `timing` (webapp.services.job_timing.JobTiming, with the account's defaults) is read from
+    the input alone (its zone or UTC, its windows or none) when not given.
     """
     check_pending_quota(owner_id, max_pending)
-    now = utcnow()
-    # BSON keeps milliseconds: round now so the stored and returned values agree.
-    send_at = job_input.send_at or now
-    send_at = send_at.replace(microsecond=send_at.microsecond // 1000 * 1000)
+    now = now or utcnow()
+    timing = timing or job_timing.resolve_new(job_input, None, now)
     job_id = ObjectId()
-    job = Job(
+    job = new_job(job_id, owner_id, job_input.to, job_input.subject, job_input.body, timing, sender, max_attempts,
+                  now)
+    job.save(force_insert=True)
+    # Soon, not now: the API's create is on the delivery path's budget of round trips.
+    change_marks.note(owner_id)
+    return job
+
+
+def new_job(job_id, owner_id, to, subject, body, timing, sender, max_attempts, now):
+    """An unsaved PENDING Job; its first attempt is due at the effective send time."""
+    return Job(
         id=job_id,
         owner_id=owner_id,
-        to=list(job_input.to),
-        subject=job_input.subject,
-        body=job_input.body,
-        send_at=send_at,
-        next_attempt_at=send_at,
+        to=list(to),
+        subject=subject,
+        body=body,
+        send_at=timing.send_at,
+        timezone=timing.timezone,
+        windows=[Window(**window) for window in timing.windows],
+        expires_at=timing.expires_at,
+        next_attempt_at=timing.effective_send_at,
         max_attempts=max_attempts,
         attempts_left=max_attempts,
         message_id=message_id_for(job_id, sender),
         created_at=now,
         updated_at=now,
     )
-    job.save(force_insert=True)
-    # Soon, not now: the API's create is on the delivery path's budget of round trips.
-    change_marks.note(owner_id)
-    return job
 
 
 def check_status_filter(status):
@@ -164,6 +175,38 @@ def get_job(job_id, owner_id=None):
     if job is None:
         raise NotFound("No such job.")
     return job
+
+
+def reschedule_job(job_id, owner_id, change, user, now=None):
+    """Change a PENDING job (a validated JobPatch): content, send time, zone, windows, expiry.
+
+    One update conditional on the job still being PENDING, so a job a worker has claimed
+    meanwhile is a 409 and nothing changes. The job's `next_attempt_at` becomes the new
+    effective send time; a delivery task queued for the old time finds the job not yet due
+    (the claim requires next_attempt_at <= now) and a task for the new time sends it, once.
+    """
+    job = get_job(job_id, owner_id)
+    if job.status != JobStatus.PENDING:
+        raise Conflict(f"This job is {job.status} and can no longer be changed.")
+    given = change.model_fields_set
+    if not given:
+        raise ValidationFailed("Nothing to change.", {"body": "give at least one field to change"})
+    now = now or utcnow()
+    timing = job_timing.resolve_change(change, job, user, now)
+    updates = {f"set__{name}": getattr(change, name) for name in ("to", "subject", "body") if name in given}
+    updates.update(set__send_at=timing.send_at, set__timezone=timing.timezone,
+                   set__next_attempt_at=timing.effective_send_at,
+                   set__windows=[Window(**window) for window in timing.windows], set__updated_at=now)
+    if timing.expires_at is None:
+        updates["unset__expires_at"] = True
+    else:
+        updates["set__expires_at"] = timing.expires_at
+    updated = Job.objects(id=job.id, status=JobStatus.PENDING).modify(new=True, **updates)
+    if updated is None:
+        job.reload()
+        raise Conflict(f"This job is {job.status} and can no longer be changed.")
+    change_marks.bump([updated.owner_id])
+    return updated
 
 
 def cancel_job(job_id, owner_id=None):

@@ -18,9 +18,11 @@ thread's next message (webapp.services.smtp_connections says when it is not).
 A non-ASCII local part (`josé@example.com`) needs SMTPUTF8 (RFC 6531): the
 transaction asks for it, with UTF-8 headers, when the server offers it, and
 otherwise fails at once (permanently: another try reaches the same server).
-Errors come out as `TransientSmtpError` (try again later) or
-`PermanentSmtpError` (give up), keeping the server's code and text. A
-network failure after the message data started to go out is flagged
+Errors come out as `TransientSmtpError` (try again later),
+`PermanentSmtpError` (give up) or `TransportSmtpError` (the connection, its
+TLS or the account failed, not the message: the job waits without using an
+attempt), keeping the server's code and text (webapp.services.smtp_errors).
+A network failure after the message data started to go out is flagged
 `in_doubt`: the server may have accepted the message without us hearing it.
 """
 
@@ -35,6 +37,13 @@ from email.utils import parseaddr
 from webapp.services.addresses import parse_recipient
 from webapp.services.addresses import unique_mailboxes
 from webapp.services.smtp_connections import CONNECTIONS
+from webapp.services.smtp_errors import AUTH_CODES
+from webapp.services.smtp_errors import PermanentSmtpError
+from webapp.services.smtp_errors import SmtpError
+from webapp.services.smtp_errors import TransientSmtpError
+from webapp.services.smtp_errors import TransportSmtpError
+from webapp.services.smtp_errors import classify
+from webapp.services.smtp_errors import reply_text
 from webapp.timeutil import utcnow
 
 # CRLF, lines folded at 78, and a 7bit-clean body: qp or base64 when a line is long or not ASCII.
@@ -43,41 +52,6 @@ PLAIN_POLICY = SMTP.clone(cte_type="7bit")
 UTF8_POLICY = PLAIN_POLICY.clone(utf8=True)
 # Characters a 7bit body must not carry raw (NUL, VT, ...): they force quoted-printable.
 _RAW_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class SmtpError(Exception):
-    """An SMTP failure with the server's code (None for network errors).
-
-    `in_doubt` is set when the connection failed after DATA began and no
-    reply came: the message may or may not have been accepted.
-    """
-
-    def __init__(self, code, text, in_doubt=False):
-        self.code = code
-        self.text = text
-        self.in_doubt = in_doubt
-        super().__init__(self.describe())
-
-    def describe(self):
-        return f"{self.code} {self.text}" if self.code else self.text
-
-
-class TransientSmtpError(SmtpError):
-    """4xx, connection refused or reset, timeout, TLS handshake: try again later."""
-
-
-class PermanentSmtpError(SmtpError):
-    """5xx for the message or a recipient: retrying will not help."""
-
-
-def _text(response):
-    return response.decode("utf-8", "replace") if isinstance(response, bytes) else str(response)
-
-
-def classify(code, response):
-    """Turn an SMTP reply into the matching error class."""
-    error = PermanentSmtpError if 500 <= code < 600 else TransientSmtpError
-    return error(code, _text(response))
 
 
 class Envelope:
@@ -153,6 +127,8 @@ def _transaction(host, envelope, payload, before_data):
     """
     host.ehlo_or_helo_if_needed()
     code, response = host.mail(envelope.sender, _mail_options(host, envelope))
+    if code in AUTH_CODES:  # "530 authentication required": the account, not the message
+        raise TransportSmtpError("auth", code, reply_text(response))
     if code != 250:
         raise classify(code, response)
     refused = {}
@@ -164,7 +140,9 @@ def _transaction(host, envelope, payload, before_data):
         # One permanent refusal fails the job; otherwise the whole job waits and retries.
         worst = max(refused.items(), key=lambda item: item[1][0])
         address, (code, response) = worst
-        raise classify(code, f"{_text(response)} (recipient {address})")
+        if code in AUTH_CODES:
+            raise TransportSmtpError("auth", code, f"{reply_text(response)} (recipient {address})")
+        raise classify(code, f"{reply_text(response)} (recipient {address})")
     before_data()
     try:
         code, response = host.data(payload)

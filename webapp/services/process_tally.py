@@ -20,7 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 
-from webapp.services.mailer import SmtpError
+from webapp.services.smtp_errors import AUTH_CODES
+from webapp.services.smtp_errors import CLOSING_CODE
+from webapp.services.smtp_errors import SmtpError
+from webapp.services.smtp_errors import TransportSmtpError
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
@@ -33,8 +36,7 @@ OUTCOMES = ("sent", "failed", "retried")
 COUNTED_RESULTS = {"failed": "failed", "retry": "retried"}
 
 # SMTP replies about the connection or the account rather than the message.
-AUTH_CODES = {530, 534, 535, 538}
-CONNECTION_CODES = {421}
+CONNECTION_CODES = {CLOSING_CODE}
 
 
 def lateness_bucket(seconds):
@@ -75,6 +77,8 @@ def smtp_problem(exc):
     """
     if not isinstance(exc, SmtpError):
         return None
+    if isinstance(exc, TransportSmtpError):  # the mailer said which while opening the connection
+        return exc.kind, exc.server_text()
     text = exc.describe()
     seen = exc
     while seen is not None:

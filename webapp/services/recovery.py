@@ -24,6 +24,7 @@ from webapp.models.job import DeliveryStage
 from webapp.services import change_marks
 from webapp.services.attempts import LEASE_FIELDS
 from webapp.services.attempts import attempt_fields
+from webapp.services.expiry import retry_time
 from webapp.timeutil import utcnow
 
 WORKER_DIED = "worker stopped responding (lease expired)"
@@ -42,8 +43,8 @@ def _recover(job, settings, now):
         status, outcome = JobStatus.PENDING, "in_doubt" if in_doubt else "lease_expired"
     error = DIED_WHILE_SENDING if in_doubt else WORKER_DIED
     fields = {"status": status, "updated_at": now, "last_error": error, **attempt_fields(job, outcome, now, error)}
-    if status == JobStatus.PENDING:
-        fields["next_attempt_at"] = now
+    if status == JobStatus.PENDING:  # again at once, or at the next opening of its windows
+        fields["next_attempt_at"] = retry_time(job, now)
     result = Job._get_collection().update_one(
         {"_id": job["_id"], "status": JobStatus.RUNNING, "lease_token": job["lease_token"],
          "lease_expires_at": {"$lt": now}},
@@ -65,7 +66,10 @@ def recover_expired_leases(settings, now=None):
     now = now or utcnow()
     query = {"status": JobStatus.RUNNING, "lease_expires_at": {"$lt": now}}
     recovered = []
-    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "owner_id": 1}
+    # The zone and windows too: a job given back waits for the next opening of its windows. The owner:
+    # their tables' change marks move on.
+    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "timezone": 1, "windows": 1,
+              "owner_id": 1}
     for job in Job._get_collection().find(query, fields):
         status = _recover(job, settings, now)
         if status:

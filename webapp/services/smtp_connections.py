@@ -28,31 +28,61 @@ import weakref
 
 from flask_mail import Connection
 
+from webapp.services.mail_tls import tls_settings
+from webapp.services.smtp_errors import setup_failure
+
 
 class TimedConnection(Connection):
-    """flask-mail's connection, opened with a socket timeout."""
+    """flask-mail's connection, opened with a socket timeout and a verifying TLS context.
+
+    Any failure while opening (connect, greeting, EHLO, STARTTLS, AUTH) closes
+    the socket and comes out as a TransportSmtpError saying which of the
+    connection, the TLS or the account failed.
+    """
 
     def __init__(self, mail, timeout):
         super().__init__(mail)
         self.timeout = timeout
 
     def configure_host(self):
-        if self.mail.use_ssl:
-            host = smtplib.SMTP_SSL(self.mail.server, self.mail.port, timeout=self.timeout)
-        else:
-            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
-        host.set_debuglevel(int(self.mail.debug))
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
-        return host
+        mail = self.mail
+        where = f"{mail.server}:{mail.port}"
+        host = None
+        stage = "tls"
+        try:
+            # The context first: an unreadable MAIL_TLS_CA_FILE is a TLS setting to fix, like a bad certificate.
+            context = tls_settings(mail).context() if mail.use_ssl or mail.use_tls else None
+            stage = "connect"
+            if mail.use_ssl:
+                host = smtplib.SMTP_SSL(mail.server, mail.port, timeout=self.timeout, context=context)
+            else:
+                host = smtplib.SMTP(mail.server, mail.port, timeout=self.timeout)
+            host.set_debuglevel(int(mail.debug))
+            host.ehlo_or_helo_if_needed()
+            if mail.use_tls:
+                stage = "tls"
+                # The context verifies the certificate and that it names MAIL_SERVER (smtplib passes it
+                # as server_hostname); without one, starttls() would accept any certificate at all.
+                host.starttls(context=context)
+                host.ehlo()
+            if mail.username and mail.password:
+                stage = "auth"
+                host.login(mail.username, mail.password)
+            return host
+        except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: a host name idna cannot encode
+            if host is not None:
+                host.close()  # no socket left open behind a failed STARTTLS or AUTH
+            raise setup_failure(stage, exc, where) from exc
+        except BaseException:
+            if host is not None:
+                host.close()
+            raise
 
 
 def _settings_key(mail_state, timeout):
     """What a connection was opened with: a change of any of these means a new connection."""
     return (mail_state.server, mail_state.port, mail_state.use_ssl, mail_state.use_tls,
-            mail_state.username, mail_state.password, timeout)
+            mail_state.username, mail_state.password, tls_settings(mail_state), timeout)
 
 
 class ConnectionSlot:

@@ -24,8 +24,12 @@ from webapp.errors import ValidationFailed
 from webapp.services.addresses import MAX_RECIPIENT_CHARS
 from webapp.services.addresses import parse_recipient
 from webapp.services.addresses import unique_mailboxes
-from webapp.timeutil import OutOfRange
-from webapp.timeutil import parse_iso8601
+from webapp.services.timing_input import WINDOW_SCHEMA
+from webapp.services.timing_input import WindowInput
+from webapp.services.timing_input import known_zone
+from webapp.services.timing_input import omitted_means_unchanged
+from webapp.services.timing_input import wall_or_instant
+from webapp.services.timing_input import window_list
 from webapp.timeutil import utcnow
 
 MAX_RECIPIENTS = 50
@@ -143,29 +147,42 @@ RECIPIENTS_SCHEMA = {
     "description": f"One recipient, or a list of 1 to {MAX_RECIPIENTS}; the same mailbox given twice goes out once.",
 }
 SEND_AT_SCHEMA = {
-    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+    "anyOf": [{"type": "string"}, {"type": "null"}],
     "default": None,
-    "examples": ["2031-06-01T09:00:00+02:00"],
-    "description": "ISO-8601 with an offset or `Z`, from a minute in the past to 10 years ahead; "
-                   "omitted or null means now.",
+    "examples": ["2031-06-01T09:00:00", "2031-06-01T09:00:00+02:00"],
+    "description": "ISO-8601: a wall time read in `timezone` (without an offset; a time the clocks skip moves "
+                   "forward by the gap, one they repeat is its first occurrence), or with an offset or `Z` (the "
+                   "offset wins); from a minute in the past to 10 years ahead; omitted or null means now.",
 }
 
+ZONE_SCHEMA = {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "null"}], "default": None,
+               "examples": ["Europe/Berlin"],
+               "description": "An IANA time zone name; default the account's (else UTC)."}
+WINDOWS_SCHEMA = {"anyOf": [{"type": "array", "items": WINDOW_SCHEMA, "maxItems": 20}, {"type": "null"}],
+                  "default": None,
+                  "description": "Availability windows in the job's zone; omitted: the account's; `[]`: any time."}
+EXPIRES_AT_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None,
+                     "examples": ["2031-06-02T12:00:00"],
+                     "description": "ISO-8601, read like `send_at`; after `send_at` and after the first window "
+                                    "opening. Not handed to the SMTP server by then: FAILED, `last_error` "
+                                    "starting `expired`."}
+
 RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
+# One recipient or a list, in the document as on the wire (MessageInput.how_many makes a list of one).
+Recipients = Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
+SUBJECT_SCHEMA = {"pattern": NOT_BLANK_PATTERN, **ONE_LINE_SCHEMA, "examples": ["Hello"],
+                  "description": "One line, not blank; tab is the only control character allowed."}
+BODY_SCHEMA = {"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
+               "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB in UTF-8."}
 
 
-class JobInput(_Strict):
-    """A job to create. Cheap limits (how many, how long) are checked before any address is parsed."""
+class MessageInput(_Strict):
+    """The email of a job or a schedule. Cheap limits (how many, how long) are checked before any
+    address is parsed."""
 
-    to: Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
-    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS,
-                               json_schema_extra={"pattern": NOT_BLANK_PATTERN, **ONE_LINE_SCHEMA,
-                                                  "examples": ["Hello"],
-                                                  "description": "One line, not blank; tab is the only "
-                                                                 "control character allowed."})
-    body: StrictStr = Field(json_schema_extra={"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
-                                               "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB "
-                                                              "in UTF-8."})
-    send_at: Annotated[StrictStr | None, WithJsonSchema(SEND_AT_SCHEMA)] = None
+    to: Recipients
+    subject: StrictStr = Field(min_length=1, max_length=MAX_SUBJECT_CHARS, json_schema_extra=SUBJECT_SCHEMA)
+    body: StrictStr = Field(json_schema_extra=BODY_SCHEMA)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -209,18 +226,49 @@ class JobInput(_Strict):
             raise ValueError(f"must be at most {MAX_BODY_BYTES // 1024} KB")
         return value
 
-    @field_validator("send_at")
-    @classmethod
-    def when(cls, value):
-        if value is None:
-            return None
-        try:
-            moment = parse_iso8601(value)
-        except OutOfRange as exc:
-            raise ValueError(TOO_LATE if exc.too_late else TOO_EARLY) from None
-        except ValueError:
-            raise ValueError("must be ISO-8601 with an offset or Z, e.g. 2026-12-01T09:00:00Z") from None
-        return check_send_at(moment)
+
+class JobTimingInput(_Strict):
+    """When a job goes out: `send_at`, in which zone, within which windows, until when.
+
+    `send_at` and `expires_at` are parsed here (a wall time, or an instant when they carry an
+    offset) and read in the zone by webapp.services.job_timing, which also checks their range.
+    """
+
+    send_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant), WithJsonSchema(SEND_AT_SCHEMA)] = None
+    timezone: Annotated[StrictStr | None, Field(max_length=64), AfterValidator(known_zone),
+                        WithJsonSchema(ZONE_SCHEMA)] = None
+    windows: Annotated[list[WindowInput] | None, AfterValidator(window_list),
+                       WithJsonSchema(WINDOWS_SCHEMA)] = None
+    expires_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant), WithJsonSchema(EXPIRES_AT_SCHEMA)] = None
+
+
+class JobInput(MessageInput, JobTimingInput):
+    """A job to create: the email and its timing."""
+
+
+class JobPatch(JobInput):
+    """A reschedule: any of JobInput's fields, each validated the same way; omitted = unchanged.
+
+    Only `expires_at` may be null (no expiry any more); the others have no null to be.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_means_unchanged)
+
+    to: Recipients = None
+    subject: StrictStr = Field(None, min_length=1, max_length=MAX_SUBJECT_CHARS, json_schema_extra=SUBJECT_SCHEMA)
+    body: StrictStr = Field(None, json_schema_extra=BODY_SCHEMA)
+    send_at: Annotated[StrictStr, AfterValidator(wall_or_instant)] = None
+    timezone: Annotated[StrictStr, Field(max_length=64), AfterValidator(known_zone)] = None
+    windows: Annotated[list[WindowInput], AfterValidator(window_list)] = None
+
+
+class AccountSettings(_Strict):
+    """PATCH /api/users/me: the zone wall times are read in, and the default windows of new jobs."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=omitted_means_unchanged)
+
+    timezone: Annotated[StrictStr, Field(max_length=64), AfterValidator(known_zone)] = None
+    windows: Annotated[list[WindowInput], AfterValidator(window_list)] = None
 
 
 def _messages(exc):

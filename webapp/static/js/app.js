@@ -18,6 +18,14 @@
     root.querySelectorAll('input[name="timezone"]').forEach(function (input) {
       if (!input.value) input.value = zone;
     });
+    // The zone picker of a fresh form starts on the browser's zone (one typed in is kept). The
+    // change event lets the live preview read the times in it.
+    root.querySelectorAll("select[data-browser-default]").forEach(function (select) {
+      select.removeAttribute("data-browser-default");
+      if (select.value === zone || !select.querySelector('option[value="' + zone.replace(/"/g, "") + '"]')) return;
+      select.value = zone;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () { fillZones(document); });
@@ -50,6 +58,28 @@
   });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible" && window.htmx) window.htmx.trigger(document.body, "refresh");
+  });
+
+  // Bulk actions (admin jobs table): the ticks live on rows that the 2 s poll replaces, so keep them
+  // across each swap; a header checkbox ticks every row of the page.
+  function ticked(formId) {
+    return Array.prototype.slice.call(document.querySelectorAll('input[name="ids"][form="' + formId + '"]'));
+  }
+  var kept = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "job-rows") {
+      kept = ticked("bulk-form").filter(function (box) { return box.checked; }).map(function (box) { return box.value; });
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (!kept || !evt.detail.target || evt.detail.target.id !== "job-rows") return;
+    ticked("bulk-form").forEach(function (box) { if (kept.indexOf(box.value) !== -1) box.checked = true; });
+    kept = null;
+  });
+  document.addEventListener("change", function (evt) {
+    var formId = evt.target.getAttribute && evt.target.getAttribute("data-select-all");
+    if (!formId) return;
+    ticked(formId).forEach(function (box) { box.checked = evt.target.checked; });
   });
 
   // Say so when a background request fails, instead of failing silently.
