@@ -320,6 +320,16 @@ def _equalities(explained):
     return count, "_id" in (flt or {})
 
 
+RANGES = ("$lt", "$lte", "$gt", "$gte")
+
+
+def _ranged(explained):
+    """Whether the command's filter bounds a field (other than `_id`) with a range."""
+    flt = explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
+    return any(isinstance(condition, dict) and any(op in condition for op in RANGES)
+               for field, condition in (flt or {}).items() if not field.startswith("$") and field != "_id")
+
+
 def plan_problems(uri, database, explained, unindexed=(), strict=False):
     """What is wrong with the plan of one command: a full scan, or work left to the handler.
 
@@ -327,7 +337,8 @@ def plan_problems(uri, database, explained, unindexed=(), strict=False):
     `strict`: also a sorted query must walk an index in its order, not sort what it matched
     (SQLite's "USE TEMP B-TREE FOR ORDER BY": its cost grows with the matches), and every field
     the filter pins to a value must be one the index search uses (else the rows are read to
-    check it); a filter on `_id` is exempt, the unique index finds one document.
+    check it), and so must a range (`expires_at <= now` searched by `status` alone reads every
+    PENDING job); a filter on `_id` is exempt, the unique index finds one document.
     """
     client = pymongo.MongoClient(uri)
     try:
@@ -354,6 +365,9 @@ def plan_problems(uri, database, explained, unindexed=(), strict=False):
     searched = max((line.count("=?") for line in lines if "SEARCH" in line), default=0)
     if strict and not by_id and searched < pinned:
         problems.append(f"{pinned - searched} pinned field(s) checked on the rows, not in the index: {what}")
+    ranged_search = any(("<?" in line or ">?" in line) for line in lines if "SEARCH" in line)
+    if strict and not by_id and not allowed and _ranged(explained) and not ranged_search:
+        problems.append(f"range checked on the rows, not in the index: {what}")
     if ("limit" in explained or "skip" in explained) and not plan["limitPushdown"]:
         problems.append(f"limit left to the handler: {what}")
     if ("count" in explained or "pipeline" in explained) and not plan.get("countPushdown"):
