@@ -13,7 +13,7 @@ PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'imp
 # The preflight runs before anything is installed: the venv's python once there is one.
 PREFLIGHT = $(or $(wildcard $(PY)),$(PYTHON313),python3) scripts/preflight.py
 
-.PHONY: run test venv ferretdb mailpit chromium bench screenshots clean preflight-run preflight-test
+.PHONY: run test venv ferretdb mailpit chromium bench bench-full screenshots clean preflight-run preflight-test
 
 run: preflight-run $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
 	$(PY) -m webapp.devstack
@@ -30,14 +30,11 @@ screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots fr
 	  tests/test_schedule_browser.py \
 	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
-bench: $(VENV)/.installed-test $(FERRETDB)  ## print benchmark figures as JSON (quick sizes)
-	$(PY) -m bench.delivery_cost
-	$(PY) -m bench.delivery_throughput
-	$(PY) -m bench.delivery_lateness
-	$(PY) -m bench.delivery_recovery
-	$(PY) -m bench.faults
-	$(PY) -m bench.status
-	$(PY) -m bench.scheduling
+bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark (reads, delivery, status, scheduling) at quick sizes: JSON, and bench/results/latest.json
+	$(PY) -m bench
+
+bench-full: $(VENV)/.installed-test $(FERRETDB)  ## the same at the full sizes (100,000 stored jobs; one to two hours)
+	$(PY) -m bench --full
 
 venv: $(VENV)/.installed
 

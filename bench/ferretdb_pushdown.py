@@ -148,7 +148,7 @@ def shapes(owners, leased):
         "counts_owner": lambda: jobs.status_counts(owner_id=big),
         "due_jobs": lambda: recovery.due_unqueued_jobs(),
         "expired_leases": lambda: recovery.recover_expired_leases(settings),
-        "conditional_update": lambda: attempts.renew_lease(leased, 300),
+        "conditional_update": lambda: attempts.renew_leases([(leased, 300, False)]),
     }
 
 

@@ -22,13 +22,18 @@ Every HEARTBEAT_SECONDS the thread
    `Maintenance.recover`), and two at once would be safe: each recovery is
    conditional on the lease token it saw,
 5. closes this process's SMTP connections idle for MAIL_IDLE_SECONDS,
-6. once an hour, deletes dead workers' records older than a day and old
+6. recounts the jobs per status over all jobs when the kept counts are older
+   than JOB_COUNTS_SECONDS (webapp.services.job_counts: one read by `_id`, and
+   the count when due, so at most one count per JOB_COUNTS_SECONDS per consumer),
+7. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers),
-7. makes the occurrences of recurring schedules that are due (tasks/schedules.py: one
+8. makes the occurrences of recurring schedules that are due (tasks/schedules.py: one
    indexed query, and writes only when a schedule is due; after the rest of the beat, and
    only when it succeeded, so a failing database is not asked twice).
-Five or six database round trips per beat (the recovery's turn, and its
-query when the turn is ours; the schedules' query), none per job. On a clean stop it
+Six to eight database round trips per beat (the recovery's turn, its query
+when the turn is ours, the kept counts' read, the count when due, the
+schedules' query), none per job, and none that reads more jobs than are
+expired, due or counted through an index (docs/queries.md). On a clean stop it
 writes the last figures and deletes its record; after a kill -9 the record
 stays, is shown dead after three missed beats, and goes a day later.
 """
@@ -47,7 +52,9 @@ from tasks.queue import huey
 from tasks.schedules import materialize_due
 from tasks.worker_app import worker_app
 from webapp.services import control
+from webapp.services import change_marks
 from webapp.services import delivery_stats
+from webapp.services import job_counts
 from webapp.services import recovery
 from webapp.services import workers
 from webapp.services.delivery import DeliverySettings
@@ -80,6 +87,7 @@ class Maintenance:
         self._cleaned_at = float("-inf")
         self._recovery_seconds = 0.0  # how long the last lease recovery took
         self.paused_at = None
+        self.counts_seconds = 0
 
     @property
     def threads(self):
@@ -108,6 +116,7 @@ class Maintenance:
         app = worker_app()
         with app.app_context():
             interval = app.config["HEARTBEAT_SECONDS"]
+            self.counts_seconds = app.config["JOB_COUNTS_SECONDS"]
             self.settings = DeliverySettings.from_config(app.config)
             self.mail_idle_seconds = app.config["MAIL_IDLE_SECONDS"]
             self.worker_id = process_id()
@@ -121,13 +130,14 @@ class Maintenance:
 
     def beat_once(self, interval):
         """One heartbeat: pause flag, figures, heartbeat record, lease recovery, idle SMTP connections,
-        the hourly clean-up, then the schedules' due occurrences."""
+        the kept job counts when due, and the hourly clean-up, then the schedules' due occurrences."""
         try:
             self.paused_at = control.read_pause()
             self.flush()
             workers.beat(self.worker_id, self._record(interval))
             self.recover(interval)
             CONNECTIONS.close_idle(self.mail_idle_seconds)
+            job_counts.recount_if_due(self.counts_seconds)
             if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
                 workers.purge_dead()
                 delivery_stats.expire(utcnow())
@@ -191,6 +201,7 @@ class Maintenance:
         """Clean stop: the last figures go out and the record is deleted (stopped, not dead)."""
         try:
             self.flush()
+            change_marks.flush_now()
             workers.forget(self.worker_id)
             log.info("maintenance thread of %s stopped", self.worker_id)
         except PyMongoError as exc:

@@ -25,6 +25,7 @@ from webapp.services import audit
 from webapp.services import control
 from webapp.services import expiry
 from webapp.services import recovery
+from webapp.services import retention
 from webapp.services.delivery import DeliverySettings
 from webapp.timeutil import utcnow
 
@@ -40,7 +41,11 @@ EXPIRE_TURN_SECONDS = 30
 
 def sweep_once(app, grace_seconds=5.0):
     """Recover expired leases, fail expired jobs, make schedules' occurrences, queue due jobs nobody
-    queued, purge old revocations, counters and audit entries.
+    queued, purge old revocations, counters, audit entries and finished jobs past RETENTION_DAYS.
+
+    Each step is one query on an index that starts with what it looks for (expired leases, expired
+    or due PENDING jobs, due schedules, expired records), so a sweep costs as much as the work it
+    finds, not as the jobs stored (docs/queries.md).
 
     `grace_seconds`: how long a due PENDING job may wait in the queue before
     it counts as lost and is queued again; not while the queue holds at least
@@ -68,12 +73,16 @@ def sweep_once(app, grace_seconds=5.0):
     # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
     counters = rate_limit_storage.purge_expired()
     audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
+    # Finished jobs past RETENTION_DAYS, a few small batches per sweep.
+    deleted = retention.purge(app.config["RETENTION_DAYS"])
     if recovered or due or purged or expired or made:
         log.info("sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
                  len(recovered), len(due), purged, expired, made)
-    if counters or audited:
-        log.info("sweep: %d rate-limit counters and %d audit entries purged", counters, audited)
-    return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged}
+    if counters or audited or deleted:
+        log.info("sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
+                 counters, audited, deleted)
+    return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged,
+            "deleted": deleted}
 
 
 def _queued_tasks():

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from pymongo import monitoring
 
 from scripts.preflight import message as preflight_message
 from scripts.preflight import redis_server_executable
+from tests.support.commands import RECORDER
 from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
@@ -51,8 +53,12 @@ TEST_ENV = {
     "SIGNUP_RATE_LIMIT": "1000 per minute",
     "JOB_CREATE_RATE_LIMIT": "10000 per minute",
     "LOG_LEVEL": "INFO",
+    # Exact counts on every read: tests count right after writing (tests/test_change_marks.py tries the kept ones).
+    "JOB_COUNTS_SECONDS": "0",
 }
 os.environ.update(TEST_ENV)
+# Before any client exists, so every one reports its commands (tests/support/commands.py; idle until asked).
+monitoring.register(RECORDER)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -140,11 +146,12 @@ def clean_db(request):
     request.getfixturevalue("app")
     from webapp.models import AuditEntry
     from webapp.models import Job
+    from webapp.models import JobCounts
     from webapp.models import RevokedToken
     from webapp.models import Schedule
     from webapp.models import User
 
-    for model in (User, Job, RevokedToken, AuditEntry, Schedule):
+    for model in (User, Job, RevokedToken, AuditEntry, JobCounts, Schedule):
         model._get_collection().delete_many({})
     yield
 

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from webapp.services.change_marks import FLUSH_DELAY
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,11 @@ def test_a_job_costs_four_database_round_trips_and_the_quota_count_from_the_api_
     assert cost["worker_commands_per_job"] == [["findAndModify jobs", "update jobs"]] * 3
     assert cost["database_round_trips_per_job"] == [5, 5, 5]
     assert cost["other_threads"] == []
+    # The tables' change marks go out from the process's flusher, one bulk write of the users
+    # collection per FLUSH_DELAY at most however many jobs changed meanwhile: a rate, not a cost per job.
+    marks = {seen: n for seen, n in cost["per_time_commands_seen"].items() if seen.startswith("change-marks")}
+    assert set(marks) <= {"change-marks: update users"}, marks
+    assert cost["per_time_commands_per_second"].get("change-marks", 0) <= 1 / FLUSH_DELAY
     # The pause flag is read at most once a second per process, not once per job.
     assert cost["worker_pause_flag_reads_total"] <= 3
 

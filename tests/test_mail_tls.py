@@ -172,7 +172,7 @@ def test_with_the_private_ca_given_the_message_goes_out_over_starttls_and_auth_a
     assert send_now(mail, job).outcome == "sent"
 
     doc = stored(job)
-    assert doc["status"] == JobStatus.COMPLETED and doc["attempts"] == 1 and doc["last_error"] is None
+    assert doc["status"] == JobStatus.COMPLETED and doc["attempts"] == 1 and doc.get("last_error") is None
     [summary] = relay.messages()
     assert summary["MessageID"] == job.message_id.strip("<>")
     message = relay.message(summary["ID"])

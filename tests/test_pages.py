@@ -242,7 +242,7 @@ def test_the_rows_fragment_answers_304_until_something_changes(pages):
     pages.signup()
     schedule(pages, subject="first", send_at=f"{YEAR}-01-01T10:00")
     page = pages.get("/jobs").get_data(as_text=True)
-    page_etag = re.search(r"data-etag='(\"[0-9a-f]+\")'", page).group(1)
+    page_etag = re.search(r"data-etag='(\"[^\"]+\")'", page).group(1)
 
     unchanged = pages.get("/jobs/rows", htmx=True, headers={"If-None-Match": page_etag})
     assert unchanged.status_code == 304 and unchanged.data == b""

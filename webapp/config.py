@@ -143,6 +143,10 @@ class Config:
         self.HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 2.0)
         self.OVERDUE_SECONDS = env_float("OVERDUE_SECONDS", 300.0)
         self.METRICS_TOKEN = env_str("METRICS_TOKEN")
+        # How old the counts per status over all jobs may get (webapp/services/job_counts.py); 0 counts every read.
+        self.JOB_COUNTS_SECONDS = env_float("JOB_COUNTS_SECONDS", 5.0)
+        # Days a finished job is kept after its last change; the sweep deletes older ones (0 keeps them all).
+        self.RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
         # Bodies are capped at 100 KB; the request cap leaves room for JSON around it.
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
@@ -187,7 +191,9 @@ class Config:
             raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:
             raise ValueError("HEARTBEAT_SECONDS must be above 0 and OVERDUE_SECONDS at least 0")
-        for name in ("TRUSTED_PROXIES", "MAX_PENDING_JOBS_PER_USER", "AUDIT_RETENTION_DAYS"):
+        if self.JOB_COUNTS_SECONDS < 0:
+            raise ValueError("JOB_COUNTS_SECONDS must be 0 or more")
+        for name in ("TRUSTED_PROXIES", "MAX_PENDING_JOBS_PER_USER", "AUDIT_RETENTION_DAYS", "RETENTION_DAYS"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more")
         for name in ("LOGIN_RATE_LIMIT", "SIGNUP_RATE_LIMIT", "JOB_CREATE_RATE_LIMIT"):

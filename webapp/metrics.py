@@ -2,7 +2,7 @@
 
 Multiprocess-safe by construction: nothing is counted in the web process.
 Each scrape builds a fresh CollectorRegistry whose one collector reads the
-database (job counts, the delivery totals document, heartbeats) and the
+database (the kept job counts, the delivery totals document, heartbeats) and the
 queue, so every gunicorn worker on every host answers the same numbers and a
 restart resets nothing (no prometheus_client multiprocess directory needed).
 
@@ -25,7 +25,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from webapp.services import delivery_stats
-from webapp.services import jobs
+from webapp.services import job_counts
 from webapp.services import stats
 from webapp.services import workers
 from webapp.services.process_tally import LATENESS_BOUNDS
@@ -38,8 +38,9 @@ class MailjobsCollector:
     """Reads every metric from MongoDB and the queue when the registry collects it."""
 
     def collect(self):
-        by_status = GaugeMetricFamily("mailjobs_jobs", "Jobs stored, per status.", labels=["status"])
-        for status, count in jobs.status_counts().items():
+        by_status = GaugeMetricFamily("mailjobs_jobs", "Jobs stored, per status (at most JOB_COUNTS_SECONDS old).",
+                                      labels=["status"])
+        for status, count in job_counts.read(current_app.config["JOB_COUNTS_SECONDS"]).counts.items():
             by_status.add_metric([status], count)
         yield by_status
 

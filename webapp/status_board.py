@@ -61,18 +61,21 @@ def _day_label(day):
 
 def build(config):
     """Read the figures and lay out the board for the viewer."""
-    figures = stats_service.collect(config["OVERDUE_SECONDS"])
+    figures = stats_service.collect(config["OVERDUE_SECONDS"], config["JOB_COUNTS_SECONDS"])
     zone_name = viewer_zone()
     throughput = stacked_bars("throughput", figures.per_minute,
                               [_minute_label(point["minute"], zone_name) for point in figures.per_minute])
     history = stacked_bars("history", figures.per_day, [_day_label(point["day"]) for point in figures.per_day])
     board = StatusBoard(figures, throughput, history)
-    board.etag = fingerprint(board, zone_name)
+    board.etag = fingerprint(board, zone_name, shows_counted_at=bool(config["JOB_COUNTS_SECONDS"]))
     return board
 
 
-def fingerprint(board, zone_name):
-    """The ETag: every figure the board shows, at the grain it shows it, and the viewer's zone."""
+def fingerprint(board, zone_name, shows_counted_at=False):
+    """The ETag: every figure the board shows, at the grain it shows it, and the viewer's zone.
+
+    `shows_counted_at`: the board says when the kept job counts were counted (JOB_COUNTS_SECONDS > 0).
+    """
     figures = board.stats
     shown_workers = [
         (record["_id"], record["alive"], record.get("threads"), tuple(record.get("in_flight") or ()),
@@ -82,4 +85,4 @@ def fingerprint(board, zone_name):
     return etag_of(sorted(figures.counts.items()), figures.overdue["count"], board.overdue_minutes,
                    figures.per_minute, figures.per_day, sorted(figures.lateness.items()), shown_workers,
                    sorted(figures.queue.items()), sorted(figures.pause.items()), repr(figures.smtp),
-                   figures.overdue_seconds, zone_name)
+                   figures.overdue_seconds, zone_name, isoformat_z(figures.counted_at) if shows_counted_at else None)

@@ -8,7 +8,8 @@ FerretDB and an SMTP server. Every MongoDB command is seen by a pymongo
 CommandListener registered before any client exists, and charged to the thread
 that issued it: the request (the test's thread), the Huey worker threads
 (`Worker-N`), or a per-process thread whose cost grows with time, not with
-jobs (`maintenance`, the lease renewer, the scheduler's periodic sweep).
+jobs (`maintenance`, the lease renewer, the scheduler's periodic sweep, the
+change-mark flusher).
 
 Jobs go one at a time (each due a moment after it is created, so the
 scheduled path is the one measured), so everything a worker thread does
@@ -48,7 +49,10 @@ SCHEDULED_FIELDS = {"timezone": "Europe/Berlin",
                                 {"days": ALL_DAYS, "start": "12:00", "end": "00:00"}],
                     "expires_at": "in an hour"}
 # Threads whose commands are paid per unit of time, whatever the number of jobs.
-PER_TIME_THREADS = ("maintenance", "lease-renewer", "Scheduler")
+# `change-marks`: the process's change-mark flusher (webapp/services/change_marks.py), one bulk
+# write per FLUSH_DELAY at most for every job noted meanwhile, so its cost is per time while jobs
+# change, not per job (at one job at a time, as here, it is about one write per job state change).
+PER_TIME_THREADS = ("maintenance", "lease-renewer", "Scheduler", "change-marks")
 
 
 class CommandLog(monitoring.CommandListener):

@@ -6,6 +6,7 @@ The value pools hold what SQLite's JSON text gets wrong if taken at face value.
 """
 
 import datetime
+import re
 
 import pymongo
 from bson import Binary
@@ -272,3 +273,103 @@ def string_queries(pair):
             pair.same(lambda c: c.count_documents(flt), f"count {flt}")
     for direction in (1, -1):
         pair.same(lambda c: raw(c.find({}, sort=[("s", direction), ("t", 1)], skip=2, limit=7)), f"sort s {direction}")
+
+
+# --- the app's queries: how SQLite answers them (explain) -------------------------------------
+
+TABLE_SCAN = re.compile(r"detail=SCAN \S+$")
+
+
+def as_explained(name, command):
+    """The find/count/aggregate whose plan shows how `command` (as the app sent it) finds its documents."""
+    coll = command[name]
+    if name == "find":
+        explained = {"find": coll, "filter": command.get("filter", {})}
+        for key in ("sort", "skip", "limit"):
+            if key in command:
+                explained[key] = Int64(command[key]) if key != "sort" else command[key]
+        return [explained]
+    if name == "aggregate":
+        return [{"aggregate": coll, "pipeline": command["pipeline"], "cursor": {}}]
+    if name == "count":
+        return [{"count": coll, "query": command.get("query", {})}]
+    if name == "update":
+        return [{"find": coll, "filter": u["q"]} | ({} if u.get("multi") else {"limit": Int64(1)})
+                for u in command["updates"]]
+    if name == "delete":
+        return [{"find": coll, "filter": d["q"]} | ({"limit": Int64(1)} if d.get("limit") else {})
+                for d in command["deletes"]]
+    return [{"find": coll, "filter": command.get("query", {}), "sort": command.get("sort", {}), "limit": Int64(1)}]
+
+
+def has_filter(explained):
+    """Whether the explained command filters at all (an empty filter has nothing to search by)."""
+    return bool(explained.get("filter") or explained.get("query")
+                or (explained.get("pipeline") or [{}])[0].get("$match"))
+
+
+def _equalities(explained):
+    """How many fields the command's filter pins to a value (or a few, with $in)."""
+    flt = explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
+    count = 0
+    for field, condition in (flt or {}).items():
+        if field.startswith("$"):
+            continue
+        if not isinstance(condition, dict) or "$in" in condition or "$eq" in condition:
+            count += 1
+    return count, "_id" in (flt or {})
+
+
+RANGES = ("$lt", "$lte", "$gt", "$gte")
+
+
+def _ranged(explained):
+    """Whether the command's filter bounds a field (other than `_id`) with a range."""
+    flt = explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
+    return any(isinstance(condition, dict) and any(op in condition for op in RANGES)
+               for field, condition in (flt or {}).items() if not field.startswith("$") and field != "_id")
+
+
+def plan_problems(uri, database, explained, unindexed=(), strict=False):
+    """What is wrong with the plan of one command: a full scan, or work left to the handler.
+
+    `unindexed`: commands ({"find": collection, "sort": ...}) allowed to read the whole collection.
+    `strict`: also a sorted query must walk an index in its order, not sort what it matched
+    (SQLite's "USE TEMP B-TREE FOR ORDER BY": its cost grows with the matches), and every field
+    the filter pins to a value must be one the index search uses (else the rows are read to
+    check it), and so must a range (`expires_at <= now` searched by `status` alone reads every
+    PENDING job); a filter on `_id` is exempt, the unique index finds one document.
+    """
+    client = pymongo.MongoClient(uri)
+    try:
+        plan = client[database].command("explain", explained)
+    finally:
+        client.close()
+    if "Plan" not in plan["queryPlanner"]:
+        return []  # no such collection (yet): FerretDB answers without reading anything
+    what = f"{explained}: {plan['queryPlanner'].get('SQL')} {plan['queryPlanner']['Plan']}"
+    lines = plan["queryPlanner"]["Plan"]
+    problems = []
+    if has_filter(explained) and not plan["filterPushdown"]:
+        problems.append(f"filter left to the handler: {what}")
+    allowed = {k: v for k, v in explained.items() if k in ("find", "sort")} in list(unindexed)
+    if not allowed and any(TABLE_SCAN.search(line) for line in lines):
+        problems.append(f"full table scan: {what}")
+    if has_filter(explained) and not any("SEARCH" in line and "INDEX" in line for line in lines):
+        problems.append(f"no index search: {what}")
+    if explained.get("sort") and not plan["sortPushdown"]:
+        problems.append(f"sort left to the handler: {what}")
+    if strict and explained.get("sort") and any(line.endswith("USE TEMP B-TREE FOR ORDER BY") for line in lines):
+        problems.append(f"sorted after matching, not read in index order: {what}")
+    pinned, by_id = _equalities(explained)
+    searched = max((line.count("=?") for line in lines if "SEARCH" in line), default=0)
+    if strict and not by_id and searched < pinned:
+        problems.append(f"{pinned - searched} pinned field(s) checked on the rows, not in the index: {what}")
+    ranged_search = any(("<?" in line or ">?" in line) for line in lines if "SEARCH" in line)
+    if strict and not by_id and not allowed and _ranged(explained) and not ranged_search:
+        problems.append(f"range checked on the rows, not in the index: {what}")
+    if ("limit" in explained or "skip" in explained) and not plan["limitPushdown"]:
+        problems.append(f"limit left to the handler: {what}")
+    if ("count" in explained or "pipeline" in explained) and not plan.get("countPushdown"):
+        problems.append(f"count left to the handler: {what}")
+    return problems

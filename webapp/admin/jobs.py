@@ -11,13 +11,13 @@ from flask_login import current_user
 
 from tasks.delivery import schedule_delivery
 from webapp import job_tables
+from webapp import polling
 from webapp.admin.blueprint import bp
 from webapp.audit_trail import audited
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
 from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
-from webapp.htmx import render_if_changed
 from webapp.htmx import render_page_or_fragment
 from webapp.localtime import format_local
 from webapp.services import accounts
@@ -29,9 +29,10 @@ from webapp.timeutil import utcnow
 
 
 def _table():
-    return job_tables.build(request.args, "admin.jobs_page", "admin.job_rows",
-                            owner_query=request.args.get("owner", ""),
-                            overdue_seconds=current_app.config["OVERDUE_SECONDS"])
+    config = current_app.config
+    return job_tables.build(request.args, "admin.jobs_page", "admin.job_rows", current_user,
+                            owner_query=request.args.get("owner", ""), overdue_seconds=config["OVERDUE_SECONDS"],
+                            counts_max_age=config["JOB_COUNTS_SECONDS"])
 
 
 @bp.get("/jobs")
@@ -48,9 +49,14 @@ def old_job_rows():
 
 @bp.get("/jobs/rows")
 def job_rows():
-    """The table body with counts and pager out of band; 304 when nothing changed."""
+    """The table body with counts and pager out of band; 304 when nothing changed (from the admin's change mark)."""
+    mark = job_tables.table_mark(current_user, request.args, everyone=True,
+                                 overdue_seconds=current_app.config["OVERDUE_SECONDS"])
+    unchanged = polling.unchanged_by_mark(mark)
+    if unchanged is not None:
+        return unchanged
     table = _table()
-    return render_if_changed("admin/_poll.html", table.etag, table=table)
+    return polling.answer("admin/_poll.html", table.mark, job_tables.fingerprint(table), table=table)
 
 
 VERBS = {"send_now": "sent now", "cancel": "cancelled", "reschedule": "rescheduled"}
@@ -97,12 +103,16 @@ def bulk_jobs():
 @bp.get("/jobs/<job_id>")
 def job_detail(job_id):
     """Any job with its attempt history and owner."""
+    mark = job_tables.detail_mark(current_user, job_id, everyone=True)
+    if is_partial() and (unchanged := polling.unchanged_by_mark(mark)) is not None:
+        return unchanged
     job = jobs.get_job(job_id)
     owner = accounts.get_user(job.owner_id)
-    context = {"job": job, "owner": owner, "admin_view": True, "etag": job_tables.detail_etag(job),
+    content = job_tables.detail_fingerprint(job)
+    context = {"job": job, "owner": owner, "admin_view": True, "etag": polling.compose(mark, content),
                "detail_url": url_for("admin.job_detail", job_id=job.id)}
     if is_partial():
-        return render_if_changed("jobs/_detail.html", context["etag"], **context)
+        return polling.answer("jobs/_detail.html", mark, content, **context)
     return render_template("jobs/detail.html", **context)
 
 

@@ -22,7 +22,8 @@ from webapp.services import workers
 @admin_required
 def delivery_stats():
     """Counts, overdue backlog, rates, lateness, workers, queue, pause and SMTP state, in one document."""
-    return stats.collect(current_app.config["OVERDUE_SECONDS"]).to_json()
+    config = current_app.config
+    return stats.collect(config["OVERDUE_SECONDS"], config["JOB_COUNTS_SECONDS"]).to_json()
 
 
 @bp.get("/admin/delivery")

@@ -155,7 +155,9 @@ StatusCounts = create_model(
 
 
 class AdminJobPageOut(JobPageOut):
-    counts: StatusCounts
+    counts: StatusCounts = Field(description="Everyone's jobs per status, as counted at `counted_at` (at most "
+                                             "JOB_COUNTS_SECONDS old); `total` comes from them when no owner is given.")
+    counted_at: UtcTimestamp
 
 
 class UserPageOut(Page):

@@ -108,7 +108,9 @@ class Queue(Out):
 class StatsOut(Out):
     """The status page's figures (see the README, "The status page and metrics")."""
 
-    counts: StatusCounts
+    counts: StatusCounts = Field(description="Jobs per status, as counted at `counted_at` (at most "
+                                             "JOB_COUNTS_SECONDS old).")
+    counted_at: UtcTimestamp
     overdue: Overdue
     rates: Rates
     lateness: Lateness

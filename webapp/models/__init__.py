@@ -6,6 +6,7 @@ from webapp.models.delivery_stats import DeliveryStats
 from webapp.models.job import Attempt
 from webapp.models.job import Job
 from webapp.models.job import JobStatus
+from webapp.models.job_counts import JobCounts
 from webapp.models.rate_counter import RateCounter
 from webapp.models.revoked_token import RevokedToken
 from webapp.models.schedule import Schedule
@@ -15,5 +16,5 @@ from webapp.models.user import User
 from webapp.models.window import Window
 from webapp.models.worker_beat import WorkerBeat
 
-__all__ = ["Attempt", "AuditEntry", "DeliveryControl", "DeliveryStats", "Job", "JobStatus", "RateCounter",
+__all__ = ["Attempt", "AuditEntry", "DeliveryControl", "DeliveryStats", "Job", "JobCounts", "JobStatus", "RateCounter",
            "RevokedToken", "Role", "Schedule", "SweepTurn", "User", "Window", "WorkerBeat"]

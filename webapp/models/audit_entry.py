@@ -32,9 +32,11 @@ class AuditEntry(Document):
         "indexes": [
             # Newest first, whole log; the retention purge (at < cutoff) uses it too.
             ("-at", "-id"),
-            # Newest first by actor (id or email) and by action.
+            # Newest first by actor (id or email) and by action, and by both at once.
             ("actor_id", "-at", "-id"),
             ("actor_email", "-at", "-id"),
             ("action", "-at", "-id"),
+            ("actor_id", "action", "-at", "-id"),
+            ("actor_email", "action", "-at", "-id"),
         ],
     }

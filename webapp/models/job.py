@@ -96,15 +96,27 @@ class Job(Document):
     schedule_id = ObjectIdField()
     occurrence_at = DateTimeField()
 
+    # Every query the app makes is an equality on an index's first fields, then a range or a sort
+    # on the next ones (docs/queries.md lists each query with its index). Sorted lists end with
+    # _id, so a page is stable, and so that MongoDB walks the index in order instead of sorting.
     meta = {
         "collection": "jobs",
         "indexes": [
-            ("status", "next_attempt_at"),
+            # The sweep's due jobs and the overdue backlog (oldest first); the status page's overdue count.
+            ("status", "next_attempt_at", "id"),
+            # Lease recovery: RUNNING jobs whose lease ran out.
             ("status", "lease_expires_at"),
-            ("owner_id", "-created_at"),
-            # The pending quota's count and its earliest due job; holding a disabled owner's jobs.
+            # A user's jobs, newest first.
+            ("owner_id", "-created_at", "-id"),
+            # A user's jobs of one status, newest first; a user's counts per status (from the index alone).
+            ("owner_id", "status", "-created_at", "-id"),
+            # The pending quota's count and its earliest due job; holding and releasing a disabled owner's jobs.
             ("owner_id", "status", "next_attempt_at"),
-            "-created_at",
+            # Everyone's jobs, newest first; and of one status; counts per status over all jobs.
+            ("-created_at", "-id"),
+            ("status", "-created_at", "-id"),
+            # Retention: finished jobs whose last change is older than RETENTION_DAYS, oldest first.
+            ("status", "updated_at"),
             # The sweep fails PENDING jobs past their expiry: {status: PENDING, expires_at: {$lte: now}}.
             ("status", "expires_at"),
             # Pausing, changing or deleting a schedule cancels its PENDING occurrences.

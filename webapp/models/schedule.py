@@ -70,8 +70,9 @@ class Schedule(Document):
     meta = {
         "collection": "schedules",
         "indexes": [
-            ("owner_id", "-created_at"),
-            "-created_at",
+            # A user's schedules, and everyone's (the admin), newest first; _id settles ties in index order.
+            ("owner_id", "-created_at", "-id"),
+            ("-created_at", "-id"),
             # The materializer's query: {due_at: {$lte: now}}, soonest first.
             "due_at",
         ],

@@ -40,12 +40,24 @@ class User(UserMixin, Document):
     # An admin switched the account off: no sign-in, its tokens and sessions refused, its
     # jobs held (webapp/services/account_status.py). Read by the per-request user loaders.
     disabled = BooleanField(default=False)
+    # Change marks (webapp/services/change_marks.py): moved on whenever one of this account's jobs
+    # changes (`jobs_mark`), and for admins whenever any job changes (`all_jobs_mark`). Read with the
+    # account on every request, they let an unchanged table answer its poll with no other query.
+    jobs_mark = IntField(default=0)
+    all_jobs_mark = IntField(default=0)
     # API tokens this account logged out: {jti: when the token expires anyway}. Kept here so the
     # one read that loads a token's user also says whether the token was revoked (and a Redis
     # restart forgets nothing); entries already expired are dropped at the next logout.
     revoked_tokens = MapField(DateTimeField(), default=dict)
 
-    meta = {"collection": "users", "indexes": ["role"]}
+    meta = {
+        "collection": "users",
+        "indexes": [
+            "role",
+            # The admin's list of accounts, oldest first (_id settles ties, so pages are stable).
+            ("created_at", "id"),
+        ],
+    }
 
     @property
     def is_admin(self):

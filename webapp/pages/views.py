@@ -13,12 +13,12 @@ from flask_login import login_required
 from tasks.delivery import schedule_delivery
 from tasks.schedules import materialize_schedule
 from webapp import job_tables
+from webapp import polling
 from webapp.auth.blueprint import safe_next
 from webapp.errors import Conflict
 from webapp.errors import QuotaExceeded
 from webapp.errors import ValidationFailed
 from webapp.htmx import is_partial
-from webapp.htmx import render_if_changed
 from webapp.htmx import render_page_or_fragment
 from webapp.localtime import format_local
 from webapp.localtime import is_valid_zone
@@ -29,6 +29,7 @@ from webapp.pages.forms import parse_job_form
 from webapp.pages.preview import preview_errors
 from webapp.pages.preview import timing_preview as build_preview
 from webapp.services import accounts
+from webapp.services import change_marks
 from webapp.services import jobs
 from webapp.services import schedules
 from webapp.throttle import job_create_throttled
@@ -39,7 +40,7 @@ JOBS_CHANGED = "jobs-changed"
 
 
 def _table():
-    return job_tables.build(request.args, "pages.jobs_page", "pages.job_rows", owner_id=current_user.id)
+    return job_tables.build(request.args, "pages.jobs_page", "pages.job_rows", current_user, owner_id=current_user.id)
 
 
 @bp.get("/")
@@ -58,9 +59,16 @@ def jobs_page():
 @bp.get("/jobs/rows")
 @login_required
 def job_rows():
-    """The table body (and its counts and pager, out of band); 304 when nothing changed."""
+    """The table body (and its counts and pager, out of band); 304 when nothing changed.
+
+    An unchanged table is answered from the account's change mark, read with the session:
+    no other query (webapp/polling.py).
+    """
+    unchanged = polling.unchanged_by_mark(job_tables.table_mark(current_user, request.args))
+    if unchanged is not None:
+        return unchanged
     table = _table()
-    return render_if_changed("jobs/_poll.html", table.etag, table=table)
+    return polling.answer("jobs/_poll.html", table.mark, job_tables.fingerprint(table), table=table)
 
 
 @bp.get("/jobs/preview")
@@ -114,6 +122,8 @@ def create_job():
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
         schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
+        # The table below is about to refresh: its mark must have moved already (the API's create waits).
+        change_marks.bump([current_user.id])
         message = f"Scheduled “{job.subject}” for {format_local(job.send_at, parsed.zone)} ({parsed.zone})."
         if job.next_attempt_at != job.send_at:
             message += f" Its windows hold it until {format_local(job.next_attempt_at, parsed.zone)}."
@@ -129,11 +139,15 @@ def create_job():
 @login_required
 def job_detail(job_id):
     """One job with its attempt history; refreshes itself while the job can still change."""
+    mark = job_tables.detail_mark(current_user, job_id)
+    if is_partial() and (unchanged := polling.unchanged_by_mark(mark)) is not None:
+        return unchanged
     job = jobs.get_job(job_id, owner_id=current_user.id)
+    content = job_tables.detail_fingerprint(job)
     context = {"job": job, "detail_url": url_for("pages.job_detail", job_id=job.id),
-               "etag": job_tables.detail_etag(job)}
+               "etag": polling.compose(mark, content)}
     if is_partial():
-        return render_if_changed("jobs/_detail.html", context["etag"], **context)
+        return polling.answer("jobs/_detail.html", mark, content, **context)
     return render_template("jobs/detail.html", **context)
 
 

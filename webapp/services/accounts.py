@@ -119,8 +119,11 @@ def owner_id_for(value):
 
 
 def emails_by_id(user_ids):
-    """Map user ids to emails in one query (for tables that show each job's owner)."""
-    users = User.objects(id__in=list(set(user_ids))).only("email")
+    """Map user ids to emails in one query (for tables that show each job's owner); none for no ids."""
+    user_ids = list(set(user_ids))
+    if not user_ids:
+        return {}  # an empty table: no round trip (an empty `$in` is also a scan on FerretDB's SQLite)
+    users = User.objects(id__in=user_ids).only("email")
     return {user.id: user.email for user in users}
 
 
@@ -130,8 +133,8 @@ def count_admins():
 
 
 def list_users(page, per_page):
-    """Users, oldest first, one page, and the total."""
-    query = User.objects.order_by("created_at")
+    """Users, oldest first, one page, and the total (on the (created_at, _id) index; _id settles ties)."""
+    query = User.objects.order_by("created_at", "id")
     return list(query.skip((page - 1) * per_page).limit(per_page)), query.count()
 
 

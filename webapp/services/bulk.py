@@ -28,6 +28,7 @@ from webapp.errors import ValidationFailed
 from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.services import accounts
+from webapp.services import change_marks
 from webapp.services import job_timing
 from webapp.services import jobs
 from webapp.services import timing
@@ -103,17 +104,33 @@ def selection(ids=None, owner_id=None, status=None, overdue_before=None):
 
 
 def apply(action, query, now, send_at=None):
-    """Run `action` on the jobs `query` selects (one update_many); a BulkResult."""
+    """Run `action` on the jobs `query` selects (one update_many); a BulkResult.
+
+    The jobs changed are then read back by what the update wrote (cancelled: `status` and
+    `updated_at`, on the (status, updated_at) index; moved: `status` and `next_attempt_at`), for
+    their owners, whose change marks move on (webapp.services.change_marks), and for the queue.
+    Read after the write, not before, so a job that came to match meanwhile is not missed.
+    """
     if query is None:
         return BulkResult(action, 0)
     collection = Job._get_collection()
+    now = to_ms(now)  # as stored, so the read back by `updated_at` is an equality
     if action == "cancel":
         changed = collection.update_many(query, {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
+        if changed.modified_count:
+            cancelled = collection.find({"status": JobStatus.CANCELLED, "updated_at": now}, {"owner_id": 1})
+            change_marks.bump({job.get("owner_id") for job in cancelled})
         return BulkResult(action, changed.modified_count)
     due = to_ms(now if action == "send_now" else send_at)
     changed = collection.update_many(query, {"$set": {"next_attempt_at": due, "updated_at": now}})
-    moved = collection.find({"status": JobStatus.PENDING, "next_attempt_at": due}, {"_id": 1}).limit(MAX_QUEUED)
-    return BulkResult(action, changed.modified_count, [(job["_id"], due) for job in moved])
+    owners, queue = set(), []
+    for job in collection.find({"status": JobStatus.PENDING, "next_attempt_at": due}, {"owner_id": 1}):
+        owners.add(job.get("owner_id"))
+        if len(queue) < MAX_QUEUED:
+            queue.append((job["_id"], due))
+    if changed.modified_count:
+        change_marks.bump(owners)
+    return BulkResult(action, changed.modified_count, queue)
 
 
 def run(data, admin_zone, overdue_seconds, now):

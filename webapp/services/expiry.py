@@ -12,6 +12,7 @@ import logging
 
 from webapp.models import Job
 from webapp.models import JobStatus
+from webapp.services import change_marks
 from webapp.services import timing
 from webapp.timeutil import as_utc
 from webapp.timeutil import isoformat_z
@@ -58,16 +59,19 @@ def expire_pending(now, limit=1000):
 
     Read first, then write only what was found: on FerretDB every write command holds the
     server's write lock for its whole scan (scripts/ferretdb-patches/01), and an update_many
-    that matches nothing, run by every sweep and poller, would stall everyone's inserts.
+    that matches nothing, run by every sweep and poller, would stall everyone's inserts. The
+    owners' tables show the FAILED jobs: their change marks move on (webapp.services.change_marks).
     """
     collection = Job._get_collection()
     expired = {"status": JobStatus.PENDING, "expires_at": {"$lte": now}}
-    ids = [job["_id"] for job in collection.find(expired, {"_id": 1}).limit(limit)]
-    if not ids:
+    found = list(collection.find(expired, {"_id": 1, "owner_id": 1}).limit(limit))
+    if not found:
         return 0
     result = collection.update_many(
-        {"_id": {"$in": ids}, **expired},
+        {"_id": {"$in": [job["_id"] for job in found]}, **expired},
         {"$set": {"status": JobStatus.FAILED, "updated_at": now,
                   "last_error": f"{EXPIRED}: still waiting when expires_at passed; not sent"}},
     )
+    if result.modified_count:
+        change_marks.bump({job.get("owner_id") for job in found})
     return result.modified_count

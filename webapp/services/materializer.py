@@ -46,6 +46,7 @@ from webapp.models import Schedule
 from webapp.models import User
 from webapp.models.schedule import CatchUp
 from webapp.models.schedule import ScheduleStatus
+from webapp.services import change_marks
 from webapp.services import jobs
 from webapp.services.account_status import HELD_OWNER_DISABLED
 from webapp.services import recurrence
@@ -203,15 +204,19 @@ def _make(doc, times, now, settings):
         except DuplicateKeyError:
             continue  # made already, by another pass: never twice
         made.append((job_id, effective))
+    if made:  # the owner's tables show the new jobs: their change marks move on
+        change_marks.bump([doc["owner_id"]])
     return made
 
 
-def _cancel(made, now):
+def _cancel(doc, made, now):
     """Cancel jobs this pass made for a schedule that was paused, changed or deleted meanwhile."""
     collection = Job._get_collection()
     for job_id, _ in made:
         collection.update_one({"_id": job_id, "status": JobStatus.PENDING},
                               {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
+    if made:
+        change_marks.bump([doc["owner_id"]])
 
 
 def set_or_unset(fields):
@@ -236,7 +241,7 @@ def _carry_out(doc, now, settings):
     if done.matched_count == 0:  # a newer plan, or a person changed the schedule (a new version)
         current = collection.find_one({"_id": doc["_id"]}, {"version": 1})
         if current is None or current["version"] != doc["version"]:
-            _cancel(made, now)
+            _cancel(doc, made, now)
             return []
     return made
 

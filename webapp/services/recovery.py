@@ -21,6 +21,7 @@ from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.models import SweepTurn
 from webapp.models.job import DeliveryStage
+from webapp.services import change_marks
 from webapp.services.attempts import LEASE_FIELDS
 from webapp.services.attempts import attempt_fields
 from webapp.services.expiry import retry_time
@@ -49,7 +50,10 @@ def _recover(job, settings, now):
          "lease_expires_at": {"$lt": now}},
         {"$set": fields, "$unset": LEASE_FIELDS},
     )
-    return status if result.matched_count == 1 else None
+    if result.matched_count != 1:
+        return None
+    change_marks.note(job.get("owner_id"))
+    return status
 
 
 def recover_expired_leases(settings, now=None):
@@ -62,8 +66,10 @@ def recover_expired_leases(settings, now=None):
     now = now or utcnow()
     query = {"status": JobStatus.RUNNING, "lease_expires_at": {"$lt": now}}
     recovered = []
-    # The zone and windows too: a job given back waits for the next opening of its windows.
-    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "timezone": 1, "windows": 1}
+    # The zone and windows too: a job given back waits for the next opening of its windows. The owner:
+    # their tables' change marks move on.
+    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "timezone": 1, "windows": 1,
+              "owner_id": 1}
     for job in Job._get_collection().find(query, fields):
         status = _recover(job, settings, now)
         if status:

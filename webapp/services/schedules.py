@@ -16,6 +16,7 @@ from webapp.models import JobStatus
 from webapp.models import Schedule
 from webapp.models import Window
 from webapp.models.schedule import ScheduleStatus
+from webapp.services import change_marks
 from webapp.services import job_timing
 from webapp.services import recurrence
 from webapp.services import timing
@@ -100,11 +101,15 @@ def cancel_pending_occurrences(schedule_id, now):
 
     Found by a read (the (schedule_id, status) index; usually one: the next occurrence), then
     cancelled one by one by `_id`, each still only if PENDING: on FerretDB a write command holds
-    the server's write lock for its whole scan, and an update_many on these fields scans.
+    the server's write lock for its whole scan, and an update_many on these fields scans. The
+    owner's tables show them cancelled: their change marks move on (webapp.services.change_marks).
     """
     collection = Job._get_collection()
-    pending = collection.find({"schedule_id": schedule_id, "status": JobStatus.PENDING}, {"_id": 1})
-    return cancel_jobs([job["_id"] for job in pending], now)
+    pending = list(collection.find({"schedule_id": schedule_id, "status": JobStatus.PENDING}, {"owner_id": 1}))
+    cancelled = cancel_jobs([job["_id"] for job in pending], now)
+    if cancelled:
+        change_marks.bump({job.get("owner_id") for job in pending})
+    return cancelled
 
 
 def cancel_jobs(job_ids, now):

@@ -1,6 +1,7 @@
 """The figures the status page, `GET /api/admin/stats`, /api/health and /metrics show, one query each.
 
-- counts per status: one `$group` over the jobs (webapp.services.jobs.status_counts);
+- counts per status: the counts webapp.services.job_counts keeps (a read by `_id`, recounted at
+  most every JOB_COUNTS_SECONDS from the status index), with when they were counted;
 - overdue: PENDING jobs more than OVERDUE_SECONDS past `next_attempt_at` (their
   effective send time): a count and the oldest, both on the (status, next_attempt_at) index;
 - rates and lateness: two hour documents and thirty day documents by `_id`
@@ -9,9 +10,9 @@
 - queue: Huey's pending and scheduled counts (LLEN / ZCARD on Redis);
 - paused: the control document, by `_id`.
 
-On MongoDB every one of these is answered from an index or by `_id`. On the
-embedded FerretDB the counts and the overdue query still read the whole
-jobs collection (it pushes only `_id` filters down to SQLite).
+On MongoDB and on the embedded FerretDB (patches 03/04) every one of these is answered from
+an index or by `_id`; the overdue count reads the overdue jobs (to leave held ones out), so it
+costs as much as the backlog, not as the jobs stored.
 """
 
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.services import control
 from webapp.services import delivery_stats
-from webapp.services import jobs
+from webapp.services import job_counts
 from webapp.services import workers
+from webapp.timeutil import isoformat_z
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
@@ -59,6 +61,7 @@ class Stats:
 
     now: object
     counts: dict
+    counted_at: object
     overdue: dict
     per_minute: list
     per_day: list
@@ -77,6 +80,7 @@ class Stats:
         """The `GET /api/admin/stats` document."""
         return {
             "counts": self.counts,
+            "counted_at": isoformat_z(self.counted_at),
             "overdue": self.overdue,
             "rates": {"per_minute": self.per_minute, "per_day": self.per_day},
             "lateness": self.lateness,
@@ -87,14 +91,16 @@ class Stats:
         }
 
 
-def collect(overdue_seconds, now=None):
-    """Read every figure once (see the module doc for what each costs)."""
+def collect(overdue_seconds, counts_max_age=0, now=None):
+    """Read every figure once (see the module doc for what each costs); counts at most `counts_max_age` s old."""
     now = now or utcnow()
     records = workers.list_workers(now)
     per_minute, lateness = delivery_stats.last_hour(now)
+    kept = job_counts.read(counts_max_age, now)
     return Stats(
         now=now,
-        counts=jobs.status_counts(),
+        counts=kept.counts,
+        counted_at=kept.counted_at,
         overdue=overdue(now, overdue_seconds),
         per_minute=per_minute,
         per_day=delivery_stats.last_days(now),

@@ -39,9 +39,11 @@
     var etag = evt.detail.elt.getAttribute("data-etag");
     if (etag && evt.detail.verb === "get") evt.detail.headers["If-None-Match"] = etag;
   });
+  // A 304 may carry a fresh ETag too (the server looked at the table and found it unchanged): keep it,
+  // so the next polls are answered from the account's change mark alone (webapp/polling.py).
   document.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.elt, xhr = evt.detail.xhr;
-    if (!elt.hasAttribute("data-etag") || !xhr || xhr.status !== 200) return;
+    if (!elt.hasAttribute("data-etag") || !xhr || (xhr.status !== 200 && xhr.status !== 304)) return;
     var etag = xhr.getResponseHeader("ETag");
     if (etag) elt.setAttribute("data-etag", etag);
   });
