@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 # Shorter than the minute between runs, so a late consumer clock does not skip a minute.
 SWEEP_TURN_SECONDS = 45
-# The expiry read scans the jobs on FerretDB: once per this many seconds across every sweeper
-# (`flask sweep --every 0.5` pollers included). A job's expiry never waits on it to be enforced:
+# The expiry read (an index range on (status, expires_at), pushed down to SQLite on FerretDB) runs
+# once per this many seconds across every sweeper (`flask sweep --every 0.5` pollers included). A job's expiry never waits on it to be enforced:
 # the claim refuses an expired job; this only turns a PENDING one FAILED sooner.
 EXPIRE_TURN_SECONDS = 30
 
