@@ -23,6 +23,7 @@ from scripts.preflight import message as preflight_message
 from scripts.preflight import redis_server_executable
 from tests.support.commands import RECORDER
 from tests.support.consumer import HueyConsumer
+from tests.support.faults import FaultySmtp
 from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
 from tests.support.redis_server import RedisServer
@@ -175,6 +176,38 @@ def consumer(app):
     worker = HueyConsumer(worker_env(), TMP / "consumer.log", workers=4).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_consumer_stopped(consumer):
+    """Keep the shared consumer out of a module that runs its own consumers or counts what they do
+    (it polls the same database and queue); it is started again after the module.
+
+    A module opts in with `pytestmark = pytest.mark.usefixtures("shared_consumer_stopped")`.
+    """
+    consumer.stop()
+    yield
+    consumer.start()
+
+
+@pytest.fixture(scope="module")
+def mail_server():
+    """An SMTP server whose faults a test sets (tests/support/faults.py), one per module that asks."""
+    server = FaultySmtp()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def mail(mail_server):
+    """The module's faulty SMTP server, emptied, accepting everything, and running (a test may stop it)."""
+    if mail_server._controller is None:
+        mail_server.start()
+    mail_server.clear()
+    mail_server.reset_faults()
+    yield mail_server
+    mail_server.reset_faults()
 
 
 class ApiClient:

@@ -20,7 +20,6 @@ from tests.support.fault_scenarios import burst_scenario
 from tests.support.fault_scenarios import claim_race_scenario
 from tests.support.fault_scenarios import kill_scenario
 from tests.support.fault_scenarios import takeover_scenario
-from tests.support.faults import FaultySmtp
 from tests.support.faults import Fleet
 from tests.support.faults import RedisServer
 from tests.support.faults import all_completed
@@ -29,35 +28,7 @@ from tests.support.faults import make_jobs
 from tests.support.faults import statuses
 from tests.support.faults import wait_until
 
-pytestmark = pytest.mark.faults
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_consumer_paused(request):
-    """The suite's shared consumer polls the same database: keep it out of these tests."""
-    shared = request.getfixturevalue("consumer")
-    shared.stop()
-    yield
-    shared.start()
-
-
-@pytest.fixture(scope="module")
-def mail_server():
-    server = FaultySmtp()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture()
-def mail(mail_server):
-    """This module's SMTP server, emptied, accepting everything, and running."""
-    if mail_server._controller is None:
-        mail_server.start()
-    mail_server.clear()
-    mail_server.reset_faults()
-    yield mail_server
-    mail_server.reset_faults()
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("shared_consumer_stopped")]
 
 
 def consumer_env(**overrides):

@@ -292,11 +292,7 @@ def test_app_queries_use_an_index(servers):
 
             sent = list(log.commands)
             assert len(sent) > 25
-            problems = []
-            for name, command in sent:
-                for explained in as_explained(name, command):
-                    problems += plan_problems(pushdown.uri, "mailjobs_pushdown", explained, UNINDEXED)
-            assert not problems, "\n".join(problems)
+            assert_each_uses_an_index(pushdown.uri, sent)
     finally:
         mongoengine.disconnect(alias="pushdown-test")
 
@@ -354,13 +350,18 @@ def test_scheduling_queries_use_an_index(servers):
 
             sent = list(log.commands)
             assert len(sent) >= 8
-            problems = []
-            for name, command in sent:
-                for explained in as_explained(name, command):
-                    problems += plan_problems(pushdown.uri, "mailjobs_pushdown", explained, UNINDEXED)
-            assert not problems, "\n".join(problems)
+            assert_each_uses_an_index(pushdown.uri, sent)
     finally:
         mongoengine.disconnect(alias="pushdown-sched")
+
+
+def assert_each_uses_an_index(uri, sent):
+    """Every (name, command) the app sent, explained on the pushdown server, searches an index."""
+    problems = []
+    for name, command in sent:
+        for explained in as_explained(name, command):
+            problems += plan_problems(uri, "mailjobs_pushdown", explained, UNINDEXED)
+    assert not problems, "\n".join(problems)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ import pytest
 from bson import ObjectId
 from huey.storage import RedisStorage
 
-from tests.support.faults import FaultySmtp
 from tests.support.faults import Fleet
 from tests.support.faults import wait_until
 from webapp.models import Job
@@ -30,32 +29,8 @@ from webapp.services.validation import parse
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("shared_consumer_stopped")]
 SETTINGS = materializer.MaterializeSettings(sender="scheduler@mailjobs.test", misfire_seconds=60)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_consumer_stopped(request):
-    """The suite's shared consumer makes occurrences too: keep it out of these tests."""
-    shared = request.getfixturevalue("consumer")
-    shared.stop()
-    yield
-    shared.start()
-
-
-@pytest.fixture(scope="module")
-def mail_server():
-    server = FaultySmtp()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture()
-def mail(mail_server):
-    mail_server.clear()
-    mail_server.reset_faults()
-    yield mail_server
 
 
 @pytest.fixture()

@@ -25,14 +25,7 @@ from tests.support.status import Consumers
 from tests.support.status import clear_figures
 from tests.support.status import wait_until
 
-
-@pytest.fixture(scope="module", autouse=True)
-def shared_consumer_stopped(request):
-    """The suite's shared consumer polls the same database and queue: keep it out of these tests."""
-    shared = request.getfixturevalue("consumer")
-    shared.stop()
-    yield
-    shared.start()
+pytestmark = pytest.mark.usefixtures("shared_consumer_stopped")
 
 
 @pytest.fixture(autouse=True)
