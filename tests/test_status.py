@@ -171,9 +171,11 @@ def test_stats_match_the_jobs_a_real_consumer_delivered(client, admin, api, cons
 
     messages = smtp.wait_for(6, timeout=20)
     wait_until(lambda: job_status(failed["id"]) == "FAILED", 10, "the bouncing job to fail")
+    # A beat writes the figures, then the heartbeat that carries the SMTP state: wait for both.
     figures = wait_until(lambda: (s := stats(client, admin)) and totals_of(s["rates"]["per_minute"])["sent"] == 6
-                         and totals_of(s["rates"]["per_minute"])["failed"] == 1 and s, 10,
-                         "the consumer to flush its figures")
+                         and totals_of(s["rates"]["per_minute"])["failed"] == 1
+                         and s["smtp"]["ok"] is not None and s, 10,
+                         "the consumer to flush its figures and its heartbeat")
 
     assert figures["counts"] == {"PENDING": 1, "RUNNING": 0, "COMPLETED": 6, "FAILED": 1, "CANCELLED": 1,
                                  "IN_DOUBT": 0}
