@@ -23,8 +23,8 @@ def audit_page():
     entries, total = audit.list(actor=actor, action=action, page=page, per_page=per_page)
     filters = {"actor": actor, "action": action or ""}
 
-    def page_url(number):
-        args = {**filters, "page": number if number > 1 else None,
+    def page_url(page):
+        args = {**filters, "page": page if page > 1 else None,
                 "per_page": per_page if per_page != PER_PAGE else None}
         return url_for("admin.audit_page", **{key: value for key, value in args.items() if value})
 
