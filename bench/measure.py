@@ -1,4 +1,4 @@
-"""Helpers the delivery benchmarks share: times, percentiles, duplicates, CPU, an earlier revision."""
+"""Helpers the benchmarks share: times, percentiles, duplicates, CPU, an earlier revision, size ratios."""
 
 import os
 import signal
@@ -8,6 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def ratios_largest_to_smallest(results):
+    """Each `*_ms` figure of the largest size divided by the smallest's (results ordered by size)."""
+    first, last = results[0], results[-1]
+    return {key: round(last[key] / first[key], 2) for key in last if key.endswith("_ms") and first[key]}
 
 
 def cpu_seconds(pid):

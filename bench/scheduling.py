@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import ratios_largest_to_smallest  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_SCHEDULING_SIZES", "1000,10000").split(",")]
@@ -136,13 +137,11 @@ def main():
             pure = pure_figures(now)
     finally:
         ferret.stop()
-    first, last = results[0], results[-1]
     print(json.dumps({
         "benchmark": "scheduling",
         "stack": "embedded FerretDB (SQLite, patched), median of %d" % REPEAT,
         "by_size": results,
-        "ratio_largest_to_smallest": {key: round(last[key] / first[key], 2) for key in last
-                                      if key.endswith("_ms") and first[key]},
+        "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
         "pure": pure,
     }, indent=2))
 

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import ratios_largest_to_smallest  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_STATUS_SIZES", "1000,10000").split(",")]
@@ -190,13 +191,11 @@ def main():
             layout = per_day_layout(DeliveryStats._get_collection().database["bench_per_day_layout"], now)
     finally:
         ferret.stop()
-    first, last = results[0], results[-1]
     print(json.dumps({
         "benchmark": "status",
         "stack": "embedded FerretDB (SQLite, patched), Flask test client, median of %d" % REPEAT,
         "by_size": results,
-        "ratio_largest_to_smallest": {key: round(last[key] / first[key], 2) for key in last
-                                      if key.endswith("_ms") and first[key]},
+        "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
         "baseline_one_document_per_day_with_1440_minutes": layout,
     }, indent=2))
 
