@@ -46,6 +46,7 @@ from types import SimpleNamespace
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import timed_runs as timed  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 BINARY = os.environ.get("FERRETDB_BIN") or str(ROOT / "var" / "bin" / "ferretdb")
@@ -150,18 +151,6 @@ def shapes(owners, leased):
         "expired_leases": lambda: recovery.recover_expired_leases(settings),
         "conditional_update": lambda: attempts.renew_leases([(leased, 300, False)]),
     }
-
-
-def timed(fn, runs, warm_up=True):
-    """Milliseconds per run (one warm-up run first, not counted, if asked)."""
-    if warm_up:
-        fn()
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def p95(values):

@@ -4,10 +4,24 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed_runs(action, runs, warm_up=True, scale=1000):
+    """`action()` timed `runs` times, after one warm-up run that is not counted (if asked): a list of
+    milliseconds (scale 1000) or microseconds (1e6)."""
+    if warm_up:
+        action()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - start) * scale)
+    return samples
 
 
 def ratios_largest_to_smallest(results):

@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import ratios_largest_to_smallest  # noqa: E402
+from bench.measure import timed_runs  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_SCHEDULING_SIZES", "1000,10000").split(",")]
@@ -38,13 +38,7 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "10"))
 
 def timed(action, repeat=REPEAT, scale=1000):
     """Median of `action()` over `repeat` runs after one warm-up, in ms (scale 1000) or µs (1e6)."""
-    action()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * scale)
-    return round(statistics.median(samples), 2)
+    return round(statistics.median(timed_runs(action, repeat, scale=scale)), 2)
 
 
 def seed_jobs(count, now):

@@ -20,7 +20,6 @@ import random
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import ratios_largest_to_smallest  # noqa: E402
+from bench.measure import timed_runs  # noqa: E402
 from tests.support.ferretdb import FerretDBServer  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_STATUS_SIZES", "1000,10000").split(",")]
@@ -38,13 +38,7 @@ REPEAT = int(os.environ.get("BENCH_REPEAT", "10"))
 
 def timed(action, repeat=REPEAT):
     """Median milliseconds of `action()` over `repeat` runs (after one warm-up)."""
-    action()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(samples), 2)
+    return round(statistics.median(timed_runs(action, repeat)), 2)
 
 
 def busy_minute(seed):
