@@ -13,13 +13,24 @@ PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'imp
 # The preflight runs before anything is installed: the venv's python once there is one.
 PREFLIGHT = $(or $(wildcard $(PY)),$(PYTHON313),python3) scripts/preflight.py
 
-.PHONY: run test venv ferretdb mailpit chromium bench bench-full screenshots clean preflight-run preflight-test
+.PHONY: run test lint format venv ferretdb mailpit chromium bench bench-full screenshots clean preflight-run preflight-test
 
 run: preflight-run $(VENV)/.installed $(FERRETDB)  ## start the whole stack in the foreground (Ctrl-C stops all)
-	$(PY) -m webapp.devstack
+	$(PY) -m devstack
 
-test: preflight-test $(VENV)/.installed-test $(FERRETDB) $(MAILPIT)  ## run the whole test suite against real servers
+test: preflight-test $(VENV)/.installed-test $(FERRETDB) $(MAILPIT)  ## lint, then the whole test suite against real servers
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Settings in pyproject.toml: ruff (lint and format) on everything, mypy on the domain, the mail adapter and the tasks.
+lint: $(VENV)/.installed-test  ## ruff (lint and format check) and mypy, as `make test` runs them first
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed-test  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # In the first second: say what the machine lacks and how to install it, then stop.
 preflight-run preflight-test: preflight-%:

@@ -79,7 +79,7 @@ def burst(stack, jobs, consumers, workers, code=None):
 
 def database_alone(stack, jobs, threads):
     """Claims and COMPLETED writes per second, `threads` threads, no SMTP and no queue: the database's share."""
-    from webapp.services import attempts
+    from webapp.services.delivery import attempts
 
     stack.delete_jobs()
     created = stack.insert_jobs(jobs, due_in(-1))

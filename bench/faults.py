@@ -81,7 +81,7 @@ def main():
     }
     os.environ.clear()
     os.environ.update(env)
-    from webapp import create_app
+    from webapp.app import create_app
     from webapp.config import load_config
 
     create_app(load_config("development"))

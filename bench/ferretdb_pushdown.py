@@ -132,21 +132,21 @@ def seed(uri, size, now):
 
 def shapes(owners, leased):
     """The app's queries, by name: each a function that runs one."""
-    from webapp.services import attempts
-    from webapp.services import jobs
-    from webapp.services import recovery
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import recovery
+    from webapp.services.jobs import actions
 
     small, big, _ = owners
     settings = SimpleNamespace(in_doubt_policy="resend")
     return {
-        "list_owner_10": lambda: jobs.list_jobs(owner_id=small, page=1, per_page=20),
-        "list_owner_big": lambda: jobs.list_jobs(owner_id=big, page=1, per_page=20),
-        "list_owner_big_page5": lambda: jobs.list_jobs(owner_id=big, page=5, per_page=20),
-        "list_owner_big_pending": lambda: jobs.list_jobs(owner_id=big, status="PENDING", page=1, per_page=20),
-        "admin_list": lambda: jobs.list_jobs(page=1, per_page=20),
-        "admin_list_failed": lambda: jobs.list_jobs(status="FAILED", page=1, per_page=20),
-        "counts_all": lambda: jobs.status_counts(),
-        "counts_owner": lambda: jobs.status_counts(owner_id=big),
+        "list_owner_10": lambda: actions.list_jobs(owner_id=small, page=1, per_page=20),
+        "list_owner_big": lambda: actions.list_jobs(owner_id=big, page=1, per_page=20),
+        "list_owner_big_page5": lambda: actions.list_jobs(owner_id=big, page=5, per_page=20),
+        "list_owner_big_pending": lambda: actions.list_jobs(owner_id=big, status="PENDING", page=1, per_page=20),
+        "admin_list": lambda: actions.list_jobs(page=1, per_page=20),
+        "admin_list_failed": lambda: actions.list_jobs(status="FAILED", page=1, per_page=20),
+        "counts_all": lambda: actions.status_counts(),
+        "counts_owner": lambda: actions.status_counts(owner_id=big),
         "due_jobs": lambda: recovery.due_unqueued_jobs(),
         "expired_leases": lambda: recovery.recover_expired_leases(settings),
         "conditional_update": lambda: attempts.renew_leases([(leased, 300, False)]),

@@ -10,7 +10,7 @@ MONGODB_URI set:
 `sweep` gives the sweep the same work at every size before each run (none of it timed): SWEEP_DUE
 PENDING jobs due 10 minutes ago (queued again each time) and SWEEP_EXPIRED RUNNING jobs whose
 lease has run out (recovered each time), with Huey's queue emptied before each run; the rest of the stored jobs are finished or in the future,
-which the sweep must not pay for. Where the checkout has retention (webapp.services.retention),
+which the sweep must not pay for. Where the checkout has retention (webapp.services.jobs.retention),
 `sweep` also times one retention batch with RETENTION_BACKLOG finished jobs past the cutoff.
 Only public functions of the app are used, so the same file runs in older checkouts.
 """
@@ -19,7 +19,6 @@ import importlib
 import inspect
 import json
 import os
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -33,7 +32,7 @@ RETENTION_BACKLOG = 1000
 
 
 def _app():
-    from webapp import create_app
+    from webapp.app import create_app
 
     return create_app()
 
@@ -87,7 +86,6 @@ def time_sweep(runs):
     result = {}
     with app.app_context():
         jobs = Job._get_collection()
-        now = utcnow()
         # The staged work: pending jobs far in the future, made due; finished ones, made stale RUNNING.
         pending_ids = [doc["_id"] for doc in jobs.find({"status": "PENDING"}, {"_id": 1}).limit(SWEEP_DUE)]
         finished_ids = [doc["_id"] for doc in jobs.find({"status": "COMPLETED"}, {"_id": 1}).limit(SWEEP_EXPIRED)]
@@ -110,7 +108,7 @@ def time_sweep(runs):
 def time_retention(app, jobs):
     """One retention batch with RETENTION_BACKLOG finished jobs past the cutoff; None without retention."""
     try:
-        retention = importlib.import_module("webapp.services.retention")
+        retention = importlib.import_module("webapp.services.jobs.retention")
     except ImportError:
         return None
     from bson import ObjectId
@@ -152,13 +150,13 @@ def time_counts(runs):
     `kept_read` is what a page pays between recounts (one read by `_id`); `live` what a recount costs
     (and what every read paid before). None where the checkout keeps no counts.
     """
-    from webapp.services import jobs
+    from webapp.services.jobs import actions
 
     app = _app()
     with app.app_context():
-        result = {"live": _timed(jobs.status_counts, runs)}
+        result = {"live": _timed(actions.status_counts, runs)}
         try:
-            job_counts = importlib.import_module("webapp.services.job_counts")
+            job_counts = importlib.import_module("webapp.services.monitoring.job_counts")
         except ImportError:
             return {**result, "kept_read": None}
         job_counts.recount()

@@ -192,7 +192,7 @@ def run_size(size, tmp, baseline_code):
     """Seed `size` jobs once; measure this checkout, then the baseline on a copy of the same data."""
     from pymongo import MongoClient
 
-    from webapp.services.passwords import hash_password
+    from webapp.services.accounts.passwords import hash_password
     from webapp.timeutil import utcnow
 
     data = tmp / f"data-{size}"

@@ -69,9 +69,9 @@ def seed_schedules(now):
 
 
 def pure_figures(now):
-    from webapp.services import materializer
-    from webapp.services import recurrence
-    from webapp.services import timing
+    from webapp.services.recurring import occurrences
+    from webapp.services.scheduling import recurrence
+    from webapp.services.scheduling import timing
 
     berlin = timing.zone("Europe/Berlin")
     windows = timing.windows_from([{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "12:00"},
@@ -80,29 +80,29 @@ def pure_figures(now):
     saturday_evening = datetime(2031, 7, 5, 18, 0, tzinfo=UTC)
     week_down = {"_id": "bench", "cron": "* * * * *", "timezone": "Europe/Berlin", "catch_up": "latest", "runs": 0,
                  "cursor_at": now - timedelta(days=7), "windows": []}
-    settings = materializer.MaterializeSettings()
+    settings = occurrences.MaterializeSettings()
     return {
         "effective_send_at_three_windows_us": timed(lambda: timing.next_opening(saturday_evening, windows, berlin),
                                                     repeat=200, scale=1e6),
         "next_5_runs_weekdays_at_9_us": timed(lambda: recurrence.next_runs("0 9 * * 1-5", berlin, now, 5),
                                               repeat=200, scale=1e6),
         "catch_up_plan_minutely_after_a_week_down_ms": timed(
-            lambda: materializer.plan_occurrences(week_down, now, settings), repeat=5),
+            lambda: occurrences.plan_occurrences(week_down, now, settings), repeat=5),
     }
 
 
 def measure(size, now):
     from bson import ObjectId
 
-    from webapp.services import expiry
-    from webapp.services import materializer
-    from webapp.services import schedules
+    from webapp.services.delivery import expiry
+    from webapp.services.recurring import occurrences
+    from webapp.services.recurring import schedules
 
-    settings = materializer.MaterializeSettings()
+    settings = occurrences.MaterializeSettings()
     return {
         "jobs": size,
         "expiry_sweep_nothing_expired_ms": timed(lambda: expiry.expire_pending(now)),
-        "materializer_pass_nothing_due_ms": timed(lambda: materializer.materialize_due(now, settings)),
+        "materializer_pass_nothing_due_ms": timed(lambda: occurrences.materialize_due(now, settings)),
         "cancel_pending_occurrences_ms": timed(lambda: schedules.cancel_pending_occurrences(ObjectId(), now)),
     }
 
@@ -116,7 +116,7 @@ def main():
                        "LOG_LEVEL": "WARNING"})
     os.environ.pop("REDIS_URL", None)
     try:
-        from webapp import create_app
+        from webapp.app import create_app
         from webapp.config import load_config
 
         app = create_app(load_config("development"))
@@ -133,7 +133,7 @@ def main():
         ferret.stop()
     print(json.dumps({
         "benchmark": "scheduling",
-        "stack": "embedded FerretDB (SQLite, patched), median of %d" % REPEAT,
+        "stack": f"embedded FerretDB (SQLite, patched), median of {REPEAT}",
         "by_size": results,
         "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
         "pure": pure,

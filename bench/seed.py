@@ -2,7 +2,7 @@
 
 `seed(db, size, now)` fills an empty database with `size` jobs in batches of 1,000
 (`insert_many`), about 10 s per 10,000 jobs on FerretDB. The documents carry the fields the app's
-own writes leave (webapp/services/jobs.py, attempts.py, recovery.py), with the statuses, dates
+own writes leave (webapp/services/jobs/actions.py, attempts.py, recovery.py), with the statuses, dates
 and owners of a service two to three months old:
 
 - owners: `small` (10 jobs), `big` (10% of all: 10,000 at 100,000), `admin` (a few jobs),

@@ -93,7 +93,7 @@ class Stack:
         os.environ.update(self.env)
         from tasks.queue import huey
         from tasks.queue import make_huey
-        from webapp import create_app
+        from webapp.app import create_app
         from webapp.config import load_config
 
         huey.storage = make_huey().storage  # this process queues where the consumers read
@@ -181,7 +181,7 @@ class Stack:
         from bson import ObjectId
 
         from webapp.models import Job
-        from webapp.services.jobs import message_id_for
+        from webapp.services.jobs.actions import message_id_for
         from webapp.timeutil import utcnow
 
         owner = owner or ObjectId()

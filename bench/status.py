@@ -42,7 +42,7 @@ def timed(action, repeat=REPEAT):
 
 
 def busy_minute(seed):
-    from webapp.services.process_tally import MinuteFigures
+    from webapp.services.monitoring.tally import MinuteFigures
 
     rng = random.Random(seed)
     figures = MinuteFigures(sent=rng.randint(50, 300), failed=rng.randint(0, 3), retried=rng.randint(0, 8))
@@ -54,7 +54,7 @@ def busy_minute(seed):
 
 def seed_figures(now):
     """48 hours of busy minutes (hour documents) and 30 busy days, written the way consumers write them."""
-    from webapp.services import delivery_stats
+    from webapp.services.monitoring import delivery_stats
 
     start = now.replace(second=0, microsecond=0) - timedelta(hours=48)
     minutes = {start + timedelta(minutes=m): busy_minute(m) for m in range(48 * 60)}
@@ -86,10 +86,10 @@ def seed_jobs(count, now):
 
 
 def seed_workers(now):
-    from webapp.services import workers
+    from webapp.services.monitoring import heartbeats
 
     for n in range(3):
-        workers.beat(f"bench-host:{n}", {"host": "bench-host", "pid": n, "started_at": now, "beat_at": now,
+        heartbeats.beat(f"bench-host:{n}", {"host": "bench-host", "pid": n, "started_at": now, "beat_at": now,
                                          "heartbeat_seconds": 3600.0, "threads": 4, "in_flight": [],
                                          "paused_seen": None, "smtp": {"last_ok_at": now, "last_error": None}})
 
@@ -111,10 +111,10 @@ def per_day_layout(collection, now):
 def measure(app, client, headers, admin_pages_etag, size):
     from webapp.models import Job
     from webapp.models import WorkerBeat
-    from webapp.services import delivery_stats
-    from webapp.services import jobs
-    from webapp.services import stats
-    from webapp.services import workers
+    from webapp.services.jobs import actions
+    from webapp.services.monitoring import delivery_stats
+    from webapp.services.monitoring import heartbeats
+    from webapp.services.monitoring import stats
 
     now = datetime.now(UTC)
     day_ids = [delivery_stats.day_id(now - timedelta(days=d)) for d in range(30)]
@@ -123,8 +123,8 @@ def measure(app, client, headers, admin_pages_etag, size):
         result = {
             "jobs_stored": Job._get_collection().estimated_document_count(),
             "heartbeat_flush_ms": timed(lambda: delivery_stats.flush({now: busy_minute(1)})),
-            "heartbeat_upsert_ms": timed(lambda: workers.beat("bench-host:0", {"beat_at": datetime.now(UTC)})),
-            "status_counts_ms": timed(jobs.status_counts),
+            "heartbeat_upsert_ms": timed(lambda: heartbeats.beat("bench-host:0", {"beat_at": datetime.now(UTC)})),
+            "status_counts_ms": timed(actions.status_counts),
             "overdue_ms": timed(lambda: stats.overdue(now, 300)),
             "last_hour_ms": timed(lambda: delivery_stats.last_hour(now)),
             "last_30_days_in_ms": timed(lambda: list(stats_collection.find({"_id": {"$in": day_ids}}))),
@@ -147,16 +147,16 @@ def main():
                        "HUEY_SQLITE_PATH": str(tmp / "huey.db"), "HUEY_NAME": "bench-status", "LOG_LEVEL": "WARNING"})
     os.environ.pop("REDIS_URL", None)
     try:
-        from webapp import create_app
+        from webapp.app import create_app
         from webapp.config import load_config
-        from webapp.services import accounts
+        from webapp.services.accounts import users
 
         app = create_app(load_config("development"))
         app.config["WTF_CSRF_ENABLED"] = False
         client = app.test_client()
         now = datetime.now(UTC)
         with app.app_context():
-            accounts.create_or_promote_admin("bench@example.com", "bench-password")
+            users.create_or_promote_admin("bench@example.com", "bench-password")
             seed_figures(now)
             seed_workers(now)
         token = client.post("/api/auth/login", json={"email": "bench@example.com", "password": "bench-password"})
@@ -187,7 +187,7 @@ def main():
         ferret.stop()
     print(json.dumps({
         "benchmark": "status",
-        "stack": "embedded FerretDB (SQLite, patched), Flask test client, median of %d" % REPEAT,
+        "stack": f"embedded FerretDB (SQLite, patched), Flask test client, median of {REPEAT}",
         "by_size": results,
         "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
         "baseline_one_document_per_day_with_1440_minutes": layout,

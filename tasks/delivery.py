@@ -1,6 +1,6 @@
 """The delivery task: send a job when due.
 
-Thin on purpose: the rules live in webapp.services.delivery. A job whose
+Thin on purpose: the rules live in webapp.services.delivery.rules. A job whose
 worker died is recovered by every consumer's maintenance thread
 (tasks/maintenance.py) and by the periodic sweep (tasks/sweeper.py), not by a
 task per job.
@@ -13,15 +13,15 @@ from datetime import timedelta
 from bson import ObjectId
 from pymongo.errors import ConnectionFailure
 
+from tasks.context import bound_app
+from tasks.context import worker_id
 from tasks.queue import huey
-from tasks.worker_app import worker_app
-from tasks.worker_app import worker_id
-from webapp.services import control
-from webapp.services import delivery
-from webapp.services import recovery
-from webapp.services.mailer import send_email
-from webapp.services.process_tally import TALLY
-from webapp.services.process_tally import observed
+from webapp.mail.mailer import send_email
+from webapp.services.delivery import pause
+from webapp.services.delivery import recovery
+from webapp.services.delivery import rules
+from webapp.services.monitoring.tally import TALLY
+from webapp.services.monitoring.tally import observed
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
@@ -93,7 +93,7 @@ def deliver_job(job_id, due_at=None):
     Without `due_at` (a task the sweep queued, or one queued by an earlier
     version) the job is read first: if it is no longer PENDING, that is all.
     """
-    app = worker_app()
+    app = bound_app()
     with app.app_context():
         oid = ObjectId(job_id)
         lead = app.config["SCHEDULE_LEAD_SECONDS"]
@@ -112,16 +112,16 @@ def deliver_job(job_id, due_at=None):
             schedule_delivery(oid, due, lead, check_first=due_at is None)  # queued too early: come back later
             return
         try:
-            if control.delivery_paused():  # the job stays PENDING; resume queues it again
+            if pause.delivery_paused():  # the job stays PENDING; resume queues it again
                 log.info("job %s: delivery is paused, not sending", oid)
                 return
         except ConnectionFailure as exc:
             retry_later(deliver_job, oid, due_at, exc)
             return
-        settings = delivery.DeliverySettings.from_config(app.config)
+        settings = rules.DeliverySettings.from_config(app.config)
         mail, timeout, idle = app.extensions["mail"], app.config["MAIL_TIMEOUT"], app.config["MAIL_IDLE_SECONDS"]
         try:
-            result = delivery.deliver(
+            result = rules.deliver(
                 oid,
                 worker_id(),
                 settings,

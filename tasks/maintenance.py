@@ -8,9 +8,9 @@ with `-k thread`, 1 per process with `-k process`) and run ONE maintenance
 thread per process: started by the first worker, stopped by the last.
 
 Every HEARTBEAT_SECONDS the thread
-1. re-reads the pause flag (webapp.services.control),
+1. re-reads the pause flag (webapp.services.delivery.pause),
 2. writes the figures the process counted since the last beat
-   (webapp.services.process_tally → delivery_stats.flush, one bulk write),
+   (webapp.services.monitoring.tally → delivery_stats.flush, one bulk write),
 3. upserts its WorkerBeat by `_id` (host:pid) with its threads, jobs in
    flight, the pause it saw and its SMTP observations,
 4. recovers jobs whose lease ran out (a consumer died holding them: one
@@ -23,7 +23,7 @@ Every HEARTBEAT_SECONDS the thread
    conditional on the lease token it saw,
 5. closes this process's SMTP connections idle for MAIL_IDLE_SECONDS,
 6. recounts the jobs per status over all jobs when the kept counts are older
-   than JOB_COUNTS_SECONDS (webapp.services.job_counts: one read by `_id`, and
+   than JOB_COUNTS_SECONDS (webapp.services.monitoring.job_counts: one read by `_id`, and
    the count when due, so at most one count per JOB_COUNTS_SECONDS per consumer),
 7. once an hour, deletes dead workers' records older than a day and old
    figures (safe to race with other consumers),
@@ -46,20 +46,20 @@ import time
 
 from pymongo.errors import PyMongoError
 
+from tasks.context import bound_app
 from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.schedules import materialize_due
-from tasks.worker_app import worker_app
-from webapp.services import control
-from webapp.services import change_marks
-from webapp.services import delivery_stats
-from webapp.services import job_counts
-from webapp.services import recovery
-from webapp.services import workers
-from webapp.services.delivery import DeliverySettings
-from webapp.services.process_tally import TALLY
-from webapp.services.smtp_connections import CONNECTIONS
+from webapp.mail.connections import CONNECTIONS
+from webapp.services.delivery import pause
+from webapp.services.delivery import recovery
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.jobs import change_marks
+from webapp.services.monitoring import delivery_stats
+from webapp.services.monitoring import heartbeats
+from webapp.services.monitoring import job_counts
+from webapp.services.monitoring.tally import TALLY
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Maintenance:
         thread.join(timeout=10)
 
     def _run(self, stop):
-        app = worker_app()
+        app = bound_app()
         with app.app_context():
             interval = app.config["HEARTBEAT_SECONDS"]
             self.counts_seconds = app.config["JOB_COUNTS_SECONDS"]
@@ -132,14 +132,14 @@ class Maintenance:
         """One heartbeat: pause flag, figures, heartbeat record, lease recovery, idle SMTP connections,
         the kept job counts when due, and the hourly clean-up, then the schedules' due occurrences."""
         try:
-            self.paused_at = control.read_pause()
+            self.paused_at = pause.read_pause()
             self.flush()
-            workers.beat(self.worker_id, self._record(interval))
+            heartbeats.beat(self.worker_id, self._record(interval))
             self.recover(interval)
             CONNECTIONS.close_idle(self.mail_idle_seconds)
             job_counts.recount_if_due(self.counts_seconds)
             if time.monotonic() - self._cleaned_at >= CLEAN_UP_EVERY_SECONDS:
-                workers.purge_dead()
+                heartbeats.purge_dead()
                 delivery_stats.expire(utcnow())
                 self._cleaned_at = time.monotonic()
         except Exception as exc:  # keep beating: a dead thread would show a live consumer as dead
@@ -156,7 +156,7 @@ class Maintenance:
     def make_occurrences(self):
         """Recurring schedules: make (and queue) their due occurrences, so each goes out on time."""
         try:
-            materialize_due(worker_app())
+            materialize_due(bound_app())
         except Exception:  # the next beat tries again; the periodic sweep does it too
             log.warning("making schedules' occurrences failed; trying again next beat", exc_info=True)
 
@@ -202,7 +202,7 @@ class Maintenance:
         try:
             self.flush()
             change_marks.flush_now()
-            workers.forget(self.worker_id)
+            heartbeats.forget(self.worker_id)
             log.info("maintenance thread of %s stopped", self.worker_id)
         except PyMongoError as exc:
             log.warning("maintenance thread of %s: could not write its last beat: %s", self.worker_id, exc)

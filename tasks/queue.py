@@ -1,6 +1,6 @@
 """The Huey instance: on Redis when `REDIS_URL` is set, else SQLite under var/.
 
-No Flask import here, so `huey_consumer tasks.huey` and the web app can both
+No Flask import here, so the consumers (worker.py) and the web app can both
 load it cheaply. Task payloads are signed with SECRET_KEY: Huey's default
 serializer is pickle, and whoever can write to the queue could otherwise run
 code in the consumer.
@@ -32,6 +32,16 @@ def make_huey():
     path = Path(os.environ.get("HUEY_SQLITE_PATH") or PROJECT_ROOT / "var" / "huey.db")
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=str(path), results=False, serializer=serializer, utc=True)
+
+
+
+def queue_depth(queue=None):
+    """Huey's {pending, scheduled} task counts; None for both when the queue cannot be reached."""
+    queue = queue or huey
+    try:
+        return {"pending": queue.pending_count(), "scheduled": queue.scheduled_count()}
+    except Exception:  # the broker is down: the page says so rather than failing
+        return {"pending": None, "scheduled": None}
 
 
 huey = make_huey()

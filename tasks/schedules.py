@@ -1,12 +1,12 @@
 """Make recurring schedules' occurrences into jobs and queue them (thin: the rules live in
-webapp.services.materializer). Called by the periodic sweep, every consumer's maintenance
+webapp.services.recurring.occurrences). Called by the periodic sweep, every consumer's maintenance
 thread and the views that create or change a schedule; any number at once is safe.
 """
 
 import logging
 
 from tasks.delivery import schedule_delivery
-from webapp.services import materializer
+from webapp.services.recurring import occurrences
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def queue_made(app, made):
 
 def materialize_due(app, now=None):
     """Make and queue the occurrences of every due schedule; how many jobs were made."""
-    made = materializer.materialize_due(now or utcnow(), materializer.MaterializeSettings.from_config(app.config))
+    made = occurrences.materialize_due(now or utcnow(), occurrences.MaterializeSettings.from_config(app.config))
     if made:
         log.info("schedules: %d occurrence(s) made", len(made))
     return queue_made(app, made)
@@ -29,5 +29,5 @@ def materialize_due(app, now=None):
 
 def materialize_schedule(app, schedule_id, now=None):
     """Make and queue the next occurrence of one schedule (after a create or a change)."""
-    settings = materializer.MaterializeSettings.from_config(app.config)
-    return queue_made(app, materializer.materialize_schedule(schedule_id, now or utcnow(), settings))
+    settings = occurrences.MaterializeSettings.from_config(app.config)
+    return queue_made(app, occurrences.materialize_schedule(schedule_id, now or utcnow(), settings))

@@ -13,21 +13,21 @@ import socket
 
 from huey import crontab
 
+from tasks.context import bound_app
+from tasks.context import worker_id
 from tasks.delivery import requeue_recovered
 from tasks.delivery import schedule_delivery
 from tasks.queue import huey
 from tasks.schedules import materialize_due
-from tasks.worker_app import worker_app
-from tasks.worker_app import worker_id
-from webapp import rate_limit_storage
-from webapp.services import accounts
 from webapp.services import audit
-from webapp.services import control
-from webapp.services import expiry
-from webapp.services import recovery
-from webapp.services import retention
-from webapp.services.delivery import DeliverySettings
+from webapp.services.accounts import users
+from webapp.services.delivery import expiry
+from webapp.services.delivery import pause
+from webapp.services.delivery import recovery
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.jobs import retention
 from webapp.timeutil import utcnow
+from webapp.web import rate_limit_storage
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def sweep_once(app, grace_seconds=5.0):
         expired = expiry.expire_pending(utcnow())
     made = materialize_due(app)
     # While delivery is paused, due jobs wait in the database: resume queues them all at once.
-    due = [] if control.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
+    due = [] if pause.delivery_paused() else recovery.due_unqueued_jobs(grace_seconds)
     backlog = _queued_tasks()
     if due and backlog >= len(due):
         # The queue holds a task for at least as many jobs as are due: a backlog being worked
@@ -69,7 +69,7 @@ def sweep_once(app, grace_seconds=5.0):
         due = []
     for job_id, due_at in due:
         schedule_delivery(job_id, due_at, 0, check_first=True)
-    purged = accounts.purge_expired_revocations()
+    purged = users.purge_expired_revocations()
     # Housekeeping of the security records: ended rate-limit windows, audit entries past retention.
     counters = rate_limit_storage.purge_expired()
     audited = audit.purge_older_than(app.config["AUDIT_RETENTION_DAYS"])
@@ -97,7 +97,7 @@ def _queued_tasks():
 @huey.periodic_task(crontab(minute="*"))
 def sweep():
     """Every minute (and at consumer start): the sweep above, if it is this consumer's turn."""
-    app = worker_app()
+    app = bound_app()
     with app.app_context():
         if recovery.take_sweep_turn("sweep", worker_id(), SWEEP_TURN_SECONDS):
             sweep_once(app)

@@ -131,7 +131,7 @@ def smtp(smtp_server):
 def app(database, redis_client, smtp_server):
     import mongoengine
 
-    from webapp import create_app
+    from webapp.app import create_app
     from webapp.config import load_config
 
     yield create_app(load_config("testing"))
@@ -232,10 +232,10 @@ class ApiClient:
 
     def admin(self, email=None):
         """A fresh admin account, made the way an operator would (the CLI service)."""
-        from webapp.services import accounts
+        from webapp.services.accounts import users
 
         email = email or f"admin-{uuid.uuid4().hex[:10]}@example.com"
-        accounts.create_or_promote_admin(email, "correct-horse-9")
+        users.create_or_promote_admin(email, "correct-horse-9")
         return self.login(email)
 
 

@@ -111,8 +111,8 @@ def test_a_bad_ferretdb_port_is_a_clear_error(tmp_path, raw):
 
 
 def test_the_dev_stack_and_the_app_agree_on_the_database(env, tmp_path):
+    from devstack.plan import make_plan
     from webapp.config import mongodb_uri
-    from webapp.devstack.plan import make_plan
 
     for environ in ({}, {"FERRETDB_PORT": "27555"}):
         plan = make_plan({"PATH": "/usr/bin", **environ}, tmp_path, tmp_path / "bin")

@@ -11,13 +11,13 @@ import time
 import pytest
 from bson import ObjectId
 
+from webapp.mail.connections import CONNECTIONS
+from webapp.mail.mailer import send_email
 from webapp.models import Job
 from webapp.models import JobStatus
-from webapp.services import jobs
-from webapp.services.delivery import DeliverySettings
-from webapp.services.delivery import deliver
-from webapp.services.mailer import send_email
-from webapp.services.smtp_connections import CONNECTIONS
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.delivery.rules import deliver
+from webapp.services.jobs import actions
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
 
@@ -36,7 +36,7 @@ def no_connection_kept(smtp):
 
 def new_job(to="reader@example.com"):
     data = parse(JobInput, {"to": to, "subject": "s", "body": "b"})
-    return jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
+    return actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
 
 
 def send_now(app, job, idle=IDLE):

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from webapp.services.change_marks import FLUSH_DELAY
+from webapp.services.jobs.change_marks import FLUSH_DELAY
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

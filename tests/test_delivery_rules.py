@@ -13,18 +13,18 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
+from webapp.mail.mailer import PermanentSmtpError
+from webapp.mail.mailer import TransientSmtpError
+from webapp.mail.mailer import send_email
 from webapp.models import Job
 from webapp.models import JobStatus
-from webapp.services import attempts
-from webapp.services import jobs
-from webapp.services import recovery
-from webapp.services.attempts import LeaseLost
-from webapp.services.delivery import DeliverySettings
-from webapp.services.delivery import backoff_delay
-from webapp.services.delivery import deliver
-from webapp.services.mailer import PermanentSmtpError
-from webapp.services.mailer import TransientSmtpError
-from webapp.services.mailer import send_email
+from webapp.services.delivery import attempts
+from webapp.services.delivery import recovery
+from webapp.services.delivery.attempts import LeaseLost
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.delivery.rules import backoff_delay
+from webapp.services.delivery.rules import deliver
+from webapp.services.jobs import actions
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
 from webapp.timeutil import utcnow
@@ -35,7 +35,7 @@ HOLD = DeliverySettings(lease_seconds=30, in_doubt_policy="hold")
 
 def new_job(owner_id=None, max_attempts=5):
     data = parse(JobInput, {"to": "reader@example.com", "subject": "s", "body": "b"})
-    return jobs.create_job(owner_id or ObjectId(), data, "scheduler@mailjobs.test", max_attempts)
+    return actions.create_job(owner_id or ObjectId(), data, "scheduler@mailjobs.test", max_attempts)
 
 
 def stored(job_id):

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.__main__ import taken_ports
+from devstack.__main__ import taken_ports_message
+from devstack.environment import read_environment
+from devstack.plan import make_plan
+from devstack.supervisor_conf import render
 from tests.support.ferretdb import free_port
-from webapp.devstack.__main__ import taken_ports
-from webapp.devstack.__main__ import taken_ports_message
-from webapp.devstack.environment import read_environment
-from webapp.devstack.plan import make_plan
-from webapp.devstack.supervisor_conf import render
 
 ROOT = Path("/project")
 BIN = ROOT / ".venv" / "bin"
@@ -79,7 +79,7 @@ def test_mail_sink_listens_on_mail_port():
     plan = plan_for(MAIL_PORT="2525")
 
     assert shlex.join(programs(plan)["mailsink"].command).endswith(
-        "-m webapp.devstack.mail_sink --host 127.0.0.1 --port 2525 --dir /project/var/mail"
+        "-m devstack.mail_sink --host 127.0.0.1 --port 2525 --dir /project/var/mail"
     )
     assert plan.child_env["MAIL_PORT"] == "2525"
 
@@ -109,7 +109,7 @@ def test_worker_stops_gracefully_with_sigterm():
     worker = programs(plan_for(HUEY_WORKERS="2"))["worker"]
 
     assert shlex.join(worker.command).startswith(
-        "/project/.venv/bin/huey_consumer tasks.huey --workers 2 --worker-type thread"
+        "/project/.venv/bin/huey_consumer worker.huey --workers 2 --worker-type thread"
     )
     assert worker.command[-2:] == ["--graceful-signal", "TERM"]
     assert (worker.stopsignal, worker.stopwaitsecs) == ("TERM", 30)
@@ -169,7 +169,7 @@ def test_bootstrap_runs_last_and_is_told_the_url_and_where_mail_lands():
 
     assert bootstrap.priority > max(p.priority for name, p in by_name.items() if name != "bootstrap")
     assert shlex.join(bootstrap.command) == (
-        "/project/.venv/bin/python -m webapp.devstack.bootstrap --url http://127.0.0.1:5050 --mail-dir var/mail"
+        "/project/.venv/bin/python -m devstack.bootstrap --url http://127.0.0.1:5050 --mail-dir var/mail"
     )
     external = programs(plan_for(MAIL_SERVER="smtp.example.com", MAIL_PORT="587"))["bootstrap"]
     assert external.command[-2:] == ["--mail-server", "smtp.example.com:587"]

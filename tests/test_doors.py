@@ -136,9 +136,9 @@ def bearer(user_id, key):
 
 def test_production_refuses_a_token_signed_with_the_public_dev_key(app, production_server):
     from webapp.config import DEV_JWT_SECRET_KEY
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    admin = accounts.create_or_promote_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
+    admin = users.create_or_promote_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     url = f"{production_server.url}/api/admin/users"
 
     forged = requests.get(url, headers=bearer(admin.id, DEV_JWT_SECRET_KEY), timeout=10)
@@ -249,10 +249,10 @@ def test_signing_out_signs_out_every_browser_of_that_account_only(app):
 
 
 def test_signing_in_rotates_the_csrf_token(app, client):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     email = f"user-{uuid.uuid4().hex[:10]}@example.com"
-    accounts.register(email, PASSWORD)
+    users.register(email, PASSWORD)
     pages = PageClient(client)
     before = pages.csrf_token("/login")
     with client.session_transaction() as session:
@@ -276,12 +276,12 @@ def test_signing_in_rotates_the_csrf_token(app, client):
 @pytest.fixture()
 def throttled(app, monkeypatch):
     """A limit of 3 per minute, an owner, and fresh addresses (new buckets in Redis each run)."""
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
     run = uuid.uuid4().hex[:8]
     owner = f"owner-{run}@example.com"
-    accounts.register(owner, PASSWORD)
+    users.register(owner, PASSWORD)
 
     def browser(n):
         return PageClient(app.test_client(), ip=f"10.{int(run[:2], 16)}.{int(run[2:4], 16)}.{n}")
@@ -340,10 +340,10 @@ def test_successful_sign_ins_do_not_fill_the_account_bucket(throttled):
 
 def test_the_production_shape_signs_in_over_plain_http_on_localhost(app, production_server):
     """Compose serves http://127.0.0.1:$PORT with Secure session cookies: Chromium keeps those on localhost."""
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     email = f"user-{uuid.uuid4().hex[:10]}@example.com"
-    accounts.register(email, PASSWORD)
+    users.register(email, PASSWORD)
     done = subprocess.run([sys.executable, "-m", "tests.support.chromium_sign_in", production_server.url, email,
                            PASSWORD], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -36,7 +36,6 @@ from tests.support.pushdown import SAFE
 from tests.support.pushdown import UNSAFE
 from tests.support.pushdown import Pair
 from tests.support.pushdown import as_explained
-from tests.support.pushdown import plan_problems
 from tests.support.pushdown import at
 from tests.support.pushdown import check_reads
 from tests.support.pushdown import check_writes
@@ -45,6 +44,7 @@ from tests.support.pushdown import clean_pools
 from tests.support.pushdown import edge_filters
 from tests.support.pushdown import mixed_docs
 from tests.support.pushdown import mixed_pools
+from tests.support.pushdown import plan_problems
 from tests.support.pushdown import random_filter
 from tests.support.pushdown import random_sort
 from tests.support.pushdown import raw
@@ -233,10 +233,10 @@ def test_app_queries_use_an_index(servers):
     from webapp.models import SweepTurn
     from webapp.models import User
     from webapp.models.user import Role
-    from webapp.services import accounts
-    from webapp.services import attempts
-    from webapp.services import jobs
-    from webapp.services import recovery
+    from webapp.services.accounts import users
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import recovery
+    from webapp.services.jobs import actions
 
     log = CommandLog()
     pushdown, _ = servers.servers
@@ -258,20 +258,20 @@ def test_app_queries_use_an_index(servers):
                     next_attempt_at=now, message_id=f"<{i}@x>", status=JobStatus.ALL[i % len(JobStatus.ALL)]).save()
             # A logout as earlier versions kept it (a RevokedToken), and one on the account.
             RevokedToken(jti="f00d-1", expires_at=now + datetime.timedelta(hours=1)).save()
-            accounts.revoke_token(users[1], "abc-1", now + datetime.timedelta(hours=1), now)
+            users.revoke_token(users[1], "abc-1", now + datetime.timedelta(hours=1), now)
             job = Job.objects(status=JobStatus.PENDING).first()
             log.commands.clear()
 
             # what the pages, the API, the workers and the sweep ask
-            jobs.list_jobs(owner_id=users[0].id, page=2, per_page=5)
-            jobs.list_jobs(owner_id=users[0].id, status=JobStatus.PENDING)
-            jobs.list_jobs()
-            jobs.list_jobs(status=JobStatus.COMPLETED)
-            jobs.status_counts()
-            jobs.status_counts(owner_id=users[1].id)
-            jobs.count_by_owner([u.id for u in users])
-            jobs.get_job(str(job.id), owner_id=job.owner_id)
-            jobs.cancel_job(str(job.id))
+            actions.list_jobs(owner_id=users[0].id, page=2, per_page=5)
+            actions.list_jobs(owner_id=users[0].id, status=JobStatus.PENDING)
+            actions.list_jobs()
+            actions.list_jobs(status=JobStatus.COMPLETED)
+            actions.status_counts()
+            actions.status_counts(owner_id=users[1].id)
+            actions.count_by_owner([u.id for u in users])
+            actions.get_job(str(job.id), owner_id=job.owner_id)
+            actions.cancel_job(str(job.id))
             claimed = attempts.claim_job(Job.objects(status=JobStatus.PENDING).first().id, "w1", 30)
             attempts.renew_leases([(claimed, 30, False)])
             attempts.still_holds(claimed)
@@ -281,14 +281,14 @@ def test_app_queries_use_an_index(servers):
             recovery.due_unqueued_jobs(now=now)
             recovery.next_attempt_of(job.id)
             recovery.take_sweep_turn("sweep", "me", 5)
-            accounts.find_user_by_email("u1@example.com")
-            accounts.get_user(str(users[1].id))
-            accounts.emails_by_id([u.id for u in users])
-            accounts.count_admins()
-            accounts.list_users(1, 20)
+            users.find_user_by_email("u1@example.com")
+            users.get_user(str(users[1].id))
+            users.emails_by_id([u.id for u in users])
+            users.count_admins()
+            users.list_users(1, 20)
             # a token from before revocations moved to the account: looked up in revoked_tokens
-            accounts.is_token_revoked(None, {"jti": "f00d-1"})
-            accounts.purge_expired_revocations(now)
+            users.is_token_revoked(None, {"jti": "f00d-1"})
+            users.purge_expired_revocations(now)
 
             sent = list(log.commands)
             assert len(sent) > 25
@@ -307,10 +307,10 @@ def test_scheduling_queries_use_an_index(servers):
     from webapp.models import JobStatus
     from webapp.models import Schedule
     from webapp.models import User
-    from webapp.services import bulk
-    from webapp.services import expiry
-    from webapp.services import materializer
-    from webapp.services import schedules
+    from webapp.services.delivery import expiry
+    from webapp.services.jobs import bulk
+    from webapp.services.recurring import occurrences
+    from webapp.services.recurring import schedules
     from webapp.timeutil import utcnow
 
     log = CommandLog()
@@ -339,9 +339,9 @@ def test_scheduling_queries_use_an_index(servers):
                     occurrence_at=now).save()
             log.commands.clear()
 
-            settings = materializer.MaterializeSettings()
+            settings = occurrences.MaterializeSettings()
             expiry.expire_pending(now)
-            materializer.materialize_due(now - datetime.timedelta(minutes=1), settings)  # nothing due
+            occurrences.materialize_due(now - datetime.timedelta(minutes=1), settings)  # nothing due
             schedules.cancel_pending_occurrences(schedule_ids[0], now)
             schedules.list_schedules(owner_id=owner)
             schedules.list_schedules()

@@ -71,7 +71,7 @@ def document_app():
 
     Building it touches no server: the database connection is made on first use.
     """
-    from webapp import create_app
+    from webapp.app import create_app
     from webapp.config import load_config
 
     return create_app(load_config("testing"))
@@ -278,7 +278,7 @@ _HASH = {}
 def password_hash():
     """One Argon2 hash of PASSWORD for every seeded account (hashing is slow on purpose)."""
     if "value" not in _HASH:
-        from webapp.services.passwords import hash_password
+        from webapp.services.accounts.passwords import hash_password
 
         _HASH["value"] = hash_password(PASSWORD)
     return _HASH["value"]
@@ -287,7 +287,7 @@ def password_hash():
 @pytest.fixture()
 def fuzz_world(request, app, client, monkeypatch):
     """Accounts and seeded jobs for one operation's run; counts every request the fuzzer sends."""
-    from webapp.services import change_marks
+    from webapp.services.jobs import change_marks
 
     # A change mark noted by a request (POST /api/users/jobs) is written at once, in the request:
     # the flusher thread would write it a moment later, while Hypothesis draws the next case, and
@@ -329,10 +329,10 @@ def leave_no_mail_in_flight():
     """Undo a pause the fuzzer made, drop its schedules and pending jobs, wait out any send a consumer began."""
     from webapp.models import Job
     from webapp.models import Schedule
-    from webapp.services import control
+    from webapp.services.delivery import pause
 
-    if control.read_pause() is not None:
-        control.resume("tests/test_fuzz_api.py")
+    if pause.read_pause() is not None:
+        pause.resume("tests/test_fuzz_api.py")
     Schedule.objects.delete()  # no consumer makes more of their occurrences
     Job.objects(status="PENDING").delete()
     deadline = time.monotonic() + 30

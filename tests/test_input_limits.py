@@ -11,8 +11,8 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-from bson import DatetimeMS
 import pytest
+from bson import DatetimeMS
 
 from tests.support.pages import PageClient
 
@@ -93,7 +93,7 @@ def plant_extreme_jobs(owner_id):
     """Jobs written straight into the database with datetime.max and datetime.min everywhere, and one
     with a raw BSON date far past year 9999 (which Python cannot hold: pymongo clamps it on read)."""
     from webapp.models import Job
-    from webapp.services import jobs
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
@@ -101,7 +101,7 @@ def plant_extreme_jobs(owner_id):
     beyond_9999 = DatetimeMS(2**62)
     for extreme, status in ((datetime.max, "PENDING"), (datetime.min, "COMPLETED"), (beyond_9999, "FAILED")):
         data = parse(JobInput, {"to": "r@example.com", "subject": f"extreme {status}", "body": "b"})
-        job = jobs.create_job(owner_id, data, "scheduler@mailjobs.test", 5)
+        job = actions.create_job(owner_id, data, "scheduler@mailjobs.test", 5)
         attempt = {"number": 1, "worker": "w", "started_at": extreme, "finished_at": extreme, "outcome": "retry",
                    "error": "451 later"}
         Job._get_collection().update_one({"_id": job.id}, {"$set": {
@@ -133,14 +133,14 @@ def extreme_dates_forgotten(database):
 @pytest.mark.usefixtures("extreme_dates_forgotten")
 @pytest.mark.parametrize("zone", [EAST, WEST, "UTC"])
 def test_datetime_max_and_min_in_the_database_show_on_every_page_and_the_api(client, app, api, zone):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     owner = PageClient(client)
     email = owner.signup(f"owner-{uuid.uuid4().hex[:8]}@example.com", timezone=zone)
-    user = accounts.find_user_by_email(email)
+    user = users.find_user_by_email(email)
     planted = plant_extreme_jobs(user.id)
     admin_email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    accounts.create_or_promote_admin(admin_email, "correct-horse-9")
+    users.create_or_promote_admin(admin_email, "correct-horse-9")
     admin = PageClient(app.test_client())
     assert admin.login(admin_email, timezone=zone).status_code == 302
 
@@ -181,10 +181,10 @@ def test_an_absurd_page_number_is_a_422_on_every_api_list(client, api, path):
 
 @pytest.mark.parametrize("path", ["/jobs", "/jobs/rows", "/admin/jobs", "/admin/jobs/rows", "/admin/users"])
 def test_an_absurd_page_number_is_a_clear_message_on_every_page(client, path):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    accounts.create_or_promote_admin(email, "correct-horse-9")
+    users.create_or_promote_admin(email, "correct-horse-9")
     admin = PageClient(client)
     admin.login(email)
     response = admin.get(f"{path}?page={HUGE_PAGE}", htmx=path.endswith("rows"))

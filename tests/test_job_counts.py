@@ -39,7 +39,7 @@ def marks_of_admins():
 
 
 def test_the_admin_counts_are_kept_between_recounts_and_say_when_they_were_counted(app, client, api, monkeypatch):
-    from webapp.services import job_counts
+    from webapp.services.monitoring import job_counts
 
     monkeypatch.setitem(app.config, "JOB_COUNTS_SECONDS", 5)
     admin = api.admin()

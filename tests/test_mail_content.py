@@ -92,10 +92,10 @@ def test_without_smtputf8_a_non_ascii_local_part_fails_at_once_with_a_clear_erro
     """A server that does not offer SMTPUTF8 cannot take the address: FAILED after one attempt."""
     from bson import ObjectId
 
-    from webapp.services import jobs
-    from webapp.services.delivery import DeliverySettings
-    from webapp.services.delivery import deliver
-    from webapp.services.mailer import send_email
+    from webapp.mail.mailer import send_email
+    from webapp.services.delivery.rules import DeliverySettings
+    from webapp.services.delivery.rules import deliver
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
@@ -105,7 +105,7 @@ def test_without_smtputf8_a_non_ascii_local_part_fails_at_once_with_a_clear_erro
         mail = copy.copy(app.extensions["mail"])
         mail.port = plain.port
         data = parse(JobInput, {"to": ["ok@example.com", "josé@example.com"], "subject": "s", "body": "b"})
-        job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
+        job = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
 
         def send(job, before_data, on_accepted):
             with app.app_context():
@@ -121,7 +121,7 @@ def test_without_smtputf8_a_non_ascii_local_part_fails_at_once_with_a_clear_erro
 
         # The same server takes an IDN domain with an ASCII local part: IDNA needs no extension.
         data = parse(JobInput, {"to": "ascii@bücher.example", "subject": "s", "body": "b"})
-        idn = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
+        idn = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5)
         assert deliver(idn.id, "worker", DeliverySettings(lease_seconds=30), send).outcome == "sent"
         [message] = plain.wait_for(1)
         assert message.rcpt_tos == ["ascii@xn--bcher-kva.example"]

@@ -30,14 +30,14 @@ from tests.support.mailpit import mailpit_binary
 from tests.support.tls_certs import PrivateCA
 from tests.support.tls_certs import self_signed
 from webapp.extensions import Mail
+from webapp.mail.connections import CONNECTIONS
+from webapp.mail.mailer import send_email
+from webapp.mail.tls import warn_if_unverified
 from webapp.models import Job
 from webapp.models import JobStatus
-from webapp.services import jobs
-from webapp.services.delivery import DeliverySettings
-from webapp.services.delivery import deliver
-from webapp.services.mail_tls import warn_if_unverified
-from webapp.services.mailer import send_email
-from webapp.services.smtp_connections import CONNECTIONS
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.delivery.rules import deliver
+from webapp.services.jobs import actions
 from webapp.services.validation import JobInput
 from webapp.services.validation import parse
 from webapp.timeutil import as_utc
@@ -115,7 +115,7 @@ def mail_state(app, server, **settings):
 
 def new_job(subject="Hello", body="Hi", to="reader@example.com"):
     data = parse(JobInput, {"to": to, "subject": subject, "body": body})
-    return jobs.create_job(ObjectId(), data, SENDER, MAX_ATTEMPTS)
+    return actions.create_job(ObjectId(), data, SENDER, MAX_ATTEMPTS)
 
 
 def send_now(mail, job):
@@ -301,7 +301,7 @@ def test_the_app_warns_at_start_when_verification_is_switched_off(caplog):
     started = subprocess.run([sys.executable, "-c", "import wsgi"], env=env, capture_output=True, text=True,
                              timeout=60)
     assert started.returncode == 0, started.stderr
-    assert "WARNING webapp.services.mail_tls: MAIL_TLS_VERIFY=false" in started.stderr
+    assert "WARNING webapp.mail.tls: MAIL_TLS_VERIFY=false" in started.stderr
 
 
 def test_with_verification_switched_off_a_consumer_delivers_to_a_self_signed_server_and_warns(app, rogue, tmp_path):

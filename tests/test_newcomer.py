@@ -187,47 +187,47 @@ def test_create_admin_reaches_the_ferretdb_on_ferretdb_port(ferretdb_elsewhere, 
 
 def test_ensure_admin_creates_once_then_leaves_the_admin_alone(app):
     from webapp.models import User
-    from webapp.services import accounts
-    from webapp.services.admin_bootstrap import ALREADY_ADMIN
-    from webapp.services.admin_bootstrap import CREATED
-    from webapp.services.admin_bootstrap import ensure_admin
+    from webapp.services.accounts import users
+    from webapp.services.accounts.bootstrap import ALREADY_ADMIN
+    from webapp.services.accounts.bootstrap import CREATED
+    from webapp.services.accounts.bootstrap import ensure_admin
 
     with app.app_context():
         assert ensure_admin("Boss@Example.com", PASSWORD)[0] == CREATED
-        first_hash = accounts.find_user_by_email("boss@example.com").password_hash
+        first_hash = users.find_user_by_email("boss@example.com").password_hash
         # Started again, even with another ADMIN_PASSWORD: nothing changes, the password least of all.
         assert ensure_admin("boss@example.com", PASSWORD)[0] == ALREADY_ADMIN
         assert ensure_admin("boss@example.com", "another-password-9")[0] == ALREADY_ADMIN
         users = list(User.objects(email="boss@example.com"))
     assert [(user.role, user.password_hash) for user in users] == [("admin", first_hash)]
-    assert accounts.authenticate("boss@example.com", PASSWORD) is not None
+    assert users.authenticate("boss@example.com", PASSWORD) is not None
 
 
 def test_ensure_admin_promotes_a_user_only_with_that_users_password(app, api):
-    from webapp.services import accounts
-    from webapp.services.admin_bootstrap import NOT_PROMOTED
-    from webapp.services.admin_bootstrap import PROMOTED
-    from webapp.services.admin_bootstrap import ensure_admin
+    from webapp.services.accounts import users
+    from webapp.services.accounts.bootstrap import NOT_PROMOTED
+    from webapp.services.accounts.bootstrap import PROMOTED
+    from webapp.services.accounts.bootstrap import ensure_admin
 
     assert api.register("squatter@example.com", "squatters-own-9").status_code == 201
     assert api.register("mine@example.com", PASSWORD).status_code == 201
     with app.app_context():
-        squatter_hash = accounts.find_user_by_email("squatter@example.com").password_hash
+        squatter_hash = users.find_user_by_email("squatter@example.com").password_hash
         outcome, user = ensure_admin("squatter@example.com", PASSWORD)
         assert (outcome, user.role, user.password_hash) == (NOT_PROMOTED, "user", squatter_hash)
-        assert accounts.authenticate("squatter@example.com", "squatters-own-9") is not None
+        assert users.authenticate("squatter@example.com", "squatters-own-9") is not None
 
         outcome, user = ensure_admin("mine@example.com", PASSWORD)
         assert (outcome, user.role) == (PROMOTED, "admin")
-        assert accounts.find_user_by_email("mine@example.com").role == "admin"
+        assert users.find_user_by_email("mine@example.com").role == "admin"
     assert api.client.get("/api/admin/users", headers=api.login("mine@example.com")).status_code == 200
 
 
 def test_ensure_admin_never_demotes_another_admin_and_refuses_bad_input_before_writing(app, api):
-    from webapp.errors import ValidationFailed
     from webapp.models import User
-    from webapp.services import accounts
-    from webapp.services.admin_bootstrap import ensure_admin
+    from webapp.services.accounts import users
+    from webapp.services.accounts.bootstrap import ensure_admin
+    from webapp.services.errors import ValidationFailed
 
     api.admin("first-admin@example.com")
     with app.app_context():
@@ -236,7 +236,7 @@ def test_ensure_admin_never_demotes_another_admin_and_refuses_bad_input_before_w
             with pytest.raises(ValidationFailed):
                 ensure_admin(email, password)
         ensure_admin("second-admin@example.com", PASSWORD)
-        assert accounts.find_user_by_email("first-admin@example.com").role == "admin"
+        assert users.find_user_by_email("first-admin@example.com").role == "admin"
         assert sorted(user.email for user in User.objects) == ["first-admin@example.com", "second-admin@example.com"]
 
 
@@ -252,13 +252,13 @@ def run_bootstrap(url, *args, **env):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("ADMIN_")}
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "webapp.devstack.bootstrap", "--url", url, "--mail-dir", "var/mail", *args],
+        [sys.executable, "-m", "devstack.bootstrap", "--url", url, "--mail-dir", "var/mail", *args],
         cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=120,
     )
 
 
 def test_the_bootstrap_ends_start_up_with_the_url_the_mail_folder_and_the_admin(app, live_url):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     first = run_bootstrap(live_url, ADMIN_EMAIL="owner@example.com", ADMIN_PASSWORD=PASSWORD)
     again = run_bootstrap(live_url, ADMIN_EMAIL="owner@example.com", ADMIN_PASSWORD="not-the-password-9")
@@ -273,8 +273,8 @@ def test_the_bootstrap_ends_start_up_with_the_url_the_mail_folder_and_the_admin(
     assert again.returncode == 0, again.stderr[-2000:]
     assert "owner@example.com is an admin (its password left as it was)" in again.stdout
     with app.app_context():
-        assert accounts.find_user_by_email("owner@example.com").role == "admin"
-        assert accounts.authenticate("owner@example.com", PASSWORD) is not None
+        assert users.find_user_by_email("owner@example.com").role == "admin"
+        assert users.authenticate("owner@example.com", PASSWORD) is not None
 
 
 def test_without_admin_email_the_bootstrap_says_how_to_become_admin(live_url):
@@ -287,7 +287,7 @@ def test_without_admin_email_the_bootstrap_says_how_to_become_admin(live_url):
 
 
 def test_the_bootstrap_announces_nothing_while_the_site_does_not_answer(app):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     done = run_bootstrap(url, "--timeout", "1", ADMIN_EMAIL="early@example.com", ADMIN_PASSWORD=PASSWORD)
@@ -296,4 +296,4 @@ def test_the_bootstrap_announces_nothing_while_the_site_does_not_answer(app):
     assert f"{url}/api/health did not answer 200 within 1 s" in done.stdout
     assert "mailjobs is up" not in done.stdout
     with app.app_context():
-        assert accounts.find_user_by_email("early@example.com") is None
+        assert users.find_user_by_email("early@example.com") is None

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from pydantic import ValidationError
 
 from tests.support.browser import screenshot
-from webapp.headers import CONTENT_SECURITY_POLICY
+from webapp.web.security_headers import CONTENT_SECURITY_POLICY
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}

@@ -28,9 +28,9 @@ def stored_jobs():
 
 
 def make_admin(email="root@example.com"):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    return accounts.create_or_promote_admin(email, "correct-horse-9")
+    return users.create_or_promote_admin(email, "correct-horse-9")
 
 
 def schedule(pages, htmx=False, **fields):
@@ -56,9 +56,9 @@ def test_signing_up_signs_you_in_and_keeps_your_browser_time_zone(pages):
     page = pages.get("/jobs").get_data(as_text=True)
     assert "newcomer@example.com" in page
     assert "Times are shown in America/New_York" in page
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    assert accounts.find_user_by_email("newcomer@example.com").timezone == "America/New_York"
+    assert users.find_user_by_email("newcomer@example.com").timezone == "America/New_York"
 
 
 def test_sign_up_mistakes_are_shown_next_to_each_field_and_the_email_is_kept(pages):
@@ -385,9 +385,9 @@ def test_admin_promotes_and_demotes_but_never_the_last_admin(client, app):
     root = make_admin("root@example.com")
     user = PageClient(client)
     user.signup("carol@example.com")
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    carol = accounts.find_user_by_email("carol@example.com")
+    carol = users.find_user_by_email("carol@example.com")
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
     page = admin.get("/admin/users").get_data(as_text=True)
@@ -405,7 +405,7 @@ def test_admin_promotes_and_demotes_but_never_the_last_admin(client, app):
     refused = admin.post(f"/admin/users/{root.id}/role", {"role": "user"}, htmx=True)
     assert refused.status_code == 409
     assert "The last admin cannot be demoted" in refused.get_data(as_text=True)
-    assert accounts.find_user_by_email("root@example.com").is_admin
+    assert users.find_user_by_email("root@example.com").is_admin
 
 
 def wait_for_status(job, statuses, timeout=15):

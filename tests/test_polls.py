@@ -46,7 +46,7 @@ def poll(pages, path, etag):
 
 def flush_marks():
     """Write this process's pending change marks now (the flusher thread would, within a moment)."""
-    from webapp.services import change_marks
+    from webapp.services.jobs import change_marks
 
     change_marks.FLUSHER.flush()
 
@@ -59,10 +59,10 @@ def commands_of(pages, path, etag):
 
 
 def make_admin(pages):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    accounts.create_or_promote_admin(email, PASSWORD)
+    users.create_or_promote_admin(email, PASSWORD)
     assert pages.login(email).status_code == 302
     return email
 
@@ -125,7 +125,7 @@ def test_a_changed_table_answers_its_poll_with_the_change(app, client, pages, ap
     admin_etag = page_etag(admin, "/admin/jobs")
     # As a worker giving up leaves it: FAILED, and its marks moved on (attempts.mark_failed does both).
     Job.objects(id=job.id).update_one(set__status="FAILED")
-    from webapp.services import change_marks
+    from webapp.services.jobs import change_marks
 
     change_marks.bump([job.owner_id])
     admin_etag = poll(admin, "/admin/jobs/rows", admin_etag).headers["ETag"]
@@ -187,16 +187,16 @@ def test_each_write_of_a_delivery_by_a_consumer_changes_the_tables_etag(app, cli
 
 def test_a_job_recovered_from_a_dead_worker_shows_in_its_owners_open_table(app, pages):
     from webapp.models import User
-    from webapp.services import attempts
-    from webapp.services import jobs
-    from webapp.services import recovery
-    from webapp.services.delivery import DeliverySettings
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import recovery
+    from webapp.services.delivery.rules import DeliverySettings
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
     email = pages.signup()
     owner = User.objects.get(email=email).id
-    job = jobs.create_job(owner, parse(JobInput, {"to": "reader@example.com", "subject": "orphaned", "body": "b"}),
+    job = actions.create_job(owner, parse(JobInput, {"to": "reader@example.com", "subject": "orphaned", "body": "b"}),
                           "scheduler@mailjobs.test", 5)
     claimed = attempts.claim_job(job.id, "a-worker-about-to-die", 30)
     flush_marks()
@@ -227,18 +227,18 @@ def test_sign_out_and_disable_refuse_the_poll_instead_of_a_304(app, client, page
     assert pages.login(email).status_code == 302
     etag = page_etag(pages, "/jobs")
     assert poll(pages, "/jobs/rows", etag).status_code == 304
-    from webapp.services import account_status
-    from webapp.services import accounts
+    from webapp.services.accounts import disabling
+    from webapp.services.accounts import users
 
-    account_status.disable_account(accounts.find_user_by_email(email).id)
+    disabling.disable_account(users.find_user_by_email(email).id)
     assert poll(pages, "/jobs/rows", etag).status_code == 401
 
     admin = PageClient(app.test_client())
     admin_email = make_admin(admin)
     admin_etag = page_etag(admin, "/admin/jobs")
     assert poll(admin, "/admin/jobs/rows", admin_etag).status_code == 304
-    accounts.create_or_promote_admin("other-admin@example.com", PASSWORD)
-    accounts.set_role(accounts.find_user_by_email(admin_email).id, "user")
+    users.create_or_promote_admin("other-admin@example.com", PASSWORD)
+    users.set_role(users.find_user_by_email(admin_email).id, "user")
     assert poll(admin, "/admin/jobs/rows", admin_etag).status_code == 403
 
 
@@ -249,7 +249,7 @@ def _reissued(etag, seconds_ago):
 
 
 def test_a_change_whose_mark_was_lost_shows_once_the_etag_is_due_for_a_look(app, client, pages):
-    from webapp.polling import REVALIDATE_SECONDS
+    from webapp.web.polling import REVALIDATE_SECONDS
 
     pages.signup()
     schedule(pages, "first")
@@ -324,11 +324,11 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
     from tasks.schedules import materialize_due
     from webapp.models import Job
     from webapp.models import User
-    from webapp.services import attempts
-    from webapp.services import delivery
-    from webapp.services import expiry
-    from webapp.services import jobs
-    from webapp.services.delivery import DeliverySettings
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import expiry
+    from webapp.services.delivery import rules
+    from webapp.services.delivery.rules import DeliverySettings
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
     from webapp.timeutil import utcnow
@@ -347,7 +347,7 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
         return response.json["id"]
 
     def stored(subject):
-        job = jobs.create_job(owner.id, parse(JobInput, {"to": "reader@example.com", "subject": subject, "body": "b"}),
+        job = actions.create_job(owner.id, parse(JobInput, {"to": "reader@example.com", "subject": subject, "body": "b"}),
                               "scheduler@mailjobs.test", 5)
         return str(job.id)
 
@@ -396,7 +396,7 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
     def never_sent(*_):
         raise AssertionError("an expired job was sent")
 
-    assert delivery.deliver(ObjectId(claimed_late), "w1", DeliverySettings(), never_sent).outcome == "failed"
+    assert rules.deliver(ObjectId(claimed_late), "w1", DeliverySettings(), never_sent).outcome == "failed"
     flush_marks()
     row = job_row(mine.changed("expiry after the claim"), claimed_late)
     assert badge(row) == "FAILED" and "expired" in row

@@ -32,13 +32,13 @@ def stored(app, api):
     expiry), an admin, audit entries."""
     from webapp.models import Job
     from webapp.models import JobStatus
-    from webapp.services import accounts
     from webapp.services import audit
+    from webapp.services.accounts import users
     from webapp.timeutil import utcnow
 
     now = utcnow()
-    owners = [accounts.register(f"owner{n}@example.com", PASSWORD) for n in range(2)]
-    admin = accounts.create_or_promote_admin("root@example.com", PASSWORD)
+    owners = [users.register(f"owner{n}@example.com", PASSWORD) for n in range(2)]
+    admin = users.create_or_promote_admin("root@example.com", PASSWORD)
     for n in range(24):
         status = JobStatus.ALL[n % len(JobStatus.ALL)]
         fields = {}
@@ -58,9 +58,9 @@ def serve_everything(app, client, api, stored):
     """What users, admins, Prometheus, the sweep and the consumers' maintenance ask, once each."""
     from tasks.schedules import materialize_due
     from tasks.sweeper import sweep_once
-    from webapp.services import change_marks
-    from webapp.services import expiry
-    from webapp.services import job_counts
+    from webapp.services.delivery import expiry
+    from webapp.services.jobs import change_marks
+    from webapp.services.monitoring import job_counts
     from webapp.timeutil import utcnow
 
     owner, job = stored["owners"][0], stored["job"]

@@ -17,9 +17,9 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from pymongo.errors import OperationFailure
 
-from webapp import rate_limit_storage
 from webapp.models import RateCounter
 from webapp.timeutil import utcnow
+from webapp.web import rate_limit_storage
 
 
 @pytest.fixture()

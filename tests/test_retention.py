@@ -1,7 +1,7 @@
 """Retention: the sweep deletes finished jobs RETENTION_DAYS after their last change, in small batches, never earlier.
 
 Real job documents in the suite's FerretDB, with `updated_at` (the last change) set on either side of the
-cutoff; the periodic sweep (tasks/sweeper.sweep_once) or webapp.services.retention does the deleting.
+cutoff; the periodic sweep (tasks/sweeper.sweep_once) or webapp.services.jobs.retention does the deleting.
 """
 
 from datetime import UTC
@@ -69,7 +69,7 @@ def test_the_sweep_deletes_finished_jobs_past_retention_and_nothing_younger_or_u
 
 
 def test_retention_works_in_small_batches_oldest_first(app, now):
-    from webapp.services import retention
+    from webapp.services.jobs import retention
 
     for n in range(7):
         stored(f"old {n}", "COMPLETED", now - timedelta(days=100 + n))
@@ -93,8 +93,8 @@ def test_retention_0_keeps_every_job(app, now, monkeypatch):
 
 def test_a_job_requeued_between_the_read_and_the_delete_stays(app, now, monkeypatch):
     from webapp.models import Job
-    from webapp.services import jobs
-    from webapp.services import retention
+    from webapp.services.jobs import actions
+    from webapp.services.jobs import retention
 
     failed = stored("failed long ago", "FAILED", now - timedelta(days=120))
     stored("completed long ago", "COMPLETED", now - timedelta(days=120))
@@ -106,7 +106,7 @@ def test_a_job_requeued_between_the_read_and_the_delete_stays(app, now, monkeypa
         def find(self, query, *args, **kwargs):
             found = list(real.find(query, *args, **kwargs))
             if query.get("status") == "FAILED":
-                jobs.requeue_job(str(failed.id), 5)
+                actions.requeue_job(str(failed.id), 5)
             return found
 
         def __getattr__(self, name):
@@ -121,10 +121,10 @@ def test_a_job_requeued_between_the_read_and_the_delete_stays(app, now, monkeypa
 
 def test_deleted_jobs_leave_their_owners_open_tables(app, now):
     from webapp.models import User
-    from webapp.services import accounts
-    from webapp.services import retention
+    from webapp.services.accounts import users
+    from webapp.services.jobs import retention
 
-    owner = accounts.register("keeper@example.com", "correct-horse-9")
+    owner = users.register("keeper@example.com", "correct-horse-9")
     stored("old", "COMPLETED", now - timedelta(days=200), owner_id=owner.id)
     before = User.objects.get(id=owner.id).jobs_mark or 0
     assert retention.purge(DAYS) == 1

@@ -90,21 +90,21 @@ def test_the_form_previews_times_live_and_makes_a_repeating_email_managed_on_the
 
 def test_an_admin_ticks_overdue_jobs_that_stay_ticked_across_polls_and_sends_them_now(open_browser):
     from webapp.models import Job
-    from webapp.services import accounts
-    from webapp.services import jobs
+    from webapp.services.accounts import users
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
     from webapp.timeutil import utcnow
 
-    owner = accounts.register("slow@example.com", "correct-horse-9")
+    owner = users.register("slow@example.com", "correct-horse-9")
     late = []
     for number in range(3):
-        job = jobs.create_job(owner.id, parse(JobInput, {"to": "r@example.com", "subject": f"Backlog {number}",
+        job = actions.create_job(owner.id, parse(JobInput, {"to": "r@example.com", "subject": f"Backlog {number}",
                                                          "body": "b"}), "scheduler@mailjobs.test", 5)
         Job.objects(id=job.id).update_one(set__next_attempt_at=utcnow() - timedelta(minutes=20),
                                           set__send_at=utcnow() - timedelta(minutes=20))
         late.append(job)
-    accounts.create_or_promote_admin("ops@example.com", "correct-horse-9")
+    users.create_or_promote_admin("ops@example.com", "correct-horse-9")
     page = open_browser()
     violations = watch_csp(page)
     sign_in(page, "ops@example.com")

@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
+from webapp.mail.mailer import send_email
 from webapp.models import Job
 from webapp.models import SweepTurn
-from webapp.services.delivery import DeliverySettings
-from webapp.services.delivery import deliver
-from webapp.services.mailer import send_email
+from webapp.services.delivery.rules import DeliverySettings
+from webapp.services.delivery.rules import deliver
 from webapp.timeutil import utcnow
 
 pytestmark = pytest.mark.usefixtures("consumer")
@@ -138,8 +138,8 @@ def test_the_sweep_fails_pending_jobs_whose_expiry_passed_while_they_waited(app,
 def test_a_retry_that_would_land_outside_the_window_waits_for_the_next_opening(app, smtp):
     """The window is open for this minute (to the end of the day at 23:59, 2 minutes at most); the
     backoff (2 to 4 minutes) ends after it closes, so the retry is at the same time tomorrow."""
-    from webapp.services import job_timing
-    from webapp.services import jobs
+    from webapp.services.jobs import actions
+    from webapp.services.jobs import job_timing
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
@@ -150,7 +150,7 @@ def test_a_retry_that_would_land_outside_the_window_waits_for_the_next_opening(a
               "end": closes.strftime("%H:%M")}
     data = parse(JobInput, {"to": "window@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
                             "windows": [window]})
-    job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
+    job = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
                           timing=job_timing.resolve_new(data, None, now))
     # Claimed by this test as a worker would, with a backoff of 2 to 4 minutes.
     settings = DeliverySettings(lease_seconds=30, retry_base_seconds=240, retry_cap_seconds=240)
@@ -171,10 +171,10 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
     """Its worker died inside the window and the lease ran out after the window closed: recovery
     puts it PENDING for the same minute tomorrow (it reads the job's zone and windows), and the
     task queued at once for it (tasks.delivery.requeue_recovered) cannot claim it before then."""
-    from webapp.services import attempts
-    from webapp.services import job_timing
-    from webapp.services import jobs
-    from webapp.services import recovery
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import recovery
+    from webapp.services.jobs import actions
+    from webapp.services.jobs import job_timing
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
@@ -184,7 +184,7 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
               "end": (opens + timedelta(minutes=1)).strftime("%H:%M")}
     data = parse(JobInput, {"to": "recovered@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
                             "windows": [window]})
-    job = jobs.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
+    job = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
                           timing=job_timing.resolve_new(data, None, now))
     with app.app_context():
         assert attempts.claim_job(job.id, "worker-that-dies", 30) is not None
@@ -196,13 +196,13 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
 
 
 def _job_with(data, now):
-    from webapp.services import job_timing
-    from webapp.services import jobs
+    from webapp.services.jobs import actions
+    from webapp.services.jobs import job_timing
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
 
     parsed = parse(JobInput, {"subject": "Needs the server", "body": "b", "timezone": "UTC", **data})
-    return jobs.create_job(ObjectId(), parsed, "scheduler@mailjobs.test", 5,
+    return actions.create_job(ObjectId(), parsed, "scheduler@mailjobs.test", 5,
                            timing=job_timing.resolve_new(parsed, None, now))
 
 

@@ -20,17 +20,17 @@ from tests.support.faults import Fleet
 from tests.support.faults import wait_until
 from webapp.models import Job
 from webapp.models import Schedule
-from webapp.services import control
-from webapp.services import materializer
-from webapp.services import recurrence
-from webapp.services import schedules
-from webapp.services.schedule_input import ScheduleInput
+from webapp.services.delivery import pause
+from webapp.services.recurring import occurrences
+from webapp.services.recurring import schedules
+from webapp.services.recurring.inputs import ScheduleInput
+from webapp.services.scheduling import recurrence
 from webapp.services.validation import parse
 from webapp.timeutil import as_utc
 from webapp.timeutil import utcnow
 
 pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("shared_consumer_stopped")]
-SETTINGS = materializer.MaterializeSettings(sender="scheduler@mailjobs.test", misfire_seconds=60)
+SETTINGS = occurrences.MaterializeSettings(sender="scheduler@mailjobs.test", misfire_seconds=60)
 
 
 @pytest.fixture()
@@ -108,7 +108,7 @@ def test_two_consumers_and_two_sweeps_racing_never_make_an_occurrence_twice(app,
     """Six minutely schedules, 150 minutes behind with catch_up=all: 900 occurrences to make, in
     plans of 100, by two consumers' maintenance threads and sweeps and two `flask sweep` pollers at
     once. Delivery is paused, so only the making races."""
-    control.pause("test: racing materializers")
+    pause.pause("test: racing materializers")
     created = []
     try:
         t0 = utcnow() - timedelta(minutes=150)
@@ -134,4 +134,4 @@ def test_two_consumers_and_two_sweeps_racing_never_make_an_occurrence_twice(app,
             assert made == expected and doc["runs"] == len(expected)
     finally:
         Job._get_collection().delete_many({"schedule_id": {"$in": [s.id for s in created]}})
-        control.resume("test: racing materializers")
+        pause.resume("test: racing materializers")

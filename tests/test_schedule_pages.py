@@ -147,7 +147,7 @@ def test_the_schedules_page_lists_next_runs_and_pauses_resumes_and_deletes(pages
 
 
 def test_someone_elses_schedule_cannot_be_touched_and_admins_see_all(client, pages):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     pages.signup()
     post_form(pages, subject="Mine", cron="0 9 * * mon")
@@ -156,7 +156,7 @@ def test_someone_elses_schedule_cannot_be_touched_and_admins_see_all(client, pag
     other.signup()
     assert other.post(f"/schedules/{schedule.id}/pause").status_code == 404
     assert other.get("/admin/schedules").status_code == 403
-    accounts.create_or_promote_admin("boss@example.com", "correct-horse-9")
+    users.create_or_promote_admin("boss@example.com", "correct-horse-9")
     admin = PageClient(client.application.test_client())
     admin.login("boss@example.com")
     html = admin.get("/admin/schedules").get_data(as_text=True)
@@ -169,16 +169,16 @@ def test_someone_elses_schedule_cannot_be_touched_and_admins_see_all(client, pag
 
 def overdue_jobs(count, owner_email="late@example.com"):
     """PENDING jobs whose effective send time passed 10 minutes ago (as after an outage)."""
-    from webapp.services import accounts
-    from webapp.services import jobs
+    from webapp.services.accounts import users
+    from webapp.services.jobs import actions
     from webapp.services.validation import JobInput
     from webapp.services.validation import parse
     from webapp.timeutil import utcnow
 
-    owner = accounts.find_user_by_email(owner_email) or accounts.register(owner_email, "correct-horse-9")
+    owner = users.find_user_by_email(owner_email) or users.register(owner_email, "correct-horse-9")
     made = []
     for number in range(count):
-        job = jobs.create_job(owner.id, parse(JobInput, {"to": "r@example.com", "subject": f"late {number}",
+        job = actions.create_job(owner.id, parse(JobInput, {"to": "r@example.com", "subject": f"late {number}",
                                                          "body": "b"}), "scheduler@mailjobs.test", 5)
         Job.objects(id=job.id).update_one(set__next_attempt_at=utcnow() - timedelta(minutes=10),
                                           set__send_at=utcnow() - timedelta(minutes=10))
@@ -188,9 +188,9 @@ def overdue_jobs(count, owner_email="late@example.com"):
 
 @pytest.fixture()
 def admin_pages(client):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin("root@example.com", "correct-horse-9")
+    users.create_or_promote_admin("root@example.com", "correct-horse-9")
     pages = PageClient(client)
     pages.login("root@example.com")
     return pages

@@ -13,13 +13,13 @@ from bson import ObjectId
 
 from webapp.models import Job
 from webapp.models import Schedule
-from webapp.services import materializer
-from webapp.services import schedules
-from webapp.services.schedule_input import ScheduleInput
+from webapp.services.recurring import occurrences
+from webapp.services.recurring import schedules
+from webapp.services.recurring.inputs import ScheduleInput
 from webapp.services.validation import parse
 
 YEAR = datetime.now(UTC).year + 1
-SETTINGS = materializer.MaterializeSettings(sender="scheduler@mailjobs.test", misfire_seconds=60)
+SETTINGS = occurrences.MaterializeSettings(sender="scheduler@mailjobs.test", misfire_seconds=60)
 
 
 def schedule(**fields):
@@ -175,16 +175,16 @@ def test_a_schedule_in_the_skipped_hour_runs_at_the_moved_time(client, api):
 def test_each_pass_makes_the_next_occurrence_and_max_runs_finishes_the_schedule(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="* * * * *", timezone="UTC", max_runs=3)
-    assert [made for made, _ in materializer.materialize_schedule(created.id, t0, SETTINGS)]
+    assert [made for made, _ in occurrences.materialize_schedule(created.id, t0, SETTINGS)]
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 1)]
     # Not due again until that occurrence's time: a pass before it makes nothing.
-    assert materializer.materialize_due(t0 + timedelta(seconds=20), SETTINGS) == []
-    materializer.materialize_due(utc(YEAR, 5, 4, 8, 1, 1), SETTINGS)
-    materializer.materialize_due(utc(YEAR, 5, 4, 8, 2, 1), SETTINGS)
+    assert occurrences.materialize_due(t0 + timedelta(seconds=20), SETTINGS) == []
+    occurrences.materialize_due(utc(YEAR, 5, 4, 8, 1, 1), SETTINGS)
+    occurrences.materialize_due(utc(YEAR, 5, 4, 8, 2, 1), SETTINGS)
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, minute) for minute in (1, 2, 3)]
     created.reload()
     assert created.status == "finished" and created.runs == 3 and created.due_at is None
-    assert materializer.materialize_due(utc(YEAR, 5, 4, 9), SETTINGS) == []
+    assert occurrences.materialize_due(utc(YEAR, 5, 4, 9), SETTINGS) == []
     assert len(occurrence_jobs(created.id)) == 3
 
 
@@ -192,7 +192,7 @@ def test_until_bounds_the_occurrences(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="* * * * *", timezone="UTC", until=f"{YEAR}-05-04T08:02:00Z")
     for minute in range(0, 5):
-        materializer.materialize_due(utc(YEAR, 5, 4, 8, minute, 31), SETTINGS)
+        occurrences.materialize_due(utc(YEAR, 5, 4, 8, minute, 31), SETTINGS)
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 1), utc(YEAR, 5, 4, 8, 2)]
     created.reload()
     assert created.status == "finished"
@@ -208,8 +208,8 @@ def test_catch_up_decides_which_missed_occurrences_are_made(app, catch_up, made)
     08:04 .. 08:10 were missed (more than the 60 s grace late), 08:12 is ahead."""
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="*/2 * * * *", timezone="UTC", catch_up=catch_up)
-    materializer.materialize_schedule(created.id, t0, SETTINGS)
-    materializer.materialize_due(utc(YEAR, 5, 4, 8, 11, 30), SETTINGS)
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)
+    occurrences.materialize_due(utc(YEAR, 5, 4, 8, 11, 30), SETTINGS)
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, minute) for minute in made]
     expiry = {job.occurrence_at.astimezone(UTC).minute: job.expires_at for job in occurrence_jobs(created.id)}[2]
     # The 08:02 job made before the downtime follows the rule too, through its expiry:
@@ -220,25 +220,25 @@ def test_catch_up_decides_which_missed_occurrences_are_made(app, catch_up, made)
 def test_an_occurrence_less_late_than_the_grace_is_no_miss(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="* * * * *", timezone="UTC", catch_up="none")
-    materializer.materialize_schedule(created.id, t0, SETTINGS)
-    materializer.materialize_due(utc(YEAR, 5, 4, 8, 6, 40), SETTINGS)  # 08:06 is 40 s late: made
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)
+    occurrences.materialize_due(utc(YEAR, 5, 4, 8, 6, 40), SETTINGS)  # 08:06 is 40 s late: made
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, minute) for minute in (1, 6, 7)]
 
 
 def test_latest_makes_the_most_recent_missed_one_when_nothing_newer_is_made(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="*/10 * * * *", timezone="UTC", catch_up="latest")
-    materializer.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
-    materializer.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 .. 09:00 were missed
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
+    occurrences.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 .. 09:00 were missed
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 10), utc(YEAR, 5, 4, 9, 0), utc(YEAR, 5, 4, 9, 10)]
 
 
 def test_a_long_downtime_is_caught_up_in_batches_with_all(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="* * * * *", timezone="UTC", catch_up="all")
-    materializer.materialize_schedule(created.id, t0, SETTINGS)
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)
     back = utc(YEAR, 5, 4, 12, 0, 30)  # four hours later: 239 missed
-    while materializer.materialize_due(back, SETTINGS):
+    while occurrences.materialize_due(back, SETTINGS):
         pass
     made = made_at(created.id)
     assert len(made) == len(set(made)) == 241  # 08:01 .. 12:00, and 12:01 ahead
@@ -248,27 +248,27 @@ def test_a_long_downtime_is_caught_up_in_batches_with_all(app):
 def test_a_pass_is_never_made_twice_even_when_repeated(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="* * * * *", timezone="UTC", catch_up="all")
-    materializer.materialize_schedule(created.id, t0, SETTINGS)
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)
     back = utc(YEAR, 5, 4, 8, 30, 30)
     doc = Schedule._get_collection().find_one({"_id": created.id})
-    first = materializer.materialize(doc, back, SETTINGS)  # plans and makes
+    first = occurrences.materialize(doc, back, SETTINGS)  # plans and makes
     # A second process that read the schedule before the first one's plan: it loses the plan.
-    assert materializer.materialize(doc, back, SETTINGS) == []
+    assert occurrences.materialize(doc, back, SETTINGS) == []
     # A process that finds the plan stored but (to its knowledge) not carried out makes it again: duplicates refused.
     stored = Schedule._get_collection().find_one({"_id": created.id})
     replay = {**stored, "planned": [job.occurrence_at for job in occurrence_jobs(created.id)][1:]}
-    assert materializer.materialize(replay, back, SETTINGS) == []
+    assert occurrences.materialize(replay, back, SETTINGS) == []
     assert len(first) == 30 and len(made_at(created.id)) == len(set(made_at(created.id))) == 31
 
 
 def test_the_occurrence_id_is_derived_from_the_schedule_its_version_and_the_time():
     schedule_id, moment = ObjectId(), utc(YEAR, 5, 4, 8, 1)
-    job_id = materializer.occurrence_job_id(schedule_id, 0, moment)
-    assert job_id == materializer.occurrence_job_id(schedule_id, 0, moment)
+    job_id = occurrences.occurrence_job_id(schedule_id, 0, moment)
+    assert job_id == occurrences.occurrence_job_id(schedule_id, 0, moment)
     assert job_id.generation_time == moment
-    assert job_id != materializer.occurrence_job_id(schedule_id, 1, moment)
-    assert job_id != materializer.occurrence_job_id(ObjectId(), 0, moment)
-    assert job_id != materializer.occurrence_job_id(schedule_id, 0, moment + timedelta(minutes=1))
+    assert job_id != occurrences.occurrence_job_id(schedule_id, 1, moment)
+    assert job_id != occurrences.occurrence_job_id(ObjectId(), 0, moment)
+    assert job_id != occurrences.occurrence_job_id(schedule_id, 0, moment + timedelta(minutes=1))
 
 
 def test_lowering_max_runs_below_the_runs_made_finishes_the_schedule(client, api):
@@ -284,26 +284,26 @@ def test_latest_never_makes_an_occurrence_after_until(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
     created = stored_schedule(owner, t0, cron="*/10 * * * *", timezone="UTC", catch_up="latest",
                               until=f"{YEAR}-05-04T08:35:00Z")
-    materializer.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
-    materializer.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 and 08:30 missed, 08:40+ past until
+    occurrences.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
+    occurrences.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 and 08:30 missed, 08:40+ past until
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 10), utc(YEAR, 5, 4, 8, 30)]
     created.reload()
     assert created.status == "finished"
 
 
 def test_a_disabled_owners_occurrences_are_held_until_the_account_is_enabled(client, api):
-    from webapp.services import account_status
-    from webapp.services import accounts
+    from webapp.services.accounts import disabling
+    from webapp.services.accounts import users
 
     headers = api.user("held@example.com")
     created = client.post("/api/users/schedules", json=schedule(cron="* * * * *", timezone="UTC"),
                           headers=headers).json
-    owner = accounts.find_user_by_email("held@example.com")
-    account_status.disable_account(owner.id)
+    owner = users.find_user_by_email("held@example.com")
+    disabling.disable_account(owner.id)
     [first] = occurrence_jobs(created["id"])
     assert first.held == "owner_disabled"  # held by the disable, like any job of theirs
     later = datetime.fromisoformat(created["next_runs"][0]) + timedelta(seconds=1)
-    materializer.materialize_due(later, SETTINGS)  # the next occurrence, made while disabled: held too
+    occurrences.materialize_due(later, SETTINGS)  # the next occurrence, made while disabled: held too
     assert [job.held for job in occurrence_jobs(created["id"])] == ["owner_disabled", "owner_disabled"]
-    account_status.enable_account(owner.id)
+    disabling.enable_account(owner.id)
     assert [job.held for job in occurrence_jobs(created["id"])] == [None, None]

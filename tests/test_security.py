@@ -37,9 +37,9 @@ def stored_jobs():
 
 
 def make_admin(app, email="root@example.com"):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin(email, PASSWORD)
+    users.create_or_promote_admin(email, PASSWORD)
     admin = PageClient(app.test_client())
     assert admin.login(email).status_code == 302
     return admin
@@ -158,9 +158,9 @@ def test_header_lookalikes_in_the_body_stay_in_the_body_on_the_wire(client, api,
 
 
 def test_a_line_break_in_the_return_address_after_sign_in_is_not_a_header(app, client):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.register("ada@example.com", PASSWORD)
+    users.register("ada@example.com", PASSWORD)
     pages = PageClient(client)
     for target in ("/jobs\r\nSet-Cookie: evil=1", "/\t/evil.example", "/jobs\nLocation: https://evil.example"):
         signed_in = pages.post("/login", {"email": "ada@example.com", "password": PASSWORD, "next": target})

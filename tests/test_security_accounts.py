@@ -24,7 +24,6 @@ from tests.support.security import me
 from tests.support.security import page_form
 from tests.support.security import stored_subjects
 
-
 # --- the pending quota --------------------------------------------------------------------------
 
 def test_one_pending_job_past_the_quota_is_a_429_that_names_it(app, client, api, monkeypatch):
@@ -51,10 +50,10 @@ def test_one_pending_job_past_the_quota_is_a_429_that_names_it(app, client, api,
 
 
 def test_the_quota_on_the_page_is_an_inline_message_and_admins_are_not_exempt_by_default(app, monkeypatch):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     monkeypatch.setitem(app.config, "MAX_PENDING_JOBS_PER_USER", 1)
-    accounts.create_or_promote_admin("root@example.com", PASSWORD)
+    users.create_or_promote_admin("root@example.com", PASSWORD)
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
     assert admin.post("/jobs", page_form("first"), htmx=True).status_code == 201
@@ -113,8 +112,8 @@ def test_a_disabled_account_is_shut_out_at_once_old_token_and_old_session_includ
 
 
 def test_disabling_is_for_admins_never_yourself_and_never_the_last_admin(app, client, api):
-    from webapp.errors import Conflict
-    from webapp.services import account_status
+    from webapp.services.accounts import disabling
+    from webapp.services.errors import Conflict
 
     root = api.admin("root@example.com")
     root_id = me(client, root)["id"]
@@ -127,7 +126,7 @@ def test_disabling_is_for_admins_never_yourself_and_never_the_last_admin(app, cl
     yourself = client.post(f"/api/admin/users/{root_id}/disable", headers=root)
     assert yourself.status_code == 409 and "your own account" in yourself.json["error"]["message"]
     with pytest.raises(Conflict, match="The last admin cannot be disabled"):
-        account_status.disable_account(root_id)  # say, from a script
+        disabling.disable_account(root_id)  # say, from a script
 
     # Two admins disabling each other at the same instant: never no admin left.
     other = api.admin()
@@ -144,42 +143,42 @@ def test_disabling_is_for_admins_never_yourself_and_never_the_last_admin(app, cl
         thread.start()
     for thread in threads:
         thread.join()
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    assert accounts.count_admins() >= 1, answers
+    assert users.count_admins() >= 1, answers
     assert sorted(answers.values()) in ([200, 409], [409, 409], [200, 401]), answers
 
 
 def test_the_users_page_disables_and_enables_with_csrf(app, client):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin("root@example.com", PASSWORD)
-    carol = accounts.register("carol@example.com", PASSWORD)
+    users.create_or_promote_admin("root@example.com", PASSWORD)
+    carol = users.register("carol@example.com", PASSWORD)
     admin = PageClient(client)
     admin.login("root@example.com")
     page = admin.get("/admin/users").get_data(as_text=True)
     assert f'id="disable-{carol.id}"' in page
-    assert 'id="disable-' + str(accounts.find_user_by_email("root@example.com").id) not in page  # not yourself
+    assert 'id="disable-' + str(users.find_user_by_email("root@example.com").id) not in page  # not yourself
 
     assert admin.post(f"/admin/users/{carol.id}/disable", {"page": "1"}, htmx=True, token=False).status_code == 400
-    assert not accounts.get_user(carol.id).disabled
+    assert not users.get_user(carol.id).disabled
     rows = admin.post(f"/admin/users/{carol.id}/disable", {"page": "1"}, htmx=True)
     assert rows.status_code == 200
     html = rows.get_data(as_text=True)
     assert "disabled-tag" in html and f'id="enable-{carol.id}"' in html
-    assert accounts.get_user(carol.id).disabled
+    assert users.get_user(carol.id).disabled
 
     done = admin.post(f"/admin/users/{carol.id}/enable", {"page": "1"})
     assert done.status_code == 302
     assert "carol@example.com is enabled again." in admin.get("/admin/users").get_data(as_text=True)
-    assert not accounts.get_user(carol.id).disabled
+    assert not users.get_user(carol.id).disabled
 
 
 def test_a_disabled_owners_emails_wait_and_go_out_late_once_enabled(app, client, api, consumer, smtp):
     from webapp.models import Job
-    from webapp.services import attempts
-    from webapp.services import recovery
-    from webapp.services import stats
+    from webapp.services.delivery import attempts
+    from webapp.services.delivery import recovery
+    from webapp.services.monitoring import stats
     from webapp.timeutil import utcnow
 
     admin = api.admin()

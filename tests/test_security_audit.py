@@ -139,10 +139,10 @@ def test_admin_actions_are_audited_with_actor_target_and_outcome(app, client, ap
 def test_the_pages_admin_actions_are_audited_too(app, client):
     from webapp.models import AuditEntry
     from webapp.models import Job
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin("root@example.com", PASSWORD)
-    carol = accounts.register("carol@example.com", PASSWORD)
+    users.create_or_promote_admin("root@example.com", PASSWORD)
+    carol = users.register("carol@example.com", PASSWORD)
     admin = PageClient(client, ip="203.0.113.5")
     admin.login("root@example.com")
     user = PageClient(app.test_client())
@@ -189,10 +189,10 @@ def test_the_audit_log_filters_by_actor_and_action_newest_first_page_by_page(app
 
 
 def test_the_audit_page_filters_and_pages_with_htmx_for_admins_only(app, client):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin("root@example.com", PASSWORD)
-    accounts.register("carol@example.com", PASSWORD)
+    users.create_or_promote_admin("root@example.com", PASSWORD)
+    users.register("carol@example.com", PASSWORD)
     admin = PageClient(client)
     admin.login("root@example.com")
     carol = PageClient(app.test_client())
@@ -225,11 +225,11 @@ def test_no_password_ever_reaches_the_audit_log(app, client, api):
     browser.logout()
     browser.login("bob@example.com", page_wrong_pw)
     browser.login("bob@example.com", page_pw)
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin("root@example.com", admin_pw)
+    users.create_or_promote_admin("root@example.com", admin_pw)
     root = api.login("root@example.com", admin_pw)
-    bob = accounts.find_user_by_email("bob@example.com")
+    bob = users.find_user_by_email("bob@example.com")
     client.post(f"/api/admin/users/{bob.id}/disable", headers=root)
     client.post("/api/auth/login", json={"email": "bob@example.com", "password": page_pw})
 

@@ -163,7 +163,7 @@ def test_stats_match_the_jobs_a_real_consumer_delivered(client, admin, api, cons
     smtp.reject_recipients({"nobody@example.com": "550 5.1.1 No such user"})
     smtp.queue_data_responses(["451 4.3.0 Try again later"])  # one DATA is deferred once, then retried
     send_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    sent = [create_job(client, user, subject=f"Due {n}", send_at=iso(send_at)) for n in range(6)]
+    [create_job(client, user, subject=f"Due {n}", send_at=iso(send_at)) for n in range(6)]
     failed = create_job(client, user, to="nobody@example.com", subject="Bounces", send_at=iso(send_at))
     later = [create_job(client, user, subject="Next week", send_at=iso(send_at + timedelta(days=7)))
              for _ in range(2)]
@@ -213,7 +213,7 @@ def test_stats_match_the_jobs_a_real_consumer_delivered(client, admin, api, cons
 
 def test_overdue_and_queue_figures_without_a_consumer(client, admin, api, app, consumers):
     from webapp.models import Job
-    from webapp.services import jobs as job_service
+    from webapp.services.jobs import actions as job_service
     from webapp.services.validation import JobInput
 
     # No consumer runs: these jobs wait. Two are more than OVERDUE_SECONDS (300) late, one is not.
@@ -326,9 +326,9 @@ class RefusingAuthenticator:
 
 def send_and_classify(app, port, **settings):
     """Send one message with the real mailer to 127.0.0.1:`port`; what the tally makes of the failure."""
-    from webapp.services.mailer import SmtpError
-    from webapp.services.mailer import send_email
-    from webapp.services.process_tally import smtp_problem
+    from webapp.mail.mailer import SmtpError
+    from webapp.mail.mailer import send_email
+    from webapp.services.monitoring.tally import smtp_problem
 
     mail = SimpleNamespace(**{"server": "127.0.0.1", "port": port, "use_ssl": False, "use_tls": False, "debug": 0,
                               "username": None, "password": None, "default_sender": "s@example.com", **settings})
@@ -338,7 +338,7 @@ def send_and_classify(app, port, **settings):
     return smtp_problem(failure.value)
 
 
-# The mailer closes the socket when STARTTLS or AUTH fails (webapp/services/smtp_connections.py): no
+# The mailer closes the socket when STARTTLS or AUTH fails (webapp/mail/connections.py): no
 # ResourceWarning is left for the collector, and warnings are errors here.
 def test_smtp_failures_about_the_server_or_the_account_are_told_from_replies_about_a_message(smtp, app):
     closed = free_port()

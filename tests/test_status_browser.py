@@ -32,8 +32,8 @@ def delivery_not_paused(app):
 
 def seed_history(days=29):
     """Figures for the past days (the 30-day chart would otherwise show today alone)."""
-    from webapp.services import delivery_stats
-    from webapp.services.process_tally import MinuteFigures
+    from webapp.services.monitoring import delivery_stats
+    from webapp.services.monitoring.tally import MinuteFigures
 
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     delivery_stats.flush({today - timedelta(days=back): MinuteFigures(sent=40 + (back * 37) % 90,
@@ -51,9 +51,9 @@ def create_job(client, headers, subject):
 def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_page(
         open_browser, consumer, smtp, api, client):
     from webapp.models import Job
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin(ADMIN, PASSWORD)
+    users.create_or_promote_admin(ADMIN, PASSWORD)
     clear_figures()
     seed_history()
     user = api.user()
@@ -109,9 +109,9 @@ def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_pa
 
 
 def test_the_status_page_reads_well_on_a_phone_and_unchanged_polls_are_304(open_browser, consumer, app):
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
-    accounts.create_or_promote_admin(ADMIN, PASSWORD)
+    users.create_or_promote_admin(ADMIN, PASSWORD)
     page = open_browser(width=390, height=844)
     sign_in(page, ADMIN)
     page.goto("/admin")

@@ -121,16 +121,16 @@ def test_the_jobs_table_moved_to_admin_jobs_and_old_links_still_work(admin_pages
 
 
 def test_the_pause_switch_on_the_page_pauses_and_resumes(admin_pages):
-    from webapp.services import control
+    from webapp.services.delivery import pause
 
     response = admin_pages.post("/admin/delivery/pause", {}, htmx=True)
     assert response.status_code == 200
     board = response.get_data(as_text=True)
     assert "Delivery is paused" in board and 'id="resume-delivery"' in board
-    assert control.read_pause() is not None
+    assert pause.read_pause() is not None
     plain = admin_pages.post("/admin/delivery/resume", {})
     assert plain.status_code == 302 and plain.headers["Location"] == "/admin"
-    assert control.read_pause() is None
+    assert pause.read_pause() is None
     assert "Delivery resumed: 0 due jobs queued now." in admin_pages.get("/admin").get_data(as_text=True)
     refused = admin_pages.post("/admin/delivery/pause", {}, token=False)
-    assert refused.status_code == 400 and control.read_pause() is None  # CSRF like every other form
+    assert refused.status_code == 400 and pause.read_pause() is None  # CSRF like every other form

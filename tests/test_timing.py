@@ -1,4 +1,4 @@
-"""The pure rules of time (webapp.services.timing, .recurrence, .materializer's plan): DST, windows, cron.
+"""The pure rules of time (webapp.services.scheduling.timing, .recurrence, .materializer's plan): DST, windows, cron.
 
 Fixed dates, no servers: each rule is a function of its inputs. The DST rule is RFC 5545's
 (zoneinfo's fold=0): a wall time the clocks skip moves forward by the gap, one they repeat is
@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from webapp.services import recurrence
-from webapp.services import timing
+from webapp.services.scheduling import recurrence
+from webapp.services.scheduling import timing
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

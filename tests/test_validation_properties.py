@@ -1,5 +1,5 @@
 """The job rules, as properties over generated input (hypothesis): webapp/services/validation.py
-and webapp/services/addresses.py, with no server.
+and webapp/mail/addresses.py, with no server.
 
 The limits are written here as the README states them (1-998 characters, 100 KB, 50
 recipients, a minute back to 10 years ahead), not imported: a rule that drifts from its
@@ -24,13 +24,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from webapp.errors import ValidationFailed
-from webapp.services.addresses import parse_recipient
-from webapp.services.validation import Credentials
-from webapp.services import job_timing
-from webapp.services.bulk import BulkInput
-from webapp.services.schedule_input import ScheduleInput
+from webapp.mail.addresses import parse_recipient
+from webapp.services.errors import ValidationFailed
+from webapp.services.jobs import job_timing
+from webapp.services.jobs.bulk import BulkInput
+from webapp.services.recurring.inputs import ScheduleInput
 from webapp.services.validation import AccountSettings
+from webapp.services.validation import Credentials
 from webapp.services.validation import JobInput
 from webapp.services.validation import LoginInput
 from webapp.services.validation import RoleInput
@@ -65,7 +65,7 @@ def refused_fields(model, data):
     """The fields `parse` names when it refuses `data`, or None when it accepts it.
 
     A job is read as the API reads it: the shape, then its times in its zone and their range
-    (webapp.services.job_timing, issue 8).
+    (webapp.services.jobs.job_timing, issue 8).
     """
     try:
         if model is JobInput:

@@ -8,8 +8,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from pymongo.errors import ConnectionFailure
 
-from webapp.errors import AppError
-from webapp.services import accounts
+from webapp.services.accounts import users
+from webapp.services.errors import AppError
 from webapp.services.validation import MIN_PASSWORD_CHARS
 
 
@@ -21,14 +21,14 @@ def create_admin(email):
     The password (only needed for a new account) comes from ADMIN_PASSWORD or a prompt.
     """
     password = None
-    if accounts.find_user_by_email(email) is None:
+    if users.find_user_by_email(email) is None:
         password = os.environ.get("ADMIN_PASSWORD") or click.prompt(
             "Password for the new admin", hide_input=True, confirmation_prompt=True
         )
         if len(password) < MIN_PASSWORD_CHARS:
             raise click.ClickException(f"The password needs at least {MIN_PASSWORD_CHARS} characters.")
     try:
-        user = accounts.create_or_promote_admin(email, password)
+        user = users.create_or_promote_admin(email, password)
     except AppError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"{user.email} is an admin.")

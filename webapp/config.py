@@ -117,7 +117,7 @@ class Config:
         self.MAIL_PORT = env_int("MAIL_PORT", 25 if mail_server else 8025)
         self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
         self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
-        # With TLS, the server's certificate and host name are verified (webapp/services/mail_tls.py):
+        # With TLS, the server's certificate and host name are verified (webapp/mail/tls.py):
         # against the system's CAs, or those in MAIL_TLS_CA_FILE; false is an explicit, logged opt-out.
         self.MAIL_TLS_VERIFY = env_bool("MAIL_TLS_VERIFY", True)
         self.MAIL_TLS_CA_FILE = env_str("MAIL_TLS_CA_FILE")
@@ -128,22 +128,22 @@ class Config:
         # How long a worker thread keeps its SMTP connection for the next message (0: close each time).
         self.MAIL_IDLE_SECONDS = env_float("MAIL_IDLE_SECONDS", 5.0)
 
-        # Delivery rules (see webapp/services/delivery.py).
+        # Delivery rules (see webapp/services/delivery/rules.py).
         self.LEASE_SECONDS = env_float("LEASE_SECONDS", 6.0)
         self.MAX_ATTEMPTS = env_int("MAX_ATTEMPTS", 5)
         self.RETRY_BASE_SECONDS = env_float("RETRY_BASE_SECONDS", 30.0)
         self.RETRY_CAP_SECONDS = env_float("RETRY_CAP_SECONDS", 3600.0)
         self.IN_DOUBT_POLICY = env_str("IN_DOUBT_POLICY", "resend")
         self.SCHEDULE_LEAD_SECONDS = env_float("SCHEDULE_LEAD_SECONDS", 1.0)
-        # Recurring schedules (webapp/services/materializer.py): an occurrence more than this late
+        # Recurring schedules (webapp/services/recurring/occurrences.py): an occurrence more than this late
         # when planned was missed, and the catch-up rule decides; the grace of catch-up expiries.
         self.SCHEDULE_MISFIRE_SECONDS = env_float("SCHEDULE_MISFIRE_SECONDS", 60.0)
 
-        # The status page and /metrics (see webapp/services/stats.py, tasks/maintenance.py).
+        # The status page and /metrics (see webapp/services/monitoring/stats.py, tasks/maintenance.py).
         self.HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 2.0)
         self.OVERDUE_SECONDS = env_float("OVERDUE_SECONDS", 300.0)
         self.METRICS_TOKEN = env_str("METRICS_TOKEN")
-        # How old the counts per status over all jobs may get (webapp/services/job_counts.py); 0 counts every read.
+        # How old the counts per status over all jobs may get (webapp/services/monitoring/job_counts.py); 0 counts every read.
         self.JOB_COUNTS_SECONDS = env_float("JOB_COUNTS_SECONDS", 5.0)
         # Days a finished job is kept after its last change; the sweep deletes older ones (0 keeps them all).
         self.RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
@@ -152,12 +152,12 @@ class Config:
         self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 512 * 1024)
         self.LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
         # Rate limits are counted where every web process and host sees them, and a restart
-        # forgets nothing: Redis, else the app's MongoDB (webapp/rate_limit_storage.py).
+        # forgets nothing: Redis, else the app's MongoDB (webapp/web/rate_limit_storage.py).
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "mongoengine://"
         self.RATELIMIT_STRATEGY = "fixed-window"  # the one strategy the MongoDB storage has
         # The storage down must not take logins down with it: count in memory (per process) meanwhile.
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        # Limits (flask-limiter syntax, e.g. "10 per minute" or "10/minute;100/day"), see webapp/throttle.py.
+        # Limits (flask-limiter syntax, e.g. "10 per minute" or "10/minute;100/day"), see webapp/web/throttle.py.
         self.LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10 per minute")  # per client IP and per account
         self.SIGNUP_RATE_LIMIT = env_str("SIGNUP_RATE_LIMIT", "30 per hour")  # per client IP
         self.JOB_CREATE_RATE_LIMIT = env_str("JOB_CREATE_RATE_LIMIT", "120 per minute")  # per user

@@ -8,15 +8,15 @@ from flask_login import LoginManager
 from flask_mail import Mail as FlaskMail
 from flask_wtf.csrf import CSRFProtect
 
-from webapp import rate_limit_storage  # noqa: F401 - registers the `mongoengine://` limits storage
-from webapp.services.mail_tls import TlsSettings
+from webapp.mail.tls import TlsSettings
+from webapp.web import rate_limit_storage  # noqa: F401 - registers the `mongoengine://` limits storage
 
 
 class Mail(FlaskMail):
     """flask-mail whose state also carries how the server's certificate is verified (MAIL_TLS_*)."""
 
     def init_mail(self, config, debug=False, testing=False):
-        """flask-mail's settings plus `tls` (webapp.services.mail_tls.TlsSettings)."""
+        """flask-mail's settings plus `tls` (webapp.mail.tls.TlsSettings)."""
         state = super().init_mail(config, debug, testing)
         state.tls = TlsSettings.from_config(config)
         return state

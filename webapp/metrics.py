@@ -24,12 +24,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from webapp.services import delivery_stats
-from webapp.services import job_counts
-from webapp.services import stats
-from webapp.services import workers
-from webapp.services.process_tally import LATENESS_BOUNDS
-from webapp.services.process_tally import OUTCOMES
+from tasks.queue import queue_depth
+from webapp.services.monitoring import delivery_stats
+from webapp.services.monitoring import heartbeats
+from webapp.services.monitoring import job_counts
+from webapp.services.monitoring.tally import LATENESS_BOUNDS
+from webapp.services.monitoring.tally import OUTCOMES
 
 bp = Blueprint("metrics", __name__)
 
@@ -60,13 +60,13 @@ class MailjobsCollector:
                                     "Seconds from a job's send_at to the SMTP server's 250.",
                                     buckets=buckets, sum_value=totals["sum"])
 
-        alive = sum(1 for record in workers.list_workers() if record["alive"])
+        alive = sum(1 for record in heartbeats.list_workers() if record["alive"])
         yield GaugeMetricFamily("mailjobs_workers_alive", "Consumer processes with a recent heartbeat.", value=alive)
 
         depth = GaugeMetricFamily("mailjobs_queue_depth", "Huey tasks waiting: pending (in the queue) and "
                                   "scheduled (set aside by a consumer until their time). Absent when the queue "
                                   "cannot be reached.", labels=["queue"])
-        for queue, count in stats.queue_depth().items():
+        for queue, count in queue_depth().items():
             if count is not None:
                 depth.add_metric([queue], count)
         yield depth

@@ -1,6 +1,5 @@
-"""Run a real `huey_consumer tasks.huey` process for the tests."""
+"""Run a real `huey_consumer worker.huey` process for the tests."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -29,7 +28,7 @@ class HueyConsumer:
 
     def command(self):
         consumer = Path(sys.executable).with_name("huey_consumer")
-        args = [str(consumer), "tasks.huey", "-w", str(self.workers), "-k", "thread", "-s", "1", "-m", "0.25",
+        args = [str(consumer), "worker.huey", "-w", str(self.workers), "-k", "thread", "-s", "1", "-m", "0.25",
                 "-g", GRACEFUL_SIGNAL.name.removeprefix("SIG")]
         if not self.periodic:
             args.append("-n")

@@ -49,7 +49,7 @@ SCHEDULED_FIELDS = {"timezone": "Europe/Berlin",
                                 {"days": ALL_DAYS, "start": "12:00", "end": "00:00"}],
                     "expires_at": "in an hour"}
 # Threads whose commands are paid per unit of time, whatever the number of jobs.
-# `change-marks`: the process's change-mark flusher (webapp/services/change_marks.py), one bulk
+# `change-marks`: the process's change-mark flusher (webapp/services/jobs/change_marks.py), one bulk
 # write per FLUSH_DELAY at most for every job noted meanwhile, so its cost is per time while jobs
 # change, not per job (at one job at a time, as here, it is about one write per job state change).
 PER_TIME_THREADS = ("maintenance", "lease-renewer", "Scheduler", "change-marks")
@@ -150,11 +150,11 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fiel
     import redis
     from pymongo import MongoClient
 
-    import tasks.worker_app
+    import tasks.context
     from tasks.queue import huey
-    from webapp import create_app
+    from webapp.app import create_app
     from webapp.config import load_config
-    from webapp.services import accounts
+    from webapp.services.accounts import users
 
     app = create_app(load_config("testing"))
     client = app.test_client()
@@ -162,13 +162,13 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fiel
     # The watcher reads job statuses on a client of its own; its commands are left out below.
     watcher = MongoClient(os.environ["MONGODB_URI"], tz_aware=True).get_default_database()
     with app.app_context():
-        accounts.register("cost@example.com", "correct-horse-9")
+        users.register("cost@example.com", "correct-horse-9")
     token = client.post("/api/auth/login", json={"email": "cost@example.com", "password": "correct-horse-9"})
     headers = {"Authorization": f"Bearer {token.json['access_token']}"}
 
     # The consumer's threads use this process's app (building a second one would reconnect
     # mongoengine under the requests of the first).
-    tasks.worker_app._app = app
+    tasks.context.bind(app)
     consumer = huey.create_consumer(workers=4, worker_type="thread", periodic=False, max_delay=0.25)
     consumer.start()
     try:
@@ -238,7 +238,7 @@ def _wait_completed(db, job_id, timeout=15):
 
 def _report(per_job, idle_events, idle_redis, idle_seconds, smtp):
     """Per job: the commands of the request and of the worker; per second: the consumer's own."""
-    # The pause flag is read at most once a second per process (webapp.services.control), whatever the
+    # The pause flag is read at most once a second per process (webapp.services.delivery.pause), whatever the
     # number of jobs; index creation once per collection and process. Both are left out of the per-job counts.
     pause_reads = [e for job in per_job for e in job["worker"] if e[2] == "controls"]
     one_time = [e for job in per_job for e in job["api"] + job["worker"] if e[1] == "createIndexes"]

@@ -150,7 +150,7 @@ def make_jobs(count, send_at=None, max_attempts=5, queue=True):
     from bson import ObjectId  # noqa: PLC0415 - the caller sets the environment up first
 
     from tasks.delivery import schedule_delivery  # noqa: PLC0415
-    from webapp.services import jobs  # noqa: PLC0415
+    from webapp.services.jobs import actions  # noqa: PLC0415
     from webapp.services.validation import JobInput  # noqa: PLC0415
     from webapp.services.validation import parse  # noqa: PLC0415
 
@@ -160,7 +160,7 @@ def make_jobs(count, send_at=None, max_attempts=5, queue=True):
         data = {"to": f"reader-{i}@example.com", "subject": f"job {i}", "body": "hello"}
         if send_at is not None:
             data["send_at"] = send_at.isoformat()
-        job = jobs.create_job(owner, parse(JobInput, data), "scheduler@mailjobs.test", max_attempts)
+        job = actions.create_job(owner, parse(JobInput, data), "scheduler@mailjobs.test", max_attempts)
         created.append(job)
     for job in created if queue else ():
         schedule_delivery(job.id, job.send_at, 1.0)

@@ -48,11 +48,11 @@ def clear_figures():
     beat would let figures of an earlier test land after the clear.
     """
     from webapp.models import DeliveryStats
-    from webapp.services import workers
+    from webapp.services.monitoring import heartbeats
     from webapp.timeutil import as_utc
     from webapp.timeutil import utcnow
 
     since = utcnow()
-    wait_until(lambda: all(as_utc(r["beat_at"]) > since for r in workers.list_workers() if r["alive"]), 10,
+    wait_until(lambda: all(as_utc(r["beat_at"]) > since for r in heartbeats.list_workers() if r["alive"]), 10,
                "a heartbeat from every live consumer")
     DeliveryStats._get_collection().delete_many({})

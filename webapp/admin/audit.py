@@ -7,9 +7,9 @@ from flask import request
 from flask import url_for
 
 from webapp.admin.blueprint import bp
-from webapp.htmx import render_page_or_fragment
 from webapp.services import audit
 from webapp.services.validation import parse_page
+from webapp.web.htmx import render_page_or_fragment
 
 PER_PAGE = 50
 

@@ -4,7 +4,7 @@ from flask import Blueprint
 from flask import current_app
 from flask_login import current_user
 
-from webapp.errors import Forbidden
+from webapp.services.errors import Forbidden
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -10,22 +10,22 @@ from flask import url_for
 from flask_login import current_user
 
 from tasks.delivery import schedule_delivery
-from webapp import job_tables
-from webapp import polling
 from webapp.admin.blueprint import bp
-from webapp.audit_trail import audited
 from webapp.auth.blueprint import safe_next
-from webapp.errors import Conflict
-from webapp.errors import ValidationFailed
-from webapp.htmx import is_partial
-from webapp.htmx import render_page_or_fragment
-from webapp.localtime import format_local
-from webapp.services import accounts
-from webapp.services import bulk
-from webapp.services import jobs
+from webapp.services.accounts import users
+from webapp.services.errors import Conflict
+from webapp.services.errors import ValidationFailed
+from webapp.services.jobs import actions
+from webapp.services.jobs import bulk
 from webapp.services.validation import parse
-from webapp.templating import viewer_zone
 from webapp.timeutil import utcnow
+from webapp.web import job_tables
+from webapp.web import polling
+from webapp.web.audit_trail import audited
+from webapp.web.htmx import is_partial
+from webapp.web.htmx import render_page_or_fragment
+from webapp.web.localtime import format_local
+from webapp.web.templating import viewer_zone
 
 
 def _table():
@@ -106,8 +106,8 @@ def job_detail(job_id):
     mark = job_tables.detail_mark(current_user, job_id, everyone=True)
     if is_partial() and (unchanged := polling.unchanged_by_mark(mark)) is not None:
         return unchanged
-    job = jobs.get_job(job_id)
-    owner = accounts.get_user(job.owner_id)
+    job = actions.get_job(job_id)
+    owner = users.get_user(job.owner_id)
     content = job_tables.detail_fingerprint(job)
     context = {"job": job, "owner": owner, "admin_view": True, "etag": polling.compose(mark, content),
                "detail_url": url_for("admin.job_detail", job_id=job.id)}
@@ -120,13 +120,13 @@ def job_detail(job_id):
 def requeue_job(job_id):
     """Send a FAILED (or IN_DOUBT) job again now, with a fresh set of attempts."""
     return _act(job_id, "job_requeue", "Requeued",
-                lambda: jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]), queue=True)
+                lambda: actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]), queue=True)
 
 
 @bp.post("/jobs/<job_id>/close")
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
-    return _act(job_id, "job_close", "Marked as delivered:", lambda: jobs.close_in_doubt(job_id))
+    return _act(job_id, "job_close", "Marked as delivered:", lambda: actions.close_in_doubt(job_id))
 
 
 def _act(job_id, audit_action, done, action, queue=False):
@@ -136,11 +136,11 @@ def _act(job_id, audit_action, done, action, queue=False):
             job = action()
         problem, status = None, 200
     except Conflict as exc:
-        job, problem, status = jobs.get_job(job_id), exc.message, 409
+        job, problem, status = actions.get_job(job_id), exc.message, 409
     if queue and problem is None:
         schedule_delivery(job.id, job.next_attempt_at, 0)
     if is_partial():
-        owners = accounts.emails_by_id([job.owner_id])
+        owners = users.emails_by_id([job.owner_id])
         return render_template("admin/_row.html", job=job, owner_emails=owners, problem=problem), status
     flash(problem or f"{done} “{job.subject}”.", "error" if problem else "success")
     return redirect(safe_next(request.form.get("next")))

@@ -4,8 +4,8 @@ from flask import render_template
 
 from webapp.admin.blueprint import bp
 from webapp.pages.schedules import act
-from webapp.services import accounts
-from webapp.services import schedules
+from webapp.services.accounts import users
+from webapp.services.recurring import schedules
 
 PER_PAGE = 100
 
@@ -14,7 +14,7 @@ PER_PAGE = 100
 def schedules_page():
     """All schedules, newest first, with their owner, next runs and a pause button."""
     items, total = schedules.list_schedules(per_page=PER_PAGE)
-    owners = accounts.emails_by_id([schedule.owner_id for schedule in items])
+    owners = users.emails_by_id([schedule.owner_id for schedule in items])
     return render_template("schedules/index.html", items=items, total=total, admin_view=True, owners=owners)
 
 

@@ -9,15 +9,15 @@ from flask import url_for
 from flask_login import current_user
 
 from tasks.maintenance import queue_due_now
-from webapp import status_board
+from webapp.admin import status_board
 from webapp.admin.blueprint import bp
-from webapp.audit_trail import DELIVERY
-from webapp.audit_trail import audit_event
-from webapp.htmx import is_partial
-from webapp.htmx import render_if_changed
-from webapp.htmx import render_page_or_fragment
-from webapp.services import control
+from webapp.services.delivery import pause
 from webapp.timeutil import parse_iso8601
+from webapp.web.audit_trail import DELIVERY
+from webapp.web.audit_trail import audit_event
+from webapp.web.htmx import is_partial
+from webapp.web.htmx import render_if_changed
+from webapp.web.htmx import render_page_or_fragment
 
 # Query arguments of the jobs table, which lived at /admin before the status page did.
 JOB_TABLE_ARGS = {"status", "owner", "page", "per_page", "overdue"}
@@ -59,7 +59,7 @@ def status_board_poll():
 @bp.post("/delivery/pause")
 def pause_delivery():
     """Pause delivery: jobs stay PENDING, sends in flight finish."""
-    control.pause(current_user.email)
+    pause.pause(current_user.email)
     audit_event("delivery_pause", current_user, target=DELIVERY)
     return _switched("Delivery is paused. Jobs wait, PENDING, until you resume it.")
 
@@ -67,7 +67,7 @@ def pause_delivery():
 @bp.post("/delivery/resume")
 def resume_delivery():
     """Resume delivery and queue every due job at once."""
-    control.resume(current_user.email)
+    pause.resume(current_user.email)
     queued = queue_due_now()
     audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
     return _switched(f"Delivery resumed: {queued} due job{'s' if queued != 1 else ''} queued now.")

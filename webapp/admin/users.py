@@ -10,16 +10,16 @@ from flask_login import current_user
 
 from tasks.delivery import schedule_delivery
 from webapp.admin.blueprint import bp
-from webapp.audit_trail import audited
-from webapp.errors import Conflict
-from webapp.errors import ValidationFailed
-from webapp.htmx import is_partial
-from webapp.services import account_status
-from webapp.services import accounts
-from webapp.services import jobs
+from webapp.services.accounts import disabling
+from webapp.services.accounts import users as accounts  # `users` is a page of them below
+from webapp.services.errors import Conflict
+from webapp.services.errors import ValidationFailed
+from webapp.services.jobs import actions
 from webapp.services.validation import RoleInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
+from webapp.web.audit_trail import audited
+from webapp.web.htmx import is_partial
 
 
 def _listing(args):
@@ -27,7 +27,7 @@ def _listing(args):
     page, per_page = parse_page(args)
     users, total = accounts.list_users(page, per_page)
     return {"users": users, "total": total, "page": page, "per_page": per_page,
-            "pages": max(1, -(-total // per_page)), "job_counts": jobs.count_by_owner(u.id for u in users),
+            "pages": max(1, -(-total // per_page)), "job_counts": actions.count_by_owner(u.id for u in users),
             "admin_count": accounts.count_admins()}
 
 
@@ -90,7 +90,7 @@ def set_role(user_id):
 def disable_user(user_id):
     """Disable an account: it cannot sign in, its sessions and tokens stop, its jobs wait."""
     return _act_on_user(user_id, "account_disable",
-                        lambda: account_status.disable_account(user_id, by=current_user),
+                        lambda: disabling.disable_account(user_id, by=current_user),
                         lambda user: f"{user.email} is disabled: signed out everywhere, pending emails held.")
 
 
@@ -98,7 +98,7 @@ def disable_user(user_id):
 def enable_user(user_id):
     """Enable an account again; its held emails that fell due are queued at once."""
     def enable():
-        user, due = account_status.enable_account(user_id)
+        user, due = disabling.enable_account(user_id)
         for job_id, due_at in due:
             schedule_delivery(job_id, due_at, 0)
         return user

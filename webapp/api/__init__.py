@@ -1,7 +1,7 @@
 """The JSON API for bearer-token clients, under /api."""
 
 from webapp.api import admin  # noqa: F401 - registers routes
-from webapp.api import admin_stats  # noqa: F401 - registers routes
+from webapp.api import admin_delivery  # noqa: F401 - registers routes
 from webapp.api import auth  # noqa: F401 - registers routes
 from webapp.api import health  # noqa: F401 - registers routes
 from webapp.api import jobs  # noqa: F401 - registers routes

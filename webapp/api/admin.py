@@ -24,18 +24,18 @@ from webapp.api.serialize import audit_out
 from webapp.api.serialize import job_out
 from webapp.api.serialize import page_out
 from webapp.api.serialize import user_out
-from webapp.audit_trail import audited
-from webapp.services import account_status
-from webapp.services import accounts
 from webapp.services import audit
-from webapp.services import bulk
-from webapp.services import job_counts
-from webapp.services import job_timing
-from webapp.services import jobs
+from webapp.services.accounts import disabling
+from webapp.services.accounts import users as accounts  # `users` is the view below
+from webapp.services.jobs import actions
+from webapp.services.jobs import bulk
+from webapp.services.jobs import job_timing
+from webapp.services.monitoring import job_counts
 from webapp.services.validation import RoleInput
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
 from webapp.timeutil import utcnow
+from webapp.web.audit_trail import audited
 
 
 @bp.get("/admin/jobs")
@@ -43,7 +43,7 @@ from webapp.timeutil import utcnow
 @admin_required
 def all_jobs():
     """All users' jobs, filterable by status and owner (id or email)."""
-    status = jobs.check_status_filter(request.args.get("status"))
+    status = actions.check_status_filter(request.args.get("status"))
     page, per_page = parse_page(request.args)
     owner = accounts.owner_id_for(request.args.get("owner"))
     kept = job_counts.read(current_app.config["JOB_COUNTS_SECONDS"])
@@ -51,10 +51,10 @@ def all_jobs():
         items, total = [], 0
     elif owner is None:
         # Everyone's jobs: the total comes from the counts (at most JOB_COUNTS_SECONDS old), not a count of its own.
-        items, _ = jobs.list_jobs(status=status, page=page, per_page=per_page, with_total=False)
-        total = jobs.total_from_counts(kept.counts, status)
+        items, _ = actions.list_jobs(status=status, page=page, per_page=per_page, with_total=False)
+        total = actions.total_from_counts(kept.counts, status)
     else:
-        items, total = jobs.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
+        items, total = actions.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
     return page_out(AdminJobPageOut, items, total, page, per_page, job_out, counts=kept.counts,
                     counted_at=kept.counted_at)
 
@@ -76,7 +76,7 @@ def bulk_jobs():
 @admin_required
 def any_job(job_id):
     """Any job with its attempt history."""
-    return job_out(jobs.get_job(job_id), with_history=True)
+    return job_out(actions.get_job(job_id), with_history=True)
 
 
 @bp.post("/admin/jobs/<job_id>/retry")
@@ -86,7 +86,7 @@ def any_job(job_id):
 def retry_job(job_id):
     """Requeue a FAILED (or IN_DOUBT) job now."""
     with audited("job_requeue", current_user, ("job", job_id, None)):
-        job = jobs.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"])
+        job = actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"])
     schedule_delivery(job.id, job.next_attempt_at, 0)
     return job_out(job, with_history=True)
 
@@ -98,7 +98,7 @@ def retry_job(job_id):
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
     with audited("job_close", current_user, ("job", job_id, None)):
-        job = jobs.close_in_doubt(job_id)
+        job = actions.close_in_doubt(job_id)
     return job_out(job, with_history=True)
 
 
@@ -131,7 +131,7 @@ def set_role(user_id):
 def disable_user(user_id):
     """Disable an account: no sign-in, its tokens and sessions refused, its jobs held (409: yourself, last admin)."""
     with audited("account_disable", current_user, ("user", user_id, None)) as event:
-        user = event.target = account_status.disable_account(user_id, by=current_user)
+        user = event.target = disabling.disable_account(user_id, by=current_user)
     return user_out(user)
 
 
@@ -141,7 +141,7 @@ def disable_user(user_id):
 def enable_user(user_id):
     """Enable an account again; its held jobs that fell due meanwhile are queued now."""
     with audited("account_enable", current_user, ("user", user_id, None)) as event:
-        user, due = account_status.enable_account(user_id)
+        user, due = disabling.enable_account(user_id)
         event.target = user
         event.detail = f"{len(due)} held jobs due, queued now" if due else None
     for job_id, due_at in due:

@@ -17,16 +17,16 @@ from webapp.api.schemas import RegisteredOut
 from webapp.api.schemas import TokenOut
 from webapp.api.schemas import UserOut
 from webapp.api.serialize import user_out
-from webapp.audit_trail import audit_event
-from webapp.audit_trail import audited
-from webapp.errors import Unauthorized
-from webapp.services import accounts
+from webapp.services.accounts import users
+from webapp.services.errors import Unauthorized
 from webapp.services.validation import AccountSettings
 from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
-from webapp.throttle import login_throttled
-from webapp.throttle import signup_throttled
+from webapp.web.audit_trail import audit_event
+from webapp.web.audit_trail import audited
+from webapp.web.throttle import login_throttled
+from webapp.web.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
@@ -37,7 +37,7 @@ def register():
     """Create an account with role `user`."""
     data = parse(Credentials, json_body())
     with audited("sign_up", data.email, detail="API") as event:
-        user = accounts.register(data.email, data.password)
+        user = users.register(data.email, data.password)
         event.actor = event.target = user
     return RegisteredOut(id=str(user.id), email=user.email, role=user.role), 201
 
@@ -50,14 +50,14 @@ def register():
 def login():
     """Exchange credentials for a bearer token (same answer for unknown email, wrong password, disabled account)."""
     data = parse(LoginInput, json_body())
-    account, why_not = accounts.check_sign_in(data.email, data.password)
+    account, why_not = users.check_sign_in(data.email, data.password)
     if why_not:
         audit_event("sign_in", account or data.email, outcome="failure", detail=f"API: {why_not}")
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     token = create_access_token(identity=str(account.id),
-                                additional_claims={"gen": account.token_generation or 0, **accounts.token_claims()})
+                                additional_claims={"gen": account.token_generation or 0, **users.token_claims()})
     return TokenOut(access_token=token, token_type="Bearer", expires_in=int(expires.total_seconds()))
 
 
@@ -67,7 +67,7 @@ def login():
 def logout():
     """Revoke this token at once; it stays revoked until it would have expired."""
     claims = get_jwt()
-    accounts.revoke_token(current_user, claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
+    users.revoke_token(current_user, claims["jti"], datetime.fromtimestamp(claims["exp"], UTC))
     audit_event("token_revoke", current_user, target=("token", claims["jti"], None))
     return MessageOut(message="Logged out.")
 
@@ -86,4 +86,4 @@ def me():
 def update_me():
     """Set the account's time zone and/or the default windows of jobs created without any."""
     data = parse(AccountSettings, json_body())
-    return user_out(accounts.update_settings(current_user._get_current_object(), data))
+    return user_out(users.update_settings(current_user._get_current_object(), data))

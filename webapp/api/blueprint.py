@@ -7,8 +7,8 @@ from flask import request
 from flask_jwt_extended import current_user
 from flask_jwt_extended import verify_jwt_in_request
 
-from webapp.errors import AppError
-from webapp.errors import Forbidden
+from webapp.services.errors import AppError
+from webapp.services.errors import Forbidden
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -16,7 +16,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def json_body():
     """The request's JSON; malformed, missing or too deeply nested JSON is a clear 400.
 
-    (Too deep a nesting reads as malformed because of webapp.errors.JSONProvider.)
+    (Too deep a nesting reads as malformed because of webapp.web.errors.JSONProvider.)
     """
     if not request.is_json:
         raise AppError("Send a JSON body with Content-Type: application/json.", code="unsupported_media_type",

@@ -12,7 +12,7 @@ the pydantic models they name, and the same models shape the answers: whatever t
 returns for a status (a model, or a dict read through the model) is dumped by the model
 the description gives for that status, so the document and the wire cannot drift apart.
 A status the description does not list is a bug, raised as one. Errors are raised
-(webapp.errors) and answered in the error shape; the statuses every route of a kind can
+(webapp.web.errors) and answered in the error shape; the statuses every route of a kind can
 give are added for it (401 with a bearer token, 403 for admins, 400/413/415/422 with a
 JSON body, 422 with a query), and `errors` adds the rest (404, 409, 429, ...).
 tests/test_openapi.py fails for any /api route without a description.

@@ -7,7 +7,7 @@ from webapp.api.contract import describe
 from webapp.api.status_schemas import HealthOut
 from webapp.api.status_schemas import UnavailableOut
 from webapp.models import User
-from webapp.services import stats
+from webapp.services.monitoring import stats
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from webapp.api.schemas import JobPageOut
 from webapp.api.schemas import JobPath
 from webapp.api.serialize import job_out
 from webapp.api.serialize import page_out
-from webapp.services import job_timing
-from webapp.services import jobs
+from webapp.services.jobs import actions
+from webapp.services.jobs import job_timing
 from webapp.services.validation import JobInput
 from webapp.services.validation import JobPatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
-from webapp.throttle import job_create_throttled
 from webapp.timeutil import utcnow
+from webapp.web.throttle import job_create_throttled
 
 
 @bp.post("/users/jobs")
@@ -35,8 +35,8 @@ def create_job():
     """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
     config = current_app.config
-    job = jobs.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
-                          jobs.pending_quota(config, current_user), timing=timing)
+    job = actions.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
+                          actions.pending_quota(config, current_user), timing=timing)
     schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
     return job_out(job, with_history=True), 201
 
@@ -46,9 +46,9 @@ def create_job():
 @login_required
 def list_jobs():
     """The caller's jobs, newest first, optionally by status."""
-    status = jobs.check_status_filter(request.args.get("status"))
+    status = actions.check_status_filter(request.args.get("status"))
     page, per_page = parse_page(request.args)
-    items, total = jobs.list_jobs(owner_id=current_user.id, status=status, page=page, per_page=per_page)
+    items, total = actions.list_jobs(owner_id=current_user.id, status=status, page=page, per_page=per_page)
     return page_out(JobPageOut, items, total, page, per_page, job_out)
 
 
@@ -57,7 +57,7 @@ def list_jobs():
 @login_required
 def get_job(job_id):
     """One of the caller's jobs with its attempt history."""
-    return job_out(jobs.get_job(job_id, owner_id=current_user.id), with_history=True)
+    return job_out(actions.get_job(job_id, owner_id=current_user.id), with_history=True)
 
 
 @bp.patch("/users/jobs/<job_id>")
@@ -68,7 +68,7 @@ def get_job(job_id):
 def reschedule_job(job_id):
     """Change a PENDING job (send time, zone, windows, expiry, recipients, subject, body); 409 once it runs."""
     data = parse(JobPatch, json_body())
-    job = jobs.reschedule_job(job_id, current_user.id, data, current_user)
+    job = actions.reschedule_job(job_id, current_user.id, data, current_user)
     # A task queued for the old time finds the job not due and does nothing; this one sends it.
     schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
     return job_out(job, with_history=True)
@@ -81,4 +81,4 @@ def reschedule_job(job_id):
 @login_required
 def cancel_job(job_id):
     """Cancel a job that has not been sent yet."""
-    return job_out(jobs.cancel_job(job_id, owner_id=current_user.id), with_history=True)
+    return job_out(actions.cancel_job(job_id, owner_id=current_user.id), with_history=True)

@@ -23,7 +23,7 @@ IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 # The tag of a route without one, by the first path segment after /api.
 TAGS = {"auth": "Account", "users": "Jobs", "admin": "Admin"}
 DEFAULT_TAG = "Service"
-# Every 429 says when to come back (webapp/errors.py).
+# Every 429 says when to come back (webapp/web/errors.py).
 RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
                "schema": {"type": "integer", "minimum": 1}}
 # A werkzeug rule argument, `<name>` or `<converter(args):name>`.

@@ -14,7 +14,7 @@ from webapp.api.schemas import UtcTimestamp
 from webapp.api.schemas import WindowOut
 from webapp.models.schedule import CatchUp
 from webapp.models.schedule import ScheduleStatus
-from webapp.services.bulk import ACTIONS
+from webapp.services.jobs.bulk import ACTIONS
 
 
 class ScheduleOut(Out):

@@ -19,13 +19,13 @@ from webapp.api.schemas import PageQuery
 from webapp.api.serialize import page_out
 from webapp.api.serialize import schedule_out
 from webapp.models.schedule import ScheduleStatus
-from webapp.services import accounts
-from webapp.services import schedules
-from webapp.services.schedule_input import ScheduleInput
-from webapp.services.schedule_input import SchedulePatch
+from webapp.services.accounts import users
+from webapp.services.recurring import schedules
+from webapp.services.recurring.inputs import ScheduleInput
+from webapp.services.recurring.inputs import SchedulePatch
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
-from webapp.throttle import job_create_throttled
+from webapp.web.throttle import job_create_throttled
 
 
 def _fresh(schedule):
@@ -91,7 +91,7 @@ def delete_schedule(schedule_id):
 def all_schedules():
     """Every user's schedules, newest first, optionally of one owner (id or email)."""
     page, per_page = parse_page(request.args)
-    owner = accounts.owner_id_for(request.args.get("owner"))
+    owner = users.owner_id_for(request.args.get("owner"))
     items, total = ([], 0) if owner is False else schedules.list_schedules(owner_id=owner, page=page,
                                                                              per_page=per_page)
     return page_out(SchedulePageOut, items, total, page, per_page, schedule_out)

@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 from webapp.models.job import JobStatus
 from webapp.models.user import Role
 from webapp.services import audit
-from webapp.services import timing
+from webapp.services.scheduling import timing
 from webapp.services.validation import MAX_PAGE
 from webapp.services.validation import MAX_PER_PAGE
 from webapp.timeutil import isoformat_z
@@ -78,7 +78,7 @@ class TokenOut(Out):
 
 
 class WindowOut(Out):
-    """An availability window, in the owner's zone (see webapp.services.timing)."""
+    """An availability window, in the owner's zone (see webapp.services.scheduling.timing)."""
 
     days: list[Literal[timing.DAYS]] = Field(min_length=1)
     start: str = Field(pattern=HHMM_PATTERN, examples=["09:00"])

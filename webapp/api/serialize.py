@@ -8,7 +8,7 @@ from webapp.api.schemas import JobOut
 from webapp.api.schemas import UserOut
 from webapp.api.schemas import WindowOut
 from webapp.models.job import JobStatus
-from webapp.services.schedules import next_runs
+from webapp.services.recurring.schedules import next_runs
 
 
 def user_out(user):
@@ -54,7 +54,7 @@ def job_out(job, with_history=False):
         "created_at": job.created_at,
         "updated_at": job.updated_at,
         "sent_at": job.sent_at,
-        # Scheduling (webapp.services.timing): when it actually goes out, once windows are applied.
+        # Scheduling (webapp.services.scheduling.timing): when it actually goes out, once windows are applied.
         "timezone": job.timezone or "UTC",
         "windows": windows_out(job.windows),
         "expires_at": job.expires_at,

@@ -1,6 +1,6 @@
-"""The shapes of /api/health, GET /api/admin/stats and the delivery switch (webapp/api/admin_stats.py).
+"""The shapes of /api/health, GET /api/admin/stats and the delivery switch (webapp/api/admin_delivery.py).
 
-The figures are built by webapp.services.stats, control and workers as plain dicts; the
+The figures are built by webapp.services.monitoring.stats, control and workers as plain dicts; the
 models read them (a key they do not name is an error) and shape the answer.
 """
 
@@ -12,7 +12,7 @@ from pydantic import create_model
 from webapp.api.schemas import Out
 from webapp.api.schemas import StatusCounts
 from webapp.api.schemas import UtcTimestamp
-from webapp.services.process_tally import OUTCOMES
+from webapp.services.monitoring.tally import OUTCOMES
 
 
 class HealthOut(Out):

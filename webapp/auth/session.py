@@ -18,7 +18,7 @@ from flask_login import login_user
 from flask_login import logout_user
 
 from webapp.extensions import htmx
-from webapp.services import accounts
+from webapp.services.accounts import users
 
 
 def _return_path():
@@ -37,7 +37,7 @@ def register_login_callbacks(login_manager):
     @login_manager.user_loader
     def load_user(session_id):
         # None for a signed-out generation: flask-login then treats the visitor as a stranger.
-        return accounts.get_user_for_session(session_id)
+        return users.get_user_for_session(session_id)
 
     @login_manager.unauthorized_handler
     def sign_in_first():
@@ -74,6 +74,6 @@ def sign_out(user):
     and so do the user's sessions in other browsers: signing out signs out everywhere.
     """
     if user.is_authenticated:
-        accounts.end_browser_sessions(user)
+        users.end_browser_sessions(user)
     logout_user()
     _rotate_csrf_token()

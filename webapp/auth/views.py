@@ -7,22 +7,22 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from webapp.audit_trail import audit_event
-from webapp.audit_trail import audited
 from webapp.auth.blueprint import bp
 from webapp.auth.blueprint import safe_next
 from webapp.auth.session import sign_in
 from webapp.auth.session import sign_out
-from webapp.errors import Conflict
-from webapp.errors import ValidationFailed
-from webapp.localtime import DEFAULT_ZONE
-from webapp.localtime import is_valid_zone
-from webapp.services import accounts
+from webapp.services.accounts import users
+from webapp.services.errors import Conflict
+from webapp.services.errors import ValidationFailed
 from webapp.services.validation import Credentials
 from webapp.services.validation import LoginInput
 from webapp.services.validation import parse
-from webapp.throttle import login_throttled
-from webapp.throttle import signup_throttled
+from webapp.web.audit_trail import audit_event
+from webapp.web.audit_trail import audited
+from webapp.web.localtime import DEFAULT_ZONE
+from webapp.web.localtime import is_valid_zone
+from webapp.web.throttle import login_throttled
+from webapp.web.throttle import signup_throttled
 
 
 def _form():
@@ -59,7 +59,7 @@ def signup():
     try:
         data = parse(Credentials, values)
         with audited("sign_up", data.email, detail="page") as event:
-            user = accounts.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
+            user = users.register(data.email, data.password, _browser_zone() or DEFAULT_ZONE)
             event.actor = event.target = user
     except (ValidationFailed, Conflict) as exc:
         return render_template("auth/signup.html", values=values, errors=exc.fields), exc.status
@@ -82,7 +82,7 @@ def login():
         data = parse(LoginInput, values)
     except ValidationFailed as exc:
         return render_template("auth/login.html", values=values, errors=exc.fields, next_url=next_url), 422
-    user, why_not = accounts.check_sign_in(data.email, data.password)
+    user, why_not = users.check_sign_in(data.email, data.password)
     if why_not:
         audit_event("sign_in", user or data.email, outcome="failure", detail=f"page: {why_not}")
         return render_template("auth/login.html", values=values, errors={}, next_url=next_url,
@@ -90,7 +90,7 @@ def login():
     audit_event("sign_in", user, detail="page: browser session")
     zone = _browser_zone()
     if zone and zone != user.timezone:
-        accounts.set_timezone(user, zone)
+        users.set_timezone(user, zone)
     sign_in(user)
     return redirect(safe_next(next_url))
 

@@ -9,7 +9,7 @@ DELIVERY = "delivery"
 
 
 class DeliveryControl(Document):
-    """`_id: "delivery"`: while `paused`, no consumer claims a job (webapp.services.control)."""
+    """`_id: "delivery"`: while `paused`, no consumer claims a job (webapp.services.delivery.pause)."""
 
     id = StringField(primary_key=True, default=DELIVERY)
     paused = BooleanField(default=False)

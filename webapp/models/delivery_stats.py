@@ -2,7 +2,7 @@
 
 Consumers do not write per job: each process adds up its outcomes in memory
 and its maintenance thread `$inc`s them here once per heartbeat
-(webapp.services.delivery_stats). Three kinds of document, told apart by `_id`:
+(webapp.services.monitoring.delivery_stats). Three kinds of document, told apart by `_id`:
 
 - `YYYY-MM-DDTHH` (kind `hour`): per minute of that hour, `mMM.sent`,
   `mMM.failed`, `mMM.retried`, the lateness histogram `mMM.late.bN` and

@@ -68,7 +68,7 @@ class Job(Document):
     attempts_left = IntField()
     last_error = StringField()
     # How many times in a row the connection, its TLS or the account failed for this job (no attempt
-    # used, webapp/services/attempts.py `mark_waiting`): the backoff of its next wait. Unset until then.
+    # used, webapp/services/delivery/attempts.py `mark_waiting`): the backoff of its next wait. Unset until then.
     transport_waits = IntField()
     # When the next attempt may start: send_at at first, then the retry backoff.
     next_attempt_at = DateTimeField(required=True)
@@ -83,16 +83,16 @@ class Job(Document):
     delivery_stage = StringField()
     attempts_log = EmbeddedDocumentListField(Attempt)
     # Why the job must not be sent for now (`owner_disabled`); unset when it may go.
-    # The claim refuses a job that has it (webapp/services/attempts.py).
+    # The claim refuses a job that has it (webapp/services/delivery/attempts.py).
     held = StringField()
 
-    # Scheduling (webapp.services.timing): the zone wall times and windows are read in, the windows
+    # Scheduling (webapp.services.scheduling.timing): the zone wall times and windows are read in, the windows
     # (empty: any time), and the instant after which the job is FAILED as expired instead of sent.
     # `next_attempt_at` is the effective send time: send_at pushed to the next window opening.
     timezone = StringField(max_length=64)
     windows = EmbeddedDocumentListField(Window)
     expires_at = DateTimeField()
-    # An occurrence of a recurring schedule (webapp.services.schedules); its _id is derived from both.
+    # An occurrence of a recurring schedule (webapp.services.recurring.schedules); its _id is derived from both.
     schedule_id = ObjectIdField()
     occurrence_at = DateTimeField()
 

@@ -10,7 +10,7 @@ ALL_JOBS = "all"
 
 
 class JobCounts(Document):
-    """`_id: "all"`: `counts` per status as of `counted_at` (webapp.services.job_counts), `took_ms` to count."""
+    """`_id: "all"`: `counts` per status as of `counted_at` (webapp.services.monitoring.job_counts), `took_ms` to count."""
 
     id = StringField(primary_key=True, default=ALL_JOBS)
     counts = DictField()

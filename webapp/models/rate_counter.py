@@ -1,4 +1,4 @@
-"""Rate-limit counters of the embedded stack, shared by every web process (webapp/rate_limit_storage.py)."""
+"""Rate-limit counters of the embedded stack, shared by every web process (webapp/web/rate_limit_storage.py)."""
 
 from mongoengine import DateTimeField
 from mongoengine import Document

@@ -2,7 +2,7 @@
 
 Logouts are now kept on the user document (User.revoked_tokens). This
 collection is still read for tokens issued before that change (they lack the
-claim webapp.services.accounts.REVOCATION_CLAIM), until they expire, and the
+claim webapp.services.accounts.users.REVOCATION_CLAIM), until they expire, and the
 sweep deletes its expired documents, so it empties itself within
 JWT_ACCESS_TOKEN_EXPIRES of the upgrade.
 """

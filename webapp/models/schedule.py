@@ -1,6 +1,6 @@
 """Recurring schedules: a cron expression in a zone whose occurrences become ordinary jobs.
 
-The materializer (webapp.services.schedules) turns occurrences into jobs ahead of time: the
+The materializer (webapp.services.recurring.schedules) turns occurrences into jobs ahead of time: the
 next one always exists as a PENDING job, so it goes out on time through the normal job path.
 `cursor_at` is the last occurrence time considered (made or skipped by the catch-up rule);
 `planned` the occurrences of the latest plan, kept until their jobs are surely inserted (a

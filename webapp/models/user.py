@@ -1,6 +1,5 @@
 """Accounts: the same documents back the API (JWT) and the pages (sessions)."""
 
-from flask_login import UserMixin
 from mongoengine import BooleanField
 from mongoengine import DateTimeField
 from mongoengine import Document
@@ -21,14 +20,14 @@ class Role:
     ALL = (USER, ADMIN)
 
 
-class User(UserMixin, Document):
+class User(Document):
     """A person who schedules email; `role` gates the admin surface."""
 
     email = StringField(required=True, unique=True, max_length=320)
     password_hash = StringField(required=True)
     role = StringField(required=True, choices=Role.ALL, default=Role.USER)
     timezone = StringField(default="UTC", max_length=64)
-    # Default availability windows for jobs created without any (webapp.services.timing).
+    # Default availability windows for jobs created without any (webapp.services.scheduling.timing).
     windows = EmbeddedDocumentListField(Window)
     created_at = DateTimeField(required=True, default=utcnow)
     # Part of every browser session's id (see get_id): signing out adds one, which ends
@@ -38,9 +37,9 @@ class User(UserMixin, Document):
     # token issued before for good (enabling again does not bring them back).
     token_generation = IntField(default=0, min_value=0)
     # An admin switched the account off: no sign-in, its tokens and sessions refused, its
-    # jobs held (webapp/services/account_status.py). Read by the per-request user loaders.
+    # jobs held (webapp/services/accounts/disabling.py). Read by the per-request user loaders.
     disabled = BooleanField(default=False)
-    # Change marks (webapp/services/change_marks.py): moved on whenever one of this account's jobs
+    # Change marks (webapp/services/jobs/change_marks.py): moved on whenever one of this account's jobs
     # changes (`jobs_mark`), and for admins whenever any job changes (`all_jobs_mark`). Read with the
     # account on every request, they let an unchanged table answer its poll with no other query.
     jobs_mark = IntField(default=0)
@@ -58,6 +57,12 @@ class User(UserMixin, Document):
             ("created_at", "id"),
         ],
     }
+
+    # What flask-login asks of a signed-in user, answered here so the model imports no Flask
+    # (a disabled account is refused by the user loader, webapp/auth/session.py, not here).
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
 
     @property
     def is_admin(self):

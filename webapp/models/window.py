@@ -1,4 +1,4 @@
-"""An availability window, embedded in jobs, schedules and accounts (see webapp.services.timing)."""
+"""An availability window, embedded in jobs, schedules and accounts (see webapp.services.scheduling.timing)."""
 
 from mongoengine import EmbeddedDocument
 from mongoengine import ListField

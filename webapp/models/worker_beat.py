@@ -18,7 +18,7 @@ class WorkerBeat(Document):
 
     `_id` is `host:pid`. A process that stops cleanly deletes its record; one
     that dies (kill -9, a lost host) leaves it behind, shown dead, and any
-    live consumer deletes it a day later (webapp.services.workers).
+    live consumer deletes it a day later (webapp.services.monitoring.heartbeats).
     """
 
     id = StringField(primary_key=True)

@@ -8,10 +8,10 @@ The form differs from the JSON only in shape: recipients in one text box, the ti
 import re
 from dataclasses import dataclass
 
-from webapp.errors import ValidationFailed
-from webapp.services import job_timing
-from webapp.services import timing
-from webapp.services.schedule_input import ScheduleInput
+from webapp.services.errors import ValidationFailed
+from webapp.services.jobs import job_timing
+from webapp.services.recurring.inputs import ScheduleInput
+from webapp.services.scheduling import timing
 from webapp.services.validation import parse
 
 FIELDS = ("to", "subject", "body", "send_at", "timezone", "zone", "windows", "expires_at", "cron", "catch_up", "until",

@@ -4,15 +4,15 @@ runs of a recurrence. The same services as the API, so the preview is what will 
 
 from datetime import timedelta
 
-from webapp.localtime import read_local
 from webapp.pages.forms import form_zone
 from webapp.pages.forms import input_errors
 from webapp.pages.forms import parse_windows_text
-from webapp.services import job_timing
-from webapp.services import recurrence
-from webapp.services import schedules
-from webapp.services import timing
+from webapp.services.jobs import job_timing
+from webapp.services.recurring import schedules
+from webapp.services.scheduling import recurrence
+from webapp.services.scheduling import timing
 from webapp.timeutil import OutOfRange
+from webapp.web.localtime import read_local
 
 NOTES = {"skipped": "does not exist that day (the clocks skip it): it is read as",
          "repeated": "happens twice that day (the clocks go back): the first one is taken,"}

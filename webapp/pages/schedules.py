@@ -9,11 +9,11 @@ from flask_login import current_user
 from flask_login import login_required
 
 from tasks.schedules import materialize_schedule
-from webapp.errors import Conflict
-from webapp.htmx import is_partial
 from webapp.models.schedule import ScheduleStatus
 from webapp.pages.blueprint import bp
-from webapp.services import schedules
+from webapp.services.errors import Conflict
+from webapp.services.recurring import schedules
+from webapp.web.htmx import is_partial
 
 PER_PAGE = 100
 

@@ -11,10 +11,10 @@ from datetime import timedelta
 from bson import ObjectId
 from bson.errors import InvalidId
 
-from webapp.errors import ValidationFailed
 from webapp.models import AuditEntry
 from webapp.models import Job
 from webapp.models import User
+from webapp.services.errors import ValidationFailed
 from webapp.timeutil import utcnow
 
 # Every action the log knows, with the words the admin page shows for it.

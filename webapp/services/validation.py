@@ -20,16 +20,16 @@ from pydantic import ValidationError
 from pydantic import WithJsonSchema
 from pydantic import field_validator
 
-from webapp.errors import ValidationFailed
-from webapp.services.addresses import MAX_RECIPIENT_CHARS
-from webapp.services.addresses import parse_recipient
-from webapp.services.addresses import unique_mailboxes
-from webapp.services.timing_input import WINDOW_SCHEMA
-from webapp.services.timing_input import WindowInput
-from webapp.services.timing_input import known_zone
-from webapp.services.timing_input import omitted_means_unchanged
-from webapp.services.timing_input import wall_or_instant
-from webapp.services.timing_input import window_list
+from webapp.mail.addresses import MAX_RECIPIENT_CHARS
+from webapp.mail.addresses import parse_recipient
+from webapp.mail.addresses import unique_mailboxes
+from webapp.services.errors import ValidationFailed
+from webapp.services.scheduling.inputs import WINDOW_SCHEMA
+from webapp.services.scheduling.inputs import WindowInput
+from webapp.services.scheduling.inputs import known_zone
+from webapp.services.scheduling.inputs import omitted_means_unchanged
+from webapp.services.scheduling.inputs import wall_or_instant
+from webapp.services.scheduling.inputs import window_list
 from webapp.timeutil import utcnow
 
 MAX_RECIPIENTS = 50
@@ -82,7 +82,7 @@ def one_line_text(value):
 
 
 def recipient(value):
-    """One recipient, checked and written back in its stored form (see webapp.services.addresses)."""
+    """One recipient, checked and written back in its stored form (see webapp.mail.addresses)."""
     one_line_text(value)
     parsed = parse_recipient(value)
     if len(str(parsed)) > MAX_RECIPIENT_CHARS:
@@ -231,7 +231,7 @@ class JobTimingInput(_Strict):
     """When a job goes out: `send_at`, in which zone, within which windows, until when.
 
     `send_at` and `expires_at` are parsed here (a wall time, or an instant when they carry an
-    offset) and read in the zone by webapp.services.job_timing, which also checks their range.
+    offset) and read in the zone by webapp.services.jobs.job_timing, which also checks their range.
     """
 
     send_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant), WithJsonSchema(SEND_AT_SCHEMA)] = None
@@ -272,7 +272,7 @@ class AccountSettings(_Strict):
 
 
 def _messages(exc):
-    fields = {}
+    fields: dict = {}
     for err in exc.errors():
         name = ".".join(str(part) for part in err["loc"]) or "body"
         message = err["msg"].removeprefix("Value error, ")
@@ -321,7 +321,7 @@ def parse_page(args, default_per_page=20, max_per_page=MAX_PER_PAGE):
     The page is capped so that the skip it turns into stays a small number
     (an unbounded page overflows the database's 64-bit skip).
     """
-    fields = {}
+    fields: dict = {}
     values = {}
     for name, default, upper in (("page", 1, MAX_PAGE), ("per_page", default_per_page, max_per_page)):
         raw = args.get(name)
