@@ -37,15 +37,19 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 # (measure, stack, sink, smtp_ceiling, seed, webstack, in_app) are run by these.
 MODULES = {
     # Reads at scale (issue 7 goal 1): pages, admin lists and counts, polls, the sweep, retention.
-    "reads": ({"BENCH_READ_SIZES": "1000,10000", "BENCH_READ_RUNS": "40"},
-              {"BENCH_READ_SIZES": "1000,10000,100000", "BENCH_READ_RUNS": "60", "BENCH_SWEEP_RUNS": "30"}),
+    "reads": (
+        {"BENCH_READ_SIZES": "1000,10000", "BENCH_READ_RUNS": "40"},
+        {"BENCH_READ_SIZES": "1000,10000,100000", "BENCH_READ_RUNS": "60", "BENCH_SWEEP_RUNS": "30"},
+    ),
     "status": ({"BENCH_STATUS_SIZES": "1000,10000"}, {"BENCH_STATUS_SIZES": "1000,10000,100000"}),
     # The FerretDB pushdown patches: the app's queries with and without them.
     "ferretdb_pushdown": ({"BENCH_SIZES": "1000"}, {"BENCH_SIZES": "1000,100000"}),
     # Delivery (goals 2 to 5): round trips per job, throughput beside the SMTP ceiling, lateness, recovery.
     "delivery_cost": ({}, {"BENCH_BASELINE_REF": "35d55bb"}),
-    "delivery_throughput": ({"BENCH_THROUGHPUT_SIZES": "1000"},
-                            {"BENCH_THROUGHPUT_SIZES": "1000,10000", "BENCH_BASELINE_REF": "35d55bb"}),
+    "delivery_throughput": (
+        {"BENCH_THROUGHPUT_SIZES": "1000"},
+        {"BENCH_THROUGHPUT_SIZES": "1000,10000", "BENCH_BASELINE_REF": "35d55bb"},
+    ),
     "delivery_lateness": ({}, {"BENCH_LATENESS_FULL": "1", "BENCH_STORED_JOBS": "100000"}),
     "delivery_recovery": ({"BENCH_RECOVERY_RUNS": "3"}, {"BENCH_RECOVERY_RUNS": "10", "BENCH_BASELINE_REF": "35d55bb"}),
     "faults": ({}, {}),
@@ -57,22 +61,31 @@ MODULES = {
 def machine():
     """What the figures were measured on."""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = platform.processor() or platform.machine()
     try:
         memory_gb = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
     except (OSError, IndexError, ValueError):
         memory_gb = None
-    return {"cpu": model, "cpus": os.cpu_count(), "memory_gb": memory_gb,
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
 
 
 def git_commit():
     done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return done.stdout.strip() + ("+changes" if dirty else "")
 
 
@@ -80,8 +93,9 @@ def run_module(name, env):
     """Run `python -m bench.<name>` with `env` added; its JSON (or the error), and how long it took."""
     started = time.monotonic()
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
-    done = subprocess.run([sys.executable, "-m", f"bench.{name}"], cwd=ROOT, env={**os.environ, **env},
-                          stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", f"bench.{name}"], cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+    )
     seconds = round(time.monotonic() - started, 1)
     print(f"bench: {name} done in {seconds} s", file=sys.stderr, flush=True)
     if done.returncode:
@@ -100,9 +114,14 @@ def main(argv=None):
     parser.add_argument("--output", default=str(RESULTS), help="where to write the report")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(MODULES)
-    report = {"mode": "full" if args.full else "quick", "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "commit": git_commit(), "machine": machine(), "load_average_before": list(os.getloadavg()),
-              "modules": {}}
+    report = {
+        "mode": "full" if args.full else "quick",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": machine(),
+        "load_average_before": list(os.getloadavg()),
+        "modules": {},
+    }
     for name in names:
         report["modules"][name] = run_module(name, MODULES[name][1 if args.full else 0])
     report["load_average_after"] = list(os.getloadavg())

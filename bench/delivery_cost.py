@@ -61,8 +61,12 @@ def run(jobs=5, baseline_ref="35d55bb"):
     # The pending quota (MAX_PENDING_JOBS_PER_USER, on by default) counts the owner's PENDING jobs
     # at every create: counted here with it, and without it (as the baseline revision had none).
     ours_without_quota = count(ROOT, jobs, settings=["MAX_PENDING_JOBS_PER_USER=0"])
-    result = {"benchmark": "delivery_cost", "jobs_counted": jobs, "ours": summary(ours),
-              "ours_without_the_pending_quota": summary(ours_without_quota)}
+    result = {
+        "benchmark": "delivery_cost",
+        "jobs_counted": jobs,
+        "ours": summary(ours),
+        "ours_without_the_pending_quota": summary(ours_without_quota),
+    }
     if baseline_ref:
         tmp = Path(tempfile.mkdtemp(prefix="mailjobs-bench-cost-"))
         try:
@@ -77,17 +81,23 @@ def run(jobs=5, baseline_ref="35d55bb"):
         base = result[f"baseline_at_{baseline_ref}"]
         for name in ("ours", "ours_without_the_pending_quota"):
             result[f"ratio_round_trips_{name}_to_baseline"] = round(
-                result[name]["database_round_trips_per_job"] / base["database_round_trips_per_job"], 2)
+                result[name]["database_round_trips_per_job"] / base["database_round_trips_per_job"], 2
+            )
             if base["redis_commands_per_job_total"]:
                 result[f"ratio_redis_commands_{name}_to_baseline"] = round(
-                    result[name]["redis_commands_per_job_total"] / base["redis_commands_per_job_total"], 2)
+                    result[name]["redis_commands_per_job_total"] / base["redis_commands_per_job_total"], 2
+                )
     return result
 
 
 def main():
     stop_cleanly_on_sigterm()
-    print(json.dumps(run(int(os.environ.get("BENCH_COST_JOBS", "5")),
-                         os.environ.get("BENCH_BASELINE_REF", "35d55bb") or None), indent=2))
+    print(
+        json.dumps(
+            run(int(os.environ.get("BENCH_COST_JOBS", "5")), os.environ.get("BENCH_BASELINE_REF", "35d55bb") or None),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -76,16 +76,25 @@ def run_design(stack, design, plan):
         poller.wait()
     stack.stop_consumers()
     stack.delete_jobs(created)
-    return {**percentiles(lateness), "early": sum(1 for late in lateness if late < 0),
-            "duplicates": duplicates(arrivals), "seconds_to_spare_before_first_due": round(spare, 2)}
+    return {
+        **percentiles(lateness),
+        "early": sum(1 for late in lateness if late < 0),
+        "duplicates": duplicates(arrivals),
+        "seconds_to_spare_before_first_due": round(spare, 2),
+    }
 
 
 def ratios(results, design="ours"):
     """Ours against each baseline, per percentile (below 1: ours is less late)."""
     ours = results[design]
-    return {name: {key: round(ours[key] / other[key], 3) if other[key] > 0 else None
-                   for key in ("p50_s", "p95_s", "p99_s", "max_s")}
-            for name, other in results.items() if name != design}
+    return {
+        name: {
+            key: round(ours[key] / other[key], 3) if other[key] > 0 else None
+            for key in ("p50_s", "p95_s", "p99_s", "max_s")
+        }
+        for name, other in results.items()
+        if name != design
+    }
 
 
 def run(seconds=20.0, rate=5.0, burst=500, designs=("ours", "plain_huey_eta", "poll_every_5_s"), stored=0):
@@ -100,7 +109,7 @@ def run(seconds=20.0, rate=5.0, burst=500, designs=("ours", "plain_huey_eta", "p
     return {
         "benchmark": "delivery_lateness",
         "stack": "FerretDB v1.24.2 (SQLite, patched), Huey on SQLite, 1 huey_consumer x 4 threads, "
-                 "SMTP sink in its own process",
+        "SMTP sink in its own process",
         "jobs_stored_besides": stored,
         "steady": {"seconds": seconds, "jobs_per_second": rate, **steady, "ratio_ours_to": ratios(steady)},
         "burst": {"jobs_due_the_same_second": burst, **bursts, "ratio_ours_to": ratios(bursts)},
@@ -110,13 +119,18 @@ def run(seconds=20.0, rate=5.0, burst=500, designs=("ours", "plain_huey_eta", "p
 def main():
     stop_cleanly_on_sigterm()
     full = os.environ.get("BENCH_LATENESS_FULL") == "1"
-    print(json.dumps(run(
-        seconds=float(os.environ.get("BENCH_STEADY_SECONDS", "60" if full else "20")),
-        rate=float(os.environ.get("BENCH_STEADY_RATE", "5")),
-        burst=int(os.environ.get("BENCH_BURST_JOBS", "500")),
-        designs=tuple(DESIGNS) if full else ("ours", "plain_huey_eta", "poll_every_5_s"),
-        stored=int(os.environ.get("BENCH_STORED_JOBS", "0")),
-    ), indent=2))
+    print(
+        json.dumps(
+            run(
+                seconds=float(os.environ.get("BENCH_STEADY_SECONDS", "60" if full else "20")),
+                rate=float(os.environ.get("BENCH_STEADY_RATE", "5")),
+                burst=int(os.environ.get("BENCH_BURST_JOBS", "500")),
+                designs=tuple(DESIGNS) if full else ("ours", "plain_huey_eta", "poll_every_5_s"),
+                stored=int(os.environ.get("BENCH_STORED_JOBS", "0")),
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,11 @@ def takeover(stack, smtp, code=None):
     counts = {message_id: n for message_id, n in smtp.count_by_message_id().items() if message_id in wanted}
     stack.stop_consumers()
     stack.delete_jobs(created)
-    return {"seconds_from_kill_to_all_delivered": round(seconds, 2), "messages": sum(counts.values()),
-            "duplicates": sum(n - 1 for n in counts.values())}
+    return {
+        "seconds_from_kill_to_all_delivered": round(seconds, 2),
+        "messages": sum(counts.values()),
+        "duplicates": sum(n - 1 for n in counts.values()),
+    }
 
 
 def run(runs=10, baseline_ref=None):
@@ -74,7 +77,7 @@ def run(runs=10, baseline_ref=None):
     result = {
         "benchmark": "delivery_recovery",
         "stack": "FerretDB v1.24.2 (SQLite, patched), Huey on SQLite, 2 huey_consumer x 4 threads, default "
-                 "LEASE_SECONDS and HEARTBEAT_SECONDS, local SMTP server holding RCPT",
+        "LEASE_SECONDS and HEARTBEAT_SECONDS, local SMTP server holding RCPT",
         "runs": runs,
         "jobs_held_by_the_killed_consumer": JOBS,
         "seconds_from_kill_to_all_delivered": seconds,
@@ -91,8 +94,12 @@ def run(runs=10, baseline_ref=None):
 
 def main():
     stop_cleanly_on_sigterm()
-    print(json.dumps(run(int(os.environ.get("BENCH_RECOVERY_RUNS", "10")),
-                         os.environ.get("BENCH_BASELINE_REF") or None), indent=2))
+    print(
+        json.dumps(
+            run(int(os.environ.get("BENCH_RECOVERY_RUNS", "10")), os.environ.get("BENCH_BASELINE_REF") or None),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

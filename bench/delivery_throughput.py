@@ -70,8 +70,11 @@ def burst(stack, jobs, consumers, workers, code=None):
         "statuses": stack.statuses(created),
         "connections_used": len({a[2] for a in arrivals}),
         # CPU milliseconds per job from the due second to the last arrival, by process (2 cores in all).
-        "cpu_ms_per_job": {name: round((cpu_after[name] - cpu_before[name]) * 1000 / jobs, 2)
-                           for name in cpu_after if cpu_after[name] is not None and cpu_before[name] is not None},
+        "cpu_ms_per_job": {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / jobs, 2)
+            for name in cpu_after
+            if cpu_after[name] is not None and cpu_before[name] is not None
+        },
     }
     stack.stop_consumers()
     return result
@@ -173,7 +176,7 @@ def run(sizes=(1000,), huey="sqlite", baseline_ref=None):
     return {
         "benchmark": "delivery_throughput",
         "stack": f"FerretDB v1.24.2 (SQLite, patched), Huey on {huey}, huey_consumer -k thread, "
-                 "SMTP sink in its own process (aiosmtpd)",
+        "SMTP sink in its own process (aiosmtpd)",
         "by_shape_and_size": results,
         "where_the_time_goes": where,
     }

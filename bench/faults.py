@@ -89,8 +89,10 @@ def main():
     logging.getLogger().setLevel(logging.WARNING)
     results = {}
     try:
-        kills = [run(f"kill-{i}", kill_scenario, env, tmp, smtp, jobs=8, workers=4, lease_seconds=LEASE_SECONDS)
-                 for i in range(KILL_RUNS)]
+        kills = [
+            run(f"kill-{i}", kill_scenario, env, tmp, smtp, jobs=8, workers=4, lease_seconds=LEASE_SECONDS)
+            for i in range(KILL_RUNS)
+        ]
         results["kill_9"] = {
             "runs": KILL_RUNS,
             "jobs_per_run": 8,
@@ -102,8 +104,9 @@ def main():
             "held_job_outcomes": kills[0]["held_job_outcomes"],
         }
         results["burst_with_2_pollers"] = run("burst", burst_scenario, env, tmp, smtp, jobs=BURST_JOBS, pollers=2)
-        results["burst_without_pollers"] = run("burst-quiet", burst_scenario, env, tmp, smtp, jobs=BURST_JOBS,
-                                               pollers=0, stored_only=0)
+        results["burst_without_pollers"] = run(
+            "burst-quiet", burst_scenario, env, tmp, smtp, jobs=BURST_JOBS, pollers=0, stored_only=0
+        )
     finally:
         smtp.stop()
         broker.stop()
@@ -116,12 +119,18 @@ def main():
     quiet = results["burst_without_pollers"]["seconds_from_due_to_last_message"]
     if quiet:
         results["ratio_burst_with_pollers_to_without"] = round(
-            results["burst_with_2_pollers"]["seconds_from_due_to_last_message"] / quiet, 2)
-    print(json.dumps({
-        "benchmark": "faults",
-        "stack": "FerretDB v1.24.2 (SQLite, scripts/ferretdb-patches), Redis, huey_consumer -k thread -g TERM, local SMTP",
-        **results,
-    }, indent=2))
+            results["burst_with_2_pollers"]["seconds_from_due_to_last_message"] / quiet, 2
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "faults",
+                "stack": "FerretDB v1.24.2 (SQLite, scripts/ferretdb-patches), Redis, huey_consumer -k thread -g TERM, local SMTP",
+                **results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,11 @@ SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,100000").split(",")
 RUNS = int(os.environ.get("BENCH_RUNS", "30"))
 BASELINE_RUNS = os.environ.get("BENCH_BASELINE_RUNS")  # default: 3, and 1 above 10,000 jobs
 # indexes beyond webapp/models/ ("owner_id,status,-created_at;status,-created_at"), to try some
-EXTRA_INDEXES = [[(f.lstrip("-"), -1 if f.startswith("-") else 1) for f in spec.split(",")]
-                 for spec in os.environ.get("BENCH_EXTRA_INDEXES", "").split(";") if spec]
+EXTRA_INDEXES = [
+    [(f.lstrip("-"), -1 if f.startswith("-") else 1) for f in spec.split(",")]
+    for spec in os.environ.get("BENCH_EXTRA_INDEXES", "").split(";")
+    if spec
+]
 SMALL_OWNER_JOBS = 10
 BIG_OWNER_SHARE = 0.1
 DUE_JOBS = 50
@@ -83,13 +86,22 @@ def job_documents(size, owners, now):
         next_attempt = send_at if status != "PENDING" else now + timedelta(minutes=rng.randrange(1, 6000))
         job_id = ObjectId()
         doc = {
-            "_id": job_id, "owner_id": owner, "to": ["reader@example.com"], "subject": f"Report {i}",
+            "_id": job_id,
+            "owner_id": owner,
+            "to": ["reader@example.com"],
+            "subject": f"Report {i}",
             "body": "Hello,\n\nthe weekly figures are attached.\n\n" + "x" * rng.randrange(100, 400),
-            "send_at": send_at, "status": status, "attempts": 1, "max_attempts": 5,
-            "next_attempt_at": next_attempt, "message_id": f"<job-{job_id}@mailjobs.test>",
-            "created_at": created, "updated_at": created,
-            "attempts_log": [{"number": 1, "worker": "w1", "started_at": send_at, "finished_at": send_at,
-                              "outcome": "sent"}],
+            "send_at": send_at,
+            "status": status,
+            "attempts": 1,
+            "max_attempts": 5,
+            "next_attempt_at": next_attempt,
+            "message_id": f"<job-{job_id}@mailjobs.test>",
+            "created_at": created,
+            "updated_at": created,
+            "attempts_log": [
+                {"number": 1, "worker": "w1", "started_at": send_at, "finished_at": send_at, "outcome": "sent"}
+            ],
         }
         if status == "COMPLETED":
             doc["sent_at"] = send_at
@@ -120,12 +132,15 @@ def seed(uri, size, now):
         coll.insert_many(batch)
     # a few jobs overdue (the sweep finds them), and one RUNNING job whose lease we renew
     due = coll.find({"status": "PENDING"}, {"_id": 1}).limit(DUE_JOBS)
-    coll.update_many({"_id": {"$in": [d["_id"] for d in due]}},
-                     {"$set": {"next_attempt_at": now - timedelta(minutes=5)}})
+    coll.update_many(
+        {"_id": {"$in": [d["_id"] for d in due]}}, {"$set": {"next_attempt_at": now - timedelta(minutes=5)}}
+    )
     # the newest RUNNING job: a scan that stops at the first match reads (nearly) every document
     leased = coll.find_one({"status": "RUNNING"}, sort=[("created_at", -1)])
-    coll.update_one({"_id": leased["_id"]}, {"$set": {"lease_token": "bench", "lease_owner": "w1",
-                                                       "lease_expires_at": now + timedelta(minutes=5)}})
+    coll.update_one(
+        {"_id": leased["_id"]},
+        {"$set": {"lease_token": "bench", "lease_owner": "w1", "lease_expires_at": now + timedelta(minutes=5)}},
+    )
     client.close()
     return owners, {"_id": leased["_id"], "lease_token": "bench"}
 

@@ -44,8 +44,12 @@ def percentiles(samples):
     def rank(p):
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
-    return {"p50_ms": round(rank(50), 2), "p95_ms": round(rank(95), 2), "max_ms": round(ordered[-1], 2),
-            "n": len(ordered)}
+    return {
+        "p50_ms": round(rank(50), 2),
+        "p95_ms": round(rank(95), 2),
+        "max_ms": round(ordered[-1], 2),
+        "n": len(ordered),
+    }
 
 
 def build_indexes():
@@ -53,26 +57,41 @@ def build_indexes():
     import mongoengine
 
     models = importlib.import_module("webapp.models")
-    documents = [value for value in vars(models).values()
-                 if inspect.isclass(value) and issubclass(value, mongoengine.Document) and value._meta.get("collection")]
+    documents = [
+        value
+        for value in vars(models).values()
+        if inspect.isclass(value) and issubclass(value, mongoengine.Document) and value._meta.get("collection")
+    ]
     app = _app()
     start = time.perf_counter()
     with app.app_context():
         for document in documents:
             document.ensure_indexes()
-    return {"indexes_s": round(time.perf_counter() - start, 2),
-            "models": sorted(document.__name__ for document in documents)}
+    return {
+        "indexes_s": round(time.perf_counter() - start, 2),
+        "models": sorted(document.__name__ for document in documents),
+    }
 
 
 def _stage_sweep_work(jobs, now, finished_ids, pending_ids):
     """Make SWEEP_DUE jobs due and SWEEP_EXPIRED leases expired again (the sweep undoes both)."""
-    jobs.update_many({"_id": {"$in": pending_ids}}, {"$set": {"status": "PENDING",
-                                                              "next_attempt_at": now - timedelta(minutes=10)}})
-    jobs.update_many({"_id": {"$in": finished_ids}},
-                     {"$set": {"status": "RUNNING", "lease_token": "bench-expired", "lease_owner": "bench-dead",
-                               "lease_expires_at": now - timedelta(minutes=1), "delivery_stage": "claimed",
-                               "next_attempt_at": now - timedelta(minutes=5)},
-                      "$unset": {"sent_at": ""}})
+    jobs.update_many(
+        {"_id": {"$in": pending_ids}}, {"$set": {"status": "PENDING", "next_attempt_at": now - timedelta(minutes=10)}}
+    )
+    jobs.update_many(
+        {"_id": {"$in": finished_ids}},
+        {
+            "$set": {
+                "status": "RUNNING",
+                "lease_token": "bench-expired",
+                "lease_owner": "bench-dead",
+                "lease_expires_at": now - timedelta(minutes=1),
+                "delivery_stage": "claimed",
+                "next_attempt_at": now - timedelta(minutes=5),
+            },
+            "$unset": {"sent_at": ""},
+        },
+    )
 
 
 def time_sweep(runs):
@@ -99,8 +118,12 @@ def time_sweep(runs):
             outcome = sweep_once(app)
             samples.append((time.perf_counter() - start) * 1000)
             outcomes.append(outcome)
-        result["sweep"] = {**percentiles(samples[1:]), "first_ms": round(samples[0], 1), "work": outcomes[-1],
-                           "same_work_every_run": all(outcome == outcomes[-1] for outcome in outcomes)}
+        result["sweep"] = {
+            **percentiles(samples[1:]),
+            "first_ms": round(samples[0], 1),
+            "work": outcomes[-1],
+            "same_work_every_run": all(outcome == outcomes[-1] for outcome in outcomes),
+        }
         result["retention"] = time_retention(app, jobs)
     return result
 
@@ -118,8 +141,10 @@ def time_retention(app, jobs):
     days = app.config["RETENTION_DAYS"]
     old = utcnow() - timedelta(days=days + 30)
     template = jobs.find_one({"status": "COMPLETED"}, {"_id": 0})
-    backlog = [{**template, "_id": ObjectId(), "created_at": old, "updated_at": old, "send_at": old, "sent_at": old}
-               for _ in range(RETENTION_BACKLOG)]
+    backlog = [
+        {**template, "_id": ObjectId(), "created_at": old, "updated_at": old, "send_at": old, "sent_at": old}
+        for _ in range(RETENTION_BACKLOG)
+    ]
     jobs.insert_many(backlog)
     samples = []
     deleted = 0
@@ -130,8 +155,13 @@ def time_retention(app, jobs):
         deleted += count
         if count == 0:
             break
-    return {"batch": percentiles(samples[:-1]), "idle_ms": round(samples[-1], 2), "deleted": deleted,
-            "batches": len(samples) - 1, "backlog": RETENTION_BACKLOG}
+    return {
+        "batch": percentiles(samples[:-1]),
+        "idle_ms": round(samples[-1], 2),
+        "deleted": deleted,
+        "batches": len(samples) - 1,
+        "backlog": RETENTION_BACKLOG,
+    }
 
 
 def _timed(action, runs):

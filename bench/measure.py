@@ -63,8 +63,14 @@ def percentiles(values):
     def rank(p):
         return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
 
-    return {"p50_s": round(rank(50), 3), "p95_s": round(rank(95), 3), "p99_s": round(rank(99), 3),
-            "max_s": round(ordered[-1], 3), "min_s": round(ordered[0], 3), "n": len(ordered)}
+    return {
+        "p50_s": round(rank(50), 3),
+        "p95_s": round(rank(95), 3),
+        "p99_s": round(rank(99), 3),
+        "max_s": round(ordered[-1], 3),
+        "min_s": round(ordered[0], 3),
+        "n": len(ordered),
+    }
 
 
 def due_in(seconds):

@@ -59,8 +59,15 @@ COUNT_RUNS = 10
 SWEEP_RUNS = int(os.environ.get("BENCH_SWEEP_RUNS", "10"))
 BASELINE_REF = os.environ.get("BENCH_READ_BASELINE_REF", "4128159")
 # The issue's goals, in ms (p95) and round trips.
-GOALS = {"list_small": 150, "list_big": 150, "admin_list": 300, "admin_stats": 300, "poll_small": 20,
-         "poll_big": 20, "poll_admin": 20}
+GOALS = {
+    "list_small": 150,
+    "list_big": 150,
+    "admin_list": 300,
+    "admin_stats": 300,
+    "poll_small": 20,
+    "poll_big": 20,
+    "poll_admin": 20,
+}
 POLL_ROUND_TRIPS_GOAL = 1
 RATIO_GOAL = 1.5
 
@@ -69,10 +76,10 @@ def requests_for(stack, owners):
     """{name: (session, path, headers)} for every request measured (sessions are signed in once)."""
     password = seeding.ACCOUNT_PASSWORD
     small, big, admin = (owners.emails[owners.small], owners.emails[owners.big], owners.emails[owners.admin])
-    api = {who: stack.api_session(email, password) for who, email in (("small", small), ("big", big),
-                                                                       ("admin", admin))}
-    pages = {who: stack.page_session(email, password) for who, email in (("small", small), ("big", big),
-                                                                         ("admin", admin))}
+    api = {who: stack.api_session(email, password) for who, email in (("small", small), ("big", big), ("admin", admin))}
+    pages = {
+        who: stack.page_session(email, password) for who, email in (("small", small), ("big", big), ("admin", admin))
+    }
     jobs, admin_jobs = "/api/users/jobs?page=1&per_page=20", "/api/admin/jobs?page=1&per_page=20"
     plan = {
         "list_small": (api["small"], jobs, {}),
@@ -89,9 +96,16 @@ def requests_for(stack, owners):
         "page_admin_jobs": (pages["admin"], "/admin/jobs", {}),
         "page_admin_users": (pages["admin"], "/admin/users", {}),
     }
-    for who, page, rows in (("small", "/jobs", "/jobs/rows"), ("big", "/jobs", "/jobs/rows"),
-                            ("admin", "/admin/jobs", "/admin/jobs/rows")):
-        plan[f"poll_{who}"] = (pages[who], rows, {"HX-Request": "true", "If-None-Match": _etag(stack, pages[who], page)})
+    for who, page, rows in (
+        ("small", "/jobs", "/jobs/rows"),
+        ("big", "/jobs", "/jobs/rows"),
+        ("admin", "/admin/jobs", "/admin/jobs/rows"),
+    ):
+        plan[f"poll_{who}"] = (
+            pages[who],
+            rows,
+            {"HX-Request": "true", "If-None-Match": _etag(stack, pages[who], page)},
+        )
     return plan
 
 
@@ -102,8 +116,9 @@ def _etag(stack, session, page):
     response = session.get(stack.url + page, timeout=60)
     found = re.search(r"data-etag='(\"[^\"]+\")'", response.text)
     if found is None:
-        raise RuntimeError(f"{page}: no data-etag in the page ({response.status_code} {response.url}): "
-                           f"{response.text[:1500]}")
+        raise RuntimeError(
+            f"{page}: no data-etag in the page ({response.status_code} {response.url}): {response.text[:1500]}"
+        )
     return found.group(1)
 
 
@@ -146,18 +161,26 @@ def count_round_trips(stack, database, plan):
         for _ in range(COUNT_RUNS):
             _send(stack, session, path, headers)
         served = command_delta(before, database.commands())
-        counts[name] = {"round_trips": round(sum(served.values()) / COUNT_RUNS, 2),
-                        "commands": {command: round(n / COUNT_RUNS, 2) for command, n in sorted(served.items())}}
+        counts[name] = {
+            "round_trips": round(sum(served.values()) / COUNT_RUNS, 2),
+            "commands": {command: round(n / COUNT_RUNS, 2) for command, n in sorted(served.items())},
+        }
     return counts
 
 
 def in_app(code, uri, tmp, *args):
     """Run bench/in_app.py in `code` (its app, its models) against `uri`; its JSON."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-    env.update(MONGODB_URI=uri, APP_ENV="development", LOG_LEVEL="WARNING",
-               HUEY_SQLITE_PATH=str(Path(tmp) / "in-app-huey.db"), HUEY_NAME="bench-in-app")
-    done = subprocess.run([sys.executable, "-m", "bench.in_app", *args], cwd=code, env=env, capture_output=True,
-                          text=True, timeout=3600)
+    env.update(
+        MONGODB_URI=uri,
+        APP_ENV="development",
+        LOG_LEVEL="WARNING",
+        HUEY_SQLITE_PATH=str(Path(tmp) / "in-app-huey.db"),
+        HUEY_NAME="bench-in-app",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.in_app", *args], cwd=code, env=env, capture_output=True, text=True, timeout=3600
+    )
     if done.returncode:
         raise RuntimeError(f"bench.in_app {' '.join(args)} failed in {code}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -203,16 +226,22 @@ def run_size(size, tmp, baseline_code):
         client = MongoClient(database.uri)
         # The same documents serve both codes, so only fields both models know (mongoengine refuses
         # a document with a field its model lacks): the baseline predates `attempts_left`.
-        both_know = baseline_code is None or "attempts_left" in (Path(baseline_code) / "webapp" / "models"
-                                                                  / "job.py").read_text()
-        owners = seeding.seed(client[DATABASE], size, utcnow(), hash_password(seeding.ACCOUNT_PASSWORD),
-                              with_attempts_left=both_know)
+        both_know = (
+            baseline_code is None
+            or "attempts_left" in (Path(baseline_code) / "webapp" / "models" / "job.py").read_text()
+        )
+        owners = seeding.seed(
+            client[DATABASE], size, utcnow(), hash_password(seeding.ACCOUNT_PASSWORD), with_attempts_left=both_know
+        )
         client.close()
         seed_s = time.perf_counter() - start
     finally:
         database.stop()
-    result = {"jobs": size, "seed_s": round(seed_s, 1),
-              "owners": {"small": owners.jobs.get(owners.small, 0), "big": owners.jobs.get(owners.big, 0)}}
+    result = {
+        "jobs": size,
+        "seed_s": round(seed_s, 1),
+        "owners": {"small": owners.jobs.get(owners.small, 0), "big": owners.jobs.get(owners.big, 0)},
+    }
     baseline_data = None
     if baseline_code:
         baseline_data = tmp / f"baseline-data-{size}"
@@ -244,9 +273,14 @@ def summary(results):
             row["baseline_round_trips"] = base["round_trips"]
         if name in GOALS:
             row["goal_p95_ms"] = GOALS[name]
-            row["meets_goal"] = last["p95_ms"] < GOALS[name] and row["ratio_p95"] < RATIO_GOAL and (
-                not name.startswith("poll") or (last["round_trips"] <= POLL_ROUND_TRIPS_GOAL
-                                                and set(last["statuses"]) == {304}))
+            row["meets_goal"] = (
+                last["p95_ms"] < GOALS[name]
+                and row["ratio_p95"] < RATIO_GOAL
+                and (
+                    not name.startswith("poll")
+                    or (last["round_trips"] <= POLL_ROUND_TRIPS_GOAL and set(last["statuses"]) == {304})
+                )
+            )
         out["by_request"][name] = row
     sweep = {f"p95_ms_{r['jobs']}": r["current"]["sweep"]["p95_ms"] for r in results}
     sweep.update({f"p50_ms_{r['jobs']}": r["current"]["sweep"]["p50_ms"] for r in results})
@@ -254,11 +288,15 @@ def summary(results):
     sweep["ratio_p50"] = round(large["current"]["sweep"]["p50_ms"] / small["current"]["sweep"]["p50_ms"], 2)
     if "baseline" in large:
         sweep.update({f"baseline_p95_ms_{r['jobs']}": r["baseline"]["sweep"]["p95_ms"] for r in results})
-        sweep["baseline_ratio_p95"] = round(large["baseline"]["sweep"]["p95_ms"] / small["baseline"]["sweep"]["p95_ms"], 2)
+        sweep["baseline_ratio_p95"] = round(
+            large["baseline"]["sweep"]["p95_ms"] / small["baseline"]["sweep"]["p95_ms"], 2
+        )
     out["sweep"] = sweep
     out["counts_all_jobs"] = {
         f"{way}_p95_ms_{r['jobs']}": r["current"]["counts_all_jobs"][way]["p95_ms"]
-        for way in ("live", "kept_read") for r in results}
+        for way in ("live", "kept_read")
+        for r in results
+    }
     if large["current"].get("retention"):
         out["retention_batch"] = {f"p95_ms_{r['jobs']}": r["current"]["retention"]["batch"]["p95_ms"] for r in results}
     return out
@@ -268,12 +306,20 @@ def machine():
     """What the figures were measured on."""
     load = os.getloadavg()
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         model = platform.processor()
-    return {"cpu": model, "cpus": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "load_average_at_start": [round(x, 2) for x in load]}
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
 
 
 def run(sizes=None):
@@ -288,9 +334,16 @@ def run(sizes=None):
         results = [run_size(size, tmp, baseline_code) for size in sizes]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report = {"bench": "reads", "machine": machine(), "runs": RUNS, "warm_up": WARM_UP,
-              "baseline": f"git {BASELINE_REF}" if BASELINE_REF else None,
-              "minutes": round((time.time() - started) / 60, 1), "summary": summary(results), "by_size": results}
+    report = {
+        "bench": "reads",
+        "machine": machine(),
+        "runs": RUNS,
+        "warm_up": WARM_UP,
+        "baseline": f"git {BASELINE_REF}" if BASELINE_REF else None,
+        "minutes": round((time.time() - started) / 60, 1),
+        "summary": summary(results),
+        "by_size": results,
+    }
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 

@@ -47,13 +47,27 @@ def seed_jobs(count, now):
     from webapp.models import Job
 
     statuses = ["PENDING", "COMPLETED", "COMPLETED", "COMPLETED", "FAILED", "CANCELLED"]
-    docs = [{"_id": ObjectId(), "owner_id": ObjectId(), "to": ["r@example.com"], "subject": "s", "body": "b" * 200,
-             "status": statuses[n % len(statuses)], "send_at": now + timedelta(hours=n % 48),
-             "next_attempt_at": now + timedelta(hours=n % 48), "expires_at": now + timedelta(days=3),
-             "attempts": 0, "max_attempts": 5, "message_id": f"<bench-{n}@x>", "created_at": now, "updated_at": now}
-            for n in range(count)]
+    docs = [
+        {
+            "_id": ObjectId(),
+            "owner_id": ObjectId(),
+            "to": ["r@example.com"],
+            "subject": "s",
+            "body": "b" * 200,
+            "status": statuses[n % len(statuses)],
+            "send_at": now + timedelta(hours=n % 48),
+            "next_attempt_at": now + timedelta(hours=n % 48),
+            "expires_at": now + timedelta(days=3),
+            "attempts": 0,
+            "max_attempts": 5,
+            "message_id": f"<bench-{n}@x>",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(count)
+    ]
     for start in range(0, len(docs), 1000):
-        Job._get_collection().insert_many(docs[start:start + 1000])
+        Job._get_collection().insert_many(docs[start : start + 1000])
 
 
 def seed_schedules(now):
@@ -61,11 +75,29 @@ def seed_schedules(now):
 
     from webapp.models import Schedule
 
-    Schedule._get_collection().insert_many([{
-        "owner_id": ObjectId(), "to": ["r@example.com"], "subject": "s", "body": "b", "cron": "0 9 * * *",
-        "timezone": "Europe/Berlin", "windows": [], "catch_up": "latest", "status": "active", "version": 0, "runs": 1,
-        "cursor_at": now, "planned": [], "due_at": now + timedelta(hours=1 + n % 24), "created_at": now,
-        "updated_at": now} for n in range(200)])
+    Schedule._get_collection().insert_many(
+        [
+            {
+                "owner_id": ObjectId(),
+                "to": ["r@example.com"],
+                "subject": "s",
+                "body": "b",
+                "cron": "0 9 * * *",
+                "timezone": "Europe/Berlin",
+                "windows": [],
+                "catch_up": "latest",
+                "status": "active",
+                "version": 0,
+                "runs": 1,
+                "cursor_at": now,
+                "planned": [],
+                "due_at": now + timedelta(hours=1 + n % 24),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(200)
+        ]
+    )
 
 
 def pure_figures(now):
@@ -74,20 +106,34 @@ def pure_figures(now):
     from webapp.services.scheduling import timing
 
     berlin = timing.zone("Europe/Berlin")
-    windows = timing.windows_from([{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "12:00"},
-                                   {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "13:00", "end": "17:00"},
-                                   {"days": ["sat"], "start": "10:00", "end": "12:00"}])
+    windows = timing.windows_from(
+        [
+            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "12:00"},
+            {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "13:00", "end": "17:00"},
+            {"days": ["sat"], "start": "10:00", "end": "12:00"},
+        ]
+    )
     saturday_evening = datetime(2031, 7, 5, 18, 0, tzinfo=UTC)
-    week_down = {"_id": "bench", "cron": "* * * * *", "timezone": "Europe/Berlin", "catch_up": "latest", "runs": 0,
-                 "cursor_at": now - timedelta(days=7), "windows": []}
+    week_down = {
+        "_id": "bench",
+        "cron": "* * * * *",
+        "timezone": "Europe/Berlin",
+        "catch_up": "latest",
+        "runs": 0,
+        "cursor_at": now - timedelta(days=7),
+        "windows": [],
+    }
     settings = occurrences.MaterializeSettings()
     return {
-        "effective_send_at_three_windows_us": timed(lambda: timing.next_opening(saturday_evening, windows, berlin),
-                                                    repeat=200, scale=1e6),
-        "next_5_runs_weekdays_at_9_us": timed(lambda: recurrence.next_runs("0 9 * * 1-5", berlin, now, 5),
-                                              repeat=200, scale=1e6),
+        "effective_send_at_three_windows_us": timed(
+            lambda: timing.next_opening(saturday_evening, windows, berlin), repeat=200, scale=1e6
+        ),
+        "next_5_runs_weekdays_at_9_us": timed(
+            lambda: recurrence.next_runs("0 9 * * 1-5", berlin, now, 5), repeat=200, scale=1e6
+        ),
         "catch_up_plan_minutely_after_a_week_down_ms": timed(
-            lambda: occurrences.plan_occurrences(week_down, now, settings), repeat=5),
+            lambda: occurrences.plan_occurrences(week_down, now, settings), repeat=5
+        ),
     }
 
 
@@ -111,9 +157,15 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="mailjobs-bench-scheduling-"))
     ferret = FerretDBServer(os.environ.get("FERRETDB_BIN") or str(ROOT / "var/bin/ferretdb"), str(tmp / "db"))
     ferret.start()
-    os.environ.update({"APP_ENV": "development", "MONGODB_URI": ferret.uri + "mailjobs_bench_scheduling",
-                       "HUEY_SQLITE_PATH": str(tmp / "huey.db"), "HUEY_NAME": "bench-scheduling",
-                       "LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "APP_ENV": "development",
+            "MONGODB_URI": ferret.uri + "mailjobs_bench_scheduling",
+            "HUEY_SQLITE_PATH": str(tmp / "huey.db"),
+            "HUEY_NAME": "bench-scheduling",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("REDIS_URL", None)
     try:
         from webapp.app import create_app
@@ -131,13 +183,18 @@ def main():
             pure = pure_figures(now)
     finally:
         ferret.stop()
-    print(json.dumps({
-        "benchmark": "scheduling",
-        "stack": f"embedded FerretDB (SQLite, patched), median of {REPEAT}",
-        "by_size": results,
-        "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
-        "pure": pure,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "scheduling",
+                "stack": f"embedded FerretDB (SQLite, patched), median of {REPEAT}",
+                "by_size": results,
+                "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
+                "pure": pure,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,15 @@ RECENT_DAYS = 85
 BATCH = 1000
 SENDER_DOMAIN = "mailjobs.bench"
 STATUS_WEIGHTS = {"COMPLETED": 790, "FAILED": 30, "CANCELLED": 20, "PENDING": 150, "RUNNING": 5, "IN_DOUBT": 5}
-LAST_ERRORS = ["550 5.1.1 <{to}>: Recipient address rejected: User unknown in virtual mailbox table",
-               "554 5.7.1 Message rejected as spam",
-               "no attempts left (5 of 5 used); last error: 451 4.3.0 Mail server temporarily rejected message"]
-WORDS = ("figures report weekly monthly invoice reminder meeting agenda notes review summary update "
-         "schedule project budget release plan thanks regards attached please find below team").split()
+LAST_ERRORS = [
+    "550 5.1.1 <{to}>: Recipient address rejected: User unknown in virtual mailbox table",
+    "554 5.7.1 Message rejected as spam",
+    "no attempts left (5 of 5 used); last error: 451 4.3.0 Mail server temporarily rejected message",
+]
+WORDS = (
+    "figures report weekly monthly invoice reminder meeting agenda notes review summary update "
+    "schedule project budget release plan thanks regards attached please find below team"
+).split()
 
 
 class Owners:
@@ -62,10 +66,19 @@ def seed_users(db, now, password_hash):
     names = ["admin", "small", "big"] + [f"user{n:03d}" for n in range(OTHER_OWNERS)]
     docs = []
     for n, name in enumerate(names):
-        docs.append({"_id": ObjectId(), "email": _email(name), "password_hash": password_hash,
-                     "role": "admin" if name == "admin" else "user", "timezone": "Europe/Paris" if n % 3 else "UTC",
-                     "created_at": now - timedelta(days=120) + timedelta(minutes=n), "session_generation": 0,
-                     "token_generation": 0, "disabled": False})
+        docs.append(
+            {
+                "_id": ObjectId(),
+                "email": _email(name),
+                "password_hash": password_hash,
+                "role": "admin" if name == "admin" else "user",
+                "timezone": "Europe/Paris" if n % 3 else "UTC",
+                "created_at": now - timedelta(days=120) + timedelta(minutes=n),
+                "session_generation": 0,
+                "token_generation": 0,
+                "disabled": False,
+            }
+        )
     db.users.insert_many(docs)
     ids = [doc["_id"] for doc in docs]
     owners = Owners(ids[0], ids[1], ids[2], ids[3:])
@@ -86,8 +99,13 @@ def _owner_of(i, size, owners, rng):
 
 
 def _attempt(number, started, outcome, error=None):
-    entry = {"number": number, "worker": "bench-host:4242:Worker-1", "started_at": started,
-             "finished_at": started + timedelta(milliseconds=180), "outcome": outcome}
+    entry = {
+        "number": number,
+        "worker": "bench-host:4242:Worker-1",
+        "started_at": started,
+        "finished_at": started + timedelta(milliseconds=180),
+        "outcome": outcome,
+    }
     if error:
         entry["error"] = error
     return entry
@@ -110,34 +128,58 @@ def job_document(i, size, owners, now, rng, with_attempts_left=False):
     if status in ("RUNNING", "IN_DOUBT"):
         send_at = now - timedelta(seconds=rng.uniform(1, 20))
     created, send_at = (_ms(created), _ms(send_at))
-    doc = {"_id": job_id, "owner_id": owner, "to": to, "subject": subject, "body": body, "send_at": send_at,
-           "status": status, "attempts": 0, "max_attempts": 5, "next_attempt_at": send_at,
-           "message_id": f"<job-{job_id}@{SENDER_DOMAIN}>", "created_at": created, "updated_at": created,
-           "attempts_log": []}
+    doc = {
+        "_id": job_id,
+        "owner_id": owner,
+        "to": to,
+        "subject": subject,
+        "body": body,
+        "send_at": send_at,
+        "status": status,
+        "attempts": 0,
+        "max_attempts": 5,
+        "next_attempt_at": send_at,
+        "message_id": f"<job-{job_id}@{SENDER_DOMAIN}>",
+        "created_at": created,
+        "updated_at": created,
+        "attempts_log": [],
+    }
     if status == "COMPLETED":
         log = []
         if rng.random() < 0.05:  # sent at the second attempt
             log.append(_attempt(1, send_at, "retry", "451 4.7.1 Greylisted, try again later"))
         log.append(_attempt(len(log) + 1, send_at + timedelta(seconds=45 * len(log)), "sent"))
-        doc.update(attempts=len(log), attempts_log=log, sent_at=log[-1]["finished_at"],
-                   updated_at=log[-1]["finished_at"])
+        doc.update(
+            attempts=len(log), attempts_log=log, sent_at=log[-1]["finished_at"], updated_at=log[-1]["finished_at"]
+        )
     elif status == "FAILED":
         error = rng.choice(LAST_ERRORS).format(to=to[0])
         tries = 5 if error.startswith("no attempts") else 1
-        log = [_attempt(n + 1, send_at + timedelta(seconds=30 * 2 ** n), "retry" if n + 1 < tries else "failed", error)
-               for n in range(tries)]
+        log = [
+            _attempt(n + 1, send_at + timedelta(seconds=30 * 2**n), "retry" if n + 1 < tries else "failed", error)
+            for n in range(tries)
+        ]
         doc.update(attempts=tries, attempts_log=log, last_error=error, updated_at=log[-1]["finished_at"])
     elif status == "CANCELLED":
         doc["updated_at"] = _ms(created + (send_at - created) / 2)
     elif status == "RUNNING":
-        doc.update(attempts=1, attempts_log=[{"worker": "bench-host:4242:Worker-2", "started_at": send_at,
-                                              "outcome": "running"}],
-                   lease_token=f"bench{i}", lease_owner="bench-host:4242:Worker-2",
-                   lease_expires_at=_ms(now + timedelta(hours=6)), delivery_stage="claimed", updated_at=send_at)
+        doc.update(
+            attempts=1,
+            attempts_log=[{"worker": "bench-host:4242:Worker-2", "started_at": send_at, "outcome": "running"}],
+            lease_token=f"bench{i}",
+            lease_owner="bench-host:4242:Worker-2",
+            lease_expires_at=_ms(now + timedelta(hours=6)),
+            delivery_stage="claimed",
+            updated_at=send_at,
+        )
     elif status == "IN_DOUBT":
         error = "worker stopped responding while sending the message data; delivery is in doubt"
-        doc.update(attempts=1, attempts_log=[_attempt(1, send_at, "in_doubt", error)], last_error=error,
-                   updated_at=send_at + timedelta(seconds=61))
+        doc.update(
+            attempts=1,
+            attempts_log=[_attempt(1, send_at, "in_doubt", error)],
+            last_error=error,
+            updated_at=send_at + timedelta(seconds=61),
+        )
     if with_attempts_left:
         doc["attempts_left"] = doc["max_attempts"] - doc["attempts"]
     return doc

@@ -61,8 +61,13 @@ def main():
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
     with open(args.log, "a", buffering=1) as out:
-        controller = Controller(LoggingHandler(out), hostname="127.0.0.1", port=args.port,
-                                server_hostname="bench-sink", enable_SMTPUTF8=True)
+        controller = Controller(
+            LoggingHandler(out),
+            hostname="127.0.0.1",
+            port=args.port,
+            server_hostname="bench-sink",
+            enable_SMTPUTF8=True,
+        )
         controller.start()
         print("ready", flush=True)
         stop = threading.Event()

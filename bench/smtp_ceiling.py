@@ -20,10 +20,12 @@ BODY = "hello\r\n"
 
 def message(n, run):
     """A small message with a unique Message-ID, about the size of the app's."""
-    return (f"Subject: ceiling {n}\r\nFrom: scheduler@localhost\r\nTo: reader-{n}@example.com\r\n"
-            f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <ceiling-{run}-{n}@localhost>\r\n"
-            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
-            f"Content-Transfer-Encoding: 7bit\r\n\r\n{BODY}").encode()
+    return (
+        f"Subject: ceiling {n}\r\nFrom: scheduler@localhost\r\nTo: reader-{n}@example.com\r\n"
+        f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: <ceiling-{run}-{n}@localhost>\r\n"
+        f'MIME-Version: 1.0\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: 7bit\r\n\r\n{BODY}"
+    ).encode()
 
 
 def measure(port, threads, messages, host="127.0.0.1"):
@@ -58,9 +60,14 @@ def measure(port, threads, messages, host="127.0.0.1"):
     for thread in workers:
         thread.join()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"messages": messages, "threads": threads, "seconds": round(seconds, 3),
-            "per_second": round(messages / seconds, 1), "client_cpu_ms_per_message": round(cpu * 1000 / messages, 3),
-            "errors": errors[:3]}
+    return {
+        "messages": messages,
+        "threads": threads,
+        "seconds": round(seconds, 3),
+        "per_second": round(messages / seconds, 1),
+        "client_cpu_ms_per_message": round(cpu * 1000 / messages, 3),
+        "errors": errors[:3],
+    }
 
 
 def main():

@@ -66,8 +66,12 @@ class Stack:
         self.sink_log = self.tmp / "arrivals.log"
         self.sink_log.touch()
         self.arrival_log = ArrivalLog(self.sink_log)
-        sink = subprocess.Popen([sys.executable, "-m", "bench.sink", "--port", str(self.sink_port),
-                                 "--log", str(self.sink_log)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "bench.sink", "--port", str(self.sink_port), "--log", str(self.sink_log)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.processes.append(sink)
         if sink.stdout.readline().strip() != "ready":
             raise RuntimeError("the SMTP sink did not start")
@@ -124,8 +128,9 @@ class Stack:
         `code`: a directory holding another version of the project (see `checkout`) to run instead.
         """
         env = {**self.env, **{key: str(value) for key, value in overrides.items()}}
-        consumer = HueyConsumer(env, self.tmp / f"consumer-{len(self.consumers) + 1}.log", workers=workers,
-                                periodic=periodic)
+        consumer = HueyConsumer(
+            env, self.tmp / f"consumer-{len(self.consumers) + 1}.log", workers=workers, periodic=periodic
+        )
         if code is not None:
             consumer.cwd = code  # huey_consumer imports `tasks` from its working directory
         consumer.start()
@@ -135,9 +140,12 @@ class Stack:
 
     def cpu(self):
         """CPU seconds used so far by the database, the consumers and the sink."""
-        return {"ferretdb": cpu_seconds(self._servers[0]._process.pid),
-                "consumers": sum(cpu_seconds(c.process.pid) or 0 for c in self.consumers),
-                "sink": cpu_seconds(self.processes[0].pid), "this_process": time.process_time()}
+        return {
+            "ferretdb": cpu_seconds(self._servers[0]._process.pid),
+            "consumers": sum(cpu_seconds(c.process.pid) or 0 for c in self.consumers),
+            "sink": cpu_seconds(self.processes[0].pid),
+            "this_process": time.process_time(),
+        }
 
     def stop_consumers(self):
         for consumer in self.consumers:
@@ -147,9 +155,13 @@ class Stack:
 
     def poller(self, every, grace=0.0):
         """`flask sweep --every EVERY --grace GRACE`: the seed's design, a poll for due jobs."""
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--every", str(every),
-                                    "--grace", str(grace)], cwd=ROOT, env=self.env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--every", str(every), "--grace", str(grace)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.processes.append(process)
         return process
 
@@ -157,9 +169,24 @@ class Stack:
         """The raw smtplib ceiling to this stack's sink (bench/smtp_ceiling.py, a process of its own),
         with the CPU the client and the sink used per message."""
         sink_cpu = cpu_seconds(self.processes[0].pid)
-        done = subprocess.run([sys.executable, "-m", "bench.smtp_ceiling", "--port", str(self.sink_port),
-                               "--threads", str(threads), "--messages", str(messages)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.smtp_ceiling",
+                "--port",
+                str(self.sink_port),
+                "--threads",
+                str(threads),
+                "--messages",
+                str(messages),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
         result = json.loads(done.stdout)
         result["sink_cpu_ms_per_message"] = round((cpu_seconds(self.processes[0].pid) - sink_cpu) * 1000 / messages, 3)
         return result
@@ -191,14 +218,32 @@ class Stack:
         for n in range(count):
             job_id = ObjectId()
             message_id = message_id_for(job_id, "scheduler@localhost")
-            doc = {"_id": job_id, "owner_id": owner, "to": [f"reader-{n}@example.com"], "subject": f"bench {n}",
-                   "body": "hello", "send_at": send_at, "status": status, "attempts": 0, "max_attempts": 5,
-                   "attempts_left": 5, "next_attempt_at": send_at, "message_id": message_id, "created_at": now,
-                   "updated_at": now, "attempts_log": []}
+            doc = {
+                "_id": job_id,
+                "owner_id": owner,
+                "to": [f"reader-{n}@example.com"],
+                "subject": f"bench {n}",
+                "body": "hello",
+                "send_at": send_at,
+                "status": status,
+                "attempts": 0,
+                "max_attempts": 5,
+                "attempts_left": 5,
+                "next_attempt_at": send_at,
+                "message_id": message_id,
+                "created_at": now,
+                "updated_at": now,
+                "attempts_log": [],
+            }
             if status == "COMPLETED":
-                doc.update(attempts=1, attempts_left=4, sent_at=send_at,
-                           attempts_log=[{"worker": "bench", "started_at": send_at, "finished_at": send_at,
-                                          "outcome": "sent"}])
+                doc.update(
+                    attempts=1,
+                    attempts_left=4,
+                    sent_at=send_at,
+                    attempts_log=[
+                        {"worker": "bench", "started_at": send_at, "finished_at": send_at, "outcome": "sent"}
+                    ],
+                )
             if legacy:
                 doc.pop("attempts_left")
             docs.append(doc)

@@ -74,10 +74,24 @@ def seed_jobs(count, now):
     for n in range(count):
         status = rng.choice(statuses)
         due = now + timedelta(minutes=rng.randint(-600, 6000)) if status == "PENDING" else now - timedelta(days=1)
-        batch.append({"_id": ObjectId(), "owner_id": ObjectId(), "to": ["r@example.com"], "subject": f"Bench {n}",
-                      "body": "b" * 200, "send_at": due, "status": status, "attempts": 1, "max_attempts": 5,
-                      "next_attempt_at": due, "message_id": f"<bench-{n}@example.com>", "created_at": now,
-                      "updated_at": now, "attempts_log": []})
+        batch.append(
+            {
+                "_id": ObjectId(),
+                "owner_id": ObjectId(),
+                "to": ["r@example.com"],
+                "subject": f"Bench {n}",
+                "body": "b" * 200,
+                "send_at": due,
+                "status": status,
+                "attempts": 1,
+                "max_attempts": 5,
+                "next_attempt_at": due,
+                "message_id": f"<bench-{n}@example.com>",
+                "created_at": now,
+                "updated_at": now,
+                "attempts_log": [],
+            }
+        )
         if len(batch) == 1000:
             Job._get_collection().insert_many(batch)
             batch = []
@@ -89,9 +103,20 @@ def seed_workers(now):
     from webapp.services.monitoring import heartbeats
 
     for n in range(3):
-        heartbeats.beat(f"bench-host:{n}", {"host": "bench-host", "pid": n, "started_at": now, "beat_at": now,
-                                         "heartbeat_seconds": 3600.0, "threads": 4, "in_flight": [],
-                                         "paused_seen": None, "smtp": {"last_ok_at": now, "last_error": None}})
+        heartbeats.beat(
+            f"bench-host:{n}",
+            {
+                "host": "bench-host",
+                "pid": n,
+                "started_at": now,
+                "beat_at": now,
+                "heartbeat_seconds": 3600.0,
+                "threads": 4,
+                "in_flight": [],
+                "paused_seen": None,
+                "smtp": {"last_ok_at": now, "last_error": None},
+            },
+        )
 
 
 def per_day_layout(collection, now):
@@ -99,11 +124,20 @@ def per_day_layout(collection, now):
     doc = {"_id": "day"}
     for minute in range(1440):
         key = f"m{minute:04d}"
-        doc[key] = {"sent": 120, "failed": 1, "retried": 2, "late": {f"b{i}": 17 for i in range(7)},
-                    "late_max": 1.2, "late_sum": 9.6}
+        doc[key] = {
+            "sent": 120,
+            "failed": 1,
+            "retried": 2,
+            "late": {f"b{i}": 17 for i in range(7)},
+            "late_max": 1.2,
+            "late_sum": 9.6,
+        }
     collection.insert_one(doc)
-    write = timed(lambda: collection.update_one({"_id": "day"}, {"$inc": {"m0931.sent": 3, "m0931.late.b2": 3},
-                                                                   "$max": {"m0931.late_max": 0.4}}))
+    write = timed(
+        lambda: collection.update_one(
+            {"_id": "day"}, {"$inc": {"m0931.sent": 3, "m0931.late.b2": 3}, "$max": {"m0931.late_max": 0.4}}
+        )
+    )
     read = timed(lambda: collection.find_one({"_id": "day"}))
     return {"document_kb": round(len(json.dumps(doc)) / 1024), "inc_one_minute_ms": write, "read_ms": read}
 
@@ -132,8 +166,9 @@ def measure(app, client, headers, admin_pages_etag, size):
             "heartbeats_ms": timed(lambda: list(WorkerBeat._get_collection().find())),
         }
     result["api_admin_stats_ms"] = timed(lambda: client.get("/api/admin/stats", headers=headers))
-    result["board_poll_304_ms"] = timed(lambda: client.get("/admin/status/board", headers={
-        "HX-Request": "true", "If-None-Match": admin_pages_etag()}))
+    result["board_poll_304_ms"] = timed(
+        lambda: client.get("/admin/status/board", headers={"HX-Request": "true", "If-None-Match": admin_pages_etag()})
+    )
     result["metrics_ms"] = timed(lambda: client.get("/metrics"))
     result["size"] = size
     return result
@@ -143,8 +178,15 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="mailjobs-bench-status-"))
     ferret = FerretDBServer(os.environ.get("FERRETDB_BIN") or str(ROOT / "var/bin/ferretdb"), str(tmp / "db"))
     ferret.start()
-    os.environ.update({"APP_ENV": "development", "MONGODB_URI": ferret.uri + "mailjobs_bench_status",
-                       "HUEY_SQLITE_PATH": str(tmp / "huey.db"), "HUEY_NAME": "bench-status", "LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "APP_ENV": "development",
+            "MONGODB_URI": ferret.uri + "mailjobs_bench_status",
+            "HUEY_SQLITE_PATH": str(tmp / "huey.db"),
+            "HUEY_NAME": "bench-status",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("REDIS_URL", None)
     try:
         from webapp.app import create_app
@@ -185,13 +227,18 @@ def main():
             layout = per_day_layout(DeliveryStats._get_collection().database["bench_per_day_layout"], now)
     finally:
         ferret.stop()
-    print(json.dumps({
-        "benchmark": "status",
-        "stack": f"embedded FerretDB (SQLite, patched), Flask test client, median of {REPEAT}",
-        "by_size": results,
-        "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
-        "baseline_one_document_per_day_with_1440_minutes": layout,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "status",
+                "stack": f"embedded FerretDB (SQLite, patched), Flask test client, median of {REPEAT}",
+                "by_size": results,
+                "ratio_largest_to_smallest": ratios_largest_to_smallest(results),
+                "baseline_one_document_per_day_with_1440_minutes": layout,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,20 @@ from tests.support.ferretdb import free_port  # noqa: E402
 DATABASE = "mailjobs_bench"
 START_TIMEOUT = 90.0
 # The driver's own monitoring (hello, ping, ...): not the app's round trips.
-HANDSHAKES = {"hello", "ismaster", "isMaster", "ping", "buildInfo", "buildinfo", "getLastError", "saslStart",
-              "endSessions", "listCollections", "listIndexes", "createIndexes"}
+HANDSHAKES = {
+    "hello",
+    "ismaster",
+    "isMaster",
+    "ping",
+    "buildInfo",
+    "buildinfo",
+    "getLastError",
+    "saslStart",
+    "endSessions",
+    "listCollections",
+    "listIndexes",
+    "createIndexes",
+}
 
 
 def binary():
@@ -50,8 +62,10 @@ class CountedFerretDB(FerretDBServer):
         super().__init__(binary(), data_dir, port=port)
 
     def _command(self):
-        return [arg if not arg.startswith("--debug-addr") else f"--debug-addr=127.0.0.1:{self.debug_port}"
-                for arg in super()._command()]
+        return [
+            arg if not arg.startswith("--debug-addr") else f"--debug-addr=127.0.0.1:{self.debug_port}"
+            for arg in super()._command()
+        ]
 
     def commands(self):
         """{command: count} served since the server started, handshakes and monitoring left out."""
@@ -100,28 +114,44 @@ class WebStack:
             self.smtp = SmtpTestServer(port=free_port())
             self.smtp.start()
         env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "MONGODB_URI")}
-        env.update({
-            "APP_ENV": "development",
-            "MONGODB_URI": self.database.uri + DATABASE,
-            "HUEY_SQLITE_PATH": str(self.tmp / f"huey-{self.port}.db"),
-            "HUEY_NAME": f"bench-{self.port}",
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(self.smtp.port),
-            "LOG_LEVEL": "WARNING",
-            "PORT": str(self.port),
-            # the benchmark signs in more often than a person does
-            "LOGIN_RATE_LIMIT": "10000 per minute",
-            **self.extra_env,
-        })
+        env.update(
+            {
+                "APP_ENV": "development",
+                "MONGODB_URI": self.database.uri + DATABASE,
+                "HUEY_SQLITE_PATH": str(self.tmp / f"huey-{self.port}.db"),
+                "HUEY_NAME": f"bench-{self.port}",
+                "MAIL_SERVER": "127.0.0.1",
+                "MAIL_PORT": str(self.smtp.port),
+                "LOG_LEVEL": "WARNING",
+                "PORT": str(self.port),
+                # the benchmark signs in more often than a person does
+                "LOGIN_RATE_LIMIT": "10000 per minute",
+                **self.extra_env,
+            }
+        )
         return env
 
     def start(self):
         env = self.env()
         self.web_log = open(self.tmp / f"web-{self.port}.log", "ab")
         self.web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(self.code / "gunicorn.conf.py"), "wsgi:app",
-             "--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null"],
-            cwd=self.code, env=env, stdout=self.web_log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                str(self.code / "gunicorn.conf.py"),
+                "wsgi:app",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--access-logfile",
+                "/dev/null",
+            ],
+            cwd=self.code,
+            env=env,
+            stdout=self.web_log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_for_health()
         if self.want_consumer:
             self.consumer = HueyConsumer(env, self.tmp / f"consumer-{self.port}.log", workers=4)
@@ -176,8 +206,12 @@ class WebStack:
         session = requests.Session()
         form = session.get(self.url + "/login", timeout=30).text
         token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
-        answer = session.post(self.url + "/login", data={"csrf_token": token, "email": email, "password": password,
-                                                         "timezone": ""}, timeout=30, allow_redirects=False)
+        answer = session.post(
+            self.url + "/login",
+            data={"csrf_token": token, "email": email, "password": password, "timezone": ""},
+            timeout=30,
+            allow_redirects=False,
+        )
         if answer.status_code not in (302, 303):
             raise RuntimeError(f"sign-in as {email} answered {answer.status_code}")
         return session
@@ -185,12 +219,15 @@ class WebStack:
 
 def _start_in(consumer, code):
     """HueyConsumer.start, with the consumer run from `code` (huey_consumer imports `tasks` from its cwd)."""
+
     def start():
         consumer.log_file = open(consumer.log_path, "ab")
-        consumer.process = subprocess.Popen(consumer.command(), cwd=code, env=consumer.env, stdout=consumer.log_file,
-                                            stderr=subprocess.STDOUT)
+        consumer.process = subprocess.Popen(
+            consumer.command(), cwd=code, env=consumer.env, stdout=consumer.log_file, stderr=subprocess.STDOUT
+        )
         time.sleep(0.5)
         if consumer.process.poll() is not None:
             raise RuntimeError(f"consumer exited at once; see {consumer.log_path}")
         return consumer
+
     return start

@@ -63,11 +63,14 @@ def taken_ports_message(taken):
     """What to tell the user about `taken` (variable, port) pairs, with free ports to use instead."""
     lines = [f"  {name}={port}" for name, port in taken]
     suggestion = " ".join(f"{name}={_free_port_after(port)}" for name, port in taken)
-    return "\n".join([
-        "devstack: another program already listens on:", *lines,
-        f"Move the stack in .env or in the shell, e.g.:  {suggestion} make run",
-        "(the flask CLI and the workers follow FERRETDB_PORT too; README: Troubleshooting)",
-    ])
+    return "\n".join(
+        [
+            "devstack: another program already listens on:",
+            *lines,
+            f"Move the stack in .env or in the shell, e.g.:  {suggestion} make run",
+            "(the flask CLI and the workers follow FERRETDB_PORT too; README: Troubleshooting)",
+        ]
+    )
 
 
 def _can_bind(port):

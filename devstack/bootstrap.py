@@ -37,8 +37,11 @@ def admin_lines(environ, url):
     """Ensure ADMIN_EMAIL's admin (when set) and return the lines that tell how to become admin."""
     email = (environ.get("ADMIN_EMAIL") or "").strip()
     if not email:
-        return [f"sign up at {url}/signup, then run:", f"  {CREATE_ADMIN} YOUR-EMAIL",
-                "(or set ADMIN_EMAIL and ADMIN_PASSWORD in .env and restart: see .env.example)"]
+        return [
+            f"sign up at {url}/signup, then run:",
+            f"  {CREATE_ADMIN} YOUR-EMAIL",
+            "(or set ADMIN_EMAIL and ADMIN_PASSWORD in .env and restart: see .env.example)",
+        ]
     from webapp.app import create_app  # noqa: PLC0415 - only when there is an admin to ensure
     from webapp.services.accounts import bootstrap  # noqa: PLC0415
     from webapp.services.errors import AppError  # noqa: PLC0415
@@ -49,8 +52,12 @@ def admin_lines(environ, url):
             outcome, user = bootstrap.ensure_admin(email, environ.get("ADMIN_PASSWORD"))
         except AppError as error:
             details = "; ".join(f"{name} {message}" for name, message in error.fields.items())
-            return [f"ADMIN_EMAIL={email} was NOT made admin: {error.message}", f"({details})",
-                    "fix .env and restart, or run:", f"  {CREATE_ADMIN} {email}"]
+            return [
+                f"ADMIN_EMAIL={email} was NOT made admin: {error.message}",
+                f"({details})",
+                "fix .env and restart, or run:",
+                f"  {CREATE_ADMIN} {email}",
+            ]
     sign_in = f"sign in at {url}/login"
     if outcome == bootstrap.CREATED:
         return [f"{user.email}: created now as admin, with ADMIN_PASSWORD", sign_in]
@@ -58,15 +65,19 @@ def admin_lines(environ, url):
         return [f"{user.email}: your existing account, promoted to admin", sign_in]
     if outcome == bootstrap.ALREADY_ADMIN:
         return [f"{user.email} is an admin (its password left as it was)", sign_in]
-    return [f"{user.email} is a user whose password is not ADMIN_PASSWORD,",
-            "so it was NOT promoted. If it is yours, run:", f"  {CREATE_ADMIN} {user.email}"]
+    return [
+        f"{user.email} is a user whose password is not ADMIN_PASSWORD,",
+        "so it was NOT promoted. If it is yours, run:",
+        f"  {CREATE_ADMIN} {user.email}",
+    ]
 
 
 def render_block(url, mail, admin):
     """The start-up block: the URL, where mail goes, how to become admin (a list of lines)."""
     rows = [("Open", [url]), ("Mail", [mail]), ("Admin", admin), ("Stop", ["Ctrl-C stops everything"])]
-    lines = [f"{label:<6} {text}" if i == 0 else f"{'':<6} {text}"
-             for label, texts in rows for i, text in enumerate(texts)]
+    lines = [
+        f"{label:<6} {text}" if i == 0 else f"{'':<6} {text}" for label, texts in rows for i, text in enumerate(texts)
+    ]
     rule = "=" * max(len(line) for line in lines)
     return "\n".join(["", rule, "mailjobs is up", *lines, rule, ""])
 
@@ -78,13 +89,20 @@ def main(argv=None):
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--mail-dir", help="the local mail sink's directory")
     where.add_argument("--mail-server", help="host:port of the external SMTP server")
-    parser.add_argument("--timeout", type=float, default=HEALTH_TIMEOUT_SECONDS,
-                        help="seconds to wait for the web app (default %(default)s)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=HEALTH_TIMEOUT_SECONDS,
+        help="seconds to wait for the web app (default %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     if not wait_for_health(args.url, args.timeout):
-        print(f"bootstrap: {args.url}/api/health did not answer 200 within {args.timeout:.0f} s; "
-              "see the log above (a port taken? then see README, Troubleshooting)", flush=True)
+        print(
+            f"bootstrap: {args.url}/api/health did not answer 200 within {args.timeout:.0f} s; "
+            "see the log above (a port taken? then see README, Troubleshooting)",
+            flush=True,
+        )
         sys.exit(1)
     if args.mail_dir:
         mail = f"every message is saved in {args.mail_dir}/ (.eml files); none leaves this machine"

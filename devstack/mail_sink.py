@@ -66,9 +66,7 @@ async def serve(host: str, port: int, directory: Path) -> None:
         loop.add_signal_handler(signum, stopping.set)
     handler = StoringHandler(directory)
     # A fixed hostname: aiosmtpd's default, socket.getfqdn(), can stall on a DNS lookup.
-    server = await loop.create_server(
-        lambda: SMTP(handler, hostname="mailsink", enable_SMTPUTF8=True), host, port
-    )
+    server = await loop.create_server(lambda: SMTP(handler, hostname="mailsink", enable_SMTPUTF8=True), host, port)
     print(f"mailsink: listening on {host}:{port}, storing messages in {directory}", flush=True)
     await stopping.wait()
     server.close()

@@ -32,10 +32,16 @@ NEEDS = {
     "python": (
         "Python 3.13 (the project's venv is built with it)",
         {
-            "Debian": ["apt:python3.13", "apt:python3.13-venv",
-                       "# Debian 12 has no python3.13: pyenv install 3.13 (the Makefile finds it)"],
-            "Ubuntu": ["apt:python3.13", "apt:python3.13-venv",
-                       "# before 25.04, first: sudo add-apt-repository ppa:deadsnakes/ppa"],
+            "Debian": [
+                "apt:python3.13",
+                "apt:python3.13-venv",
+                "# Debian 12 has no python3.13: pyenv install 3.13 (the Makefile finds it)",
+            ],
+            "Ubuntu": [
+                "apt:python3.13",
+                "apt:python3.13-venv",
+                "# before 25.04, first: sudo add-apt-repository ppa:deadsnakes/ppa",
+            ],
             "macOS": ["brew:python@3.13"],
         },
     ),
@@ -56,8 +62,11 @@ NEEDS = {
         "Chromium (the browser tests drive it headless)",
         {
             "Debian": ["apt:chromium"],
-            "Ubuntu": ["make chromium", "sudo .venv/bin/python -m playwright install-deps chromium",
-                       "# Playwright's own Chromium: Ubuntu's chromium is a snap, which Playwright cannot drive"],
+            "Ubuntu": [
+                "make chromium",
+                "sudo .venv/bin/python -m playwright install-deps chromium",
+                "# Playwright's own Chromium: Ubuntu's chromium is a snap, which Playwright cannot drive",
+            ],
             "macOS": ["make chromium", "# Playwright's own Chromium; an installed Google Chrome.app also works"],
         },
     ),
@@ -126,10 +135,12 @@ def message(target, lacking):
         entries = [entry for key in lacking for entry in NEEDS[key][1][system]]
         apt = [entry[4:] for entry in entries if entry.startswith("apt:")]
         brew = [entry[5:] for entry in entries if entry.startswith("brew:")]
-        commands = ([f"sudo apt-get install -y {' '.join(apt)}"] if apt else []) + (
-            [f"brew install {' '.join(brew)}"] if brew else []) + [
-            entry for entry in entries if not entry.startswith(("apt:", "brew:", "#"))] + [
-            entry for entry in entries if entry.startswith("#")]  # notes last
+        commands = (
+            ([f"sudo apt-get install -y {' '.join(apt)}"] if apt else [])
+            + ([f"brew install {' '.join(brew)}"] if brew else [])
+            + [entry for entry in entries if not entry.startswith(("apt:", "brew:", "#"))]
+            + [entry for entry in entries if entry.startswith("#")]
+        )  # notes last
         lines.append(f"  {system + ':':<8}{commands[0]}")
         lines += [f"  {'':<8}{command}" for command in commands[1:]]
     return "\n".join(lines)

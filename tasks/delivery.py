@@ -68,8 +68,9 @@ def requeue_recovered(recovered):
 
 def retry_later(task, job_id, due_at, exc):
     """The database was unreachable: run `task` for the job again shortly."""
-    log.warning("%s for job %s: database unreachable (%s); retrying in %.0f s",
-                task.name, job_id, exc, DATABASE_RETRY_SECONDS)
+    log.warning(
+        "%s for job %s: database unreachable (%s); retrying in %.0f s", task.name, job_id, exc, DATABASE_RETRY_SECONDS
+    )
     try:
         task.schedule(args=(str(job_id), due_at), delay=DATABASE_RETRY_SECONDS)
     except Exception:
@@ -126,8 +127,9 @@ def deliver_job(job_id, due_at=None):
                 worker_id(),
                 settings,
                 # observed: the heartbeat lists the job in flight, the tally sees the 250 and SMTP errors.
-                send=observed(lambda job, before_data, on_accepted:
-                              send_email(mail, job, timeout, before_data, on_accepted, idle)),
+                send=observed(
+                    lambda job, before_data, on_accepted: send_email(mail, job, timeout, before_data, on_accepted, idle)
+                ),
             )
         except ConnectionFailure as exc:
             # The claim may have been made without us hearing of it: then its lease runs out and
@@ -135,8 +137,11 @@ def deliver_job(job_id, due_at=None):
             retry_later(deliver_job, oid, due_at, exc)
             return
         if result.outcome == "skipped":
-            log.info("job %s: skipped (not pending: sent, cancelled or taken by another task)%s", oid,
-                     f"; due at {result.retry_at.isoformat()}" if result.retry_at else "")
+            log.info(
+                "job %s: skipped (not pending: sent, cancelled or taken by another task)%s",
+                oid,
+                f"; due at {result.retry_at.isoformat()}" if result.retry_at else "",
+            )
         else:
             log.info("job %s: %s", oid, result.outcome)
         TALLY.record_result(result.outcome)

@@ -144,8 +144,12 @@ class Maintenance:
                 self._cleaned_at = time.monotonic()
         except Exception as exc:  # keep beating: a dead thread would show a live consumer as dead
             if not self._failing:  # once per outage, not every beat
-                log.warning("heartbeat of %s failed (%s); trying every beat", self.worker_id, exc,
-                            exc_info=not isinstance(exc, PyMongoError))
+                log.warning(
+                    "heartbeat of %s failed (%s); trying every beat",
+                    self.worker_id,
+                    exc,
+                    exc_info=not isinstance(exc, PyMongoError),
+                )
             self._failing = True
         else:
             if self._failing:

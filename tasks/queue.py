@@ -34,7 +34,6 @@ def make_huey():
     return SqliteHuey(name, filename=str(path), results=False, serializer=serializer, utc=True)
 
 
-
 def queue_depth(queue=None):
     """Huey's {pending, scheduled} task counts; None for both when the queue cannot be reached."""
     queue = queue or huey

@@ -76,13 +76,29 @@ def sweep_once(app, grace_seconds=5.0):
     # Finished jobs past RETENTION_DAYS, a few small batches per sweep.
     deleted = retention.purge(app.config["RETENTION_DAYS"])
     if recovered or due or purged or expired or made:
-        log.info("sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
-                 len(recovered), len(due), purged, expired, made)
+        log.info(
+            "sweep: %d recovered, %d re-queued, %d revocations purged, %d expired, %d occurrences made",
+            len(recovered),
+            len(due),
+            purged,
+            expired,
+            made,
+        )
     if counters or audited or deleted:
-        log.info("sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
-                 counters, audited, deleted)
-    return {"recovered": len(recovered), "expired": expired, "made": made, "requeued": len(due), "purged": purged,
-            "deleted": deleted}
+        log.info(
+            "sweep: %d rate-limit counters, %d audit entries and %d finished jobs past retention purged",
+            counters,
+            audited,
+            deleted,
+        )
+    return {
+        "recovered": len(recovered),
+        "expired": expired,
+        "made": made,
+        "requeued": len(due),
+        "purged": purged,
+        "deleted": deleted,
+    }
 
 
 def _queued_tasks():

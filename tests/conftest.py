@@ -247,6 +247,7 @@ def api(client):
 # --- the browser tests (tests/test_browser.py, tests/test_status_browser.py) ------------------------
 # Here, not in a test module: Playwright's sync API can run once per process, so they share it.
 
+
 @pytest.fixture(scope="session")
 def live_server(app):
     from tests.support.live_server import LiveServer
@@ -283,8 +284,9 @@ def open_browser(browser, live_server):
     contexts = []
 
     def open_(width=1280, height=900):
-        context = browser.new_context(base_url=live_server.url, timezone_id=ZONE, locale="en-GB",
-                                      viewport={"width": width, "height": height})
+        context = browser.new_context(
+            base_url=live_server.url, timezone_id=ZONE, locale="en-GB", viewport={"width": width, "height": height}
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

@@ -17,9 +17,12 @@ def make_job(client, headers, subject="s"):
 def test_non_admins_get_403_on_every_admin_route(client, api):
     headers = api.user()
     me = client.get("/api/users/me", headers=headers).json
-    for method, path in [("get", "/api/admin/jobs"), ("get", "/api/admin/users"),
-                         ("patch", f"/api/admin/users/{me['id']}/role"),
-                         ("post", "/api/admin/jobs/000000000000000000000000/retry")]:
+    for method, path in [
+        ("get", "/api/admin/jobs"),
+        ("get", "/api/admin/users"),
+        ("patch", f"/api/admin/users/{me['id']}/role"),
+        ("post", "/api/admin/jobs/000000000000000000000000/retry"),
+    ]:
         response = getattr(client, method)(path, headers=headers, json={"role": "admin"})
         assert response.status_code == 403, path
         assert response.json["error"]["code"] == "forbidden"

@@ -198,14 +198,19 @@ def test_registration_is_throttled_per_ip_with_a_json_429(app, client, monkeypat
     monkeypatch.setitem(app.config, "SIGNUP_RATE_LIMIT", "2 per minute")
     ip = f"10.99.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"  # a fresh bucket per run
     statuses = [
-        client.post("/api/auth/register", json={"email": f"{uuid.uuid4().hex[:8]}@example.com",
-                                                "password": "long-enough"},
-                    environ_base={"REMOTE_ADDR": ip}).status_code
+        client.post(
+            "/api/auth/register",
+            json={"email": f"{uuid.uuid4().hex[:8]}@example.com", "password": "long-enough"},
+            environ_base={"REMOTE_ADDR": ip},
+        ).status_code
         for _ in range(3)
     ]
     assert statuses == [201, 201, 429]
-    refused = client.post("/api/auth/register", json={"email": "late@example.com", "password": "long-enough"},
-                          environ_base={"REMOTE_ADDR": ip})
+    refused = client.post(
+        "/api/auth/register",
+        json={"email": "late@example.com", "password": "long-enough"},
+        environ_base={"REMOTE_ADDR": ip},
+    )
     assert refused.status_code == 429
     assert refused.json["error"]["code"] == "too_many_requests"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60

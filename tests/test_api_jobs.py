@@ -19,8 +19,7 @@ def job_payload(**changes):
 
 def test_create_job_returns_the_job_in_full(client, api):
     headers = api.user()
-    response = client.post("/api/users/jobs", json=job_payload(to=["a@example.com", "b@example.com"]),
-                           headers=headers)
+    response = client.post("/api/users/jobs", json=job_payload(to=["a@example.com", "b@example.com"]), headers=headers)
     assert response.status_code == 201
     job = response.json
     assert job["status"] == "PENDING"
@@ -29,24 +28,36 @@ def test_create_job_returns_the_job_in_full(client, api):
     assert job["send_at"].endswith("Z") and job["created_at"].endswith("Z")
     me = client.get("/api/users/me", headers=headers).json
     assert job["owner_id"] == me["id"]
-    for key in ("id", "owner_id", "to", "subject", "body", "send_at", "status", "attempts", "last_error",
-                "created_at", "updated_at", "sent_at"):
+    for key in (
+        "id",
+        "owner_id",
+        "to",
+        "subject",
+        "body",
+        "send_at",
+        "status",
+        "attempts",
+        "last_error",
+        "created_at",
+        "updated_at",
+        "sent_at",
+    ):
         assert key in job
 
 
 def test_send_at_with_an_offset_is_stored_in_utc(client, api):
     headers = api.user()
     year = datetime.now(UTC).year + 2
-    response = client.post("/api/users/jobs", json=job_payload(send_at=f"{year}-06-01T09:30:00+02:00"),
-                           headers=headers)
+    response = client.post("/api/users/jobs", json=job_payload(send_at=f"{year}-06-01T09:30:00+02:00"), headers=headers)
     assert response.json["send_at"] == f"{year}-06-01T07:30:00.000Z"
 
 
 def test_send_at_omitted_means_now(client, api):
     headers = api.user()
     before = datetime.now(UTC) - timedelta(seconds=1)
-    response = client.post("/api/users/jobs", json={"to": "x@example.com", "subject": "s", "body": "b"},
-                           headers=headers)
+    response = client.post(
+        "/api/users/jobs", json={"to": "x@example.com", "subject": "s", "body": "b"}, headers=headers
+    )
     assert response.status_code == 201
     send_at = datetime.fromisoformat(response.json["send_at"])
     assert before <= send_at <= datetime.now(UTC) + timedelta(seconds=1)
@@ -82,8 +93,12 @@ def test_invalid_jobs_are_refused_with_the_field_named(client, api, changes, fie
 
 def test_limits_themselves_are_accepted(client, api):
     headers = api.user()
-    payload = job_payload(to=[f"r{i}@example.com" for i in range(50)], subject="x" * 998, body="y" * 100 * 1024,
-                          send_at=(datetime.now(UTC) - timedelta(seconds=30)).isoformat())
+    payload = job_payload(
+        to=[f"r{i}@example.com" for i in range(50)],
+        subject="x" * 998,
+        body="y" * 100 * 1024,
+        send_at=(datetime.now(UTC) - timedelta(seconds=30)).isoformat(),
+    )
     assert client.post("/api/users/jobs", json=payload, headers=headers).status_code == 201
 
 

@@ -44,14 +44,17 @@ def iso(moment):
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@pytest.mark.parametrize("zone, day, wall, expected", [
-    # Spring forward: the skipped wall time moves forward by the gap (RFC 5545).
-    ("Europe/Berlin", BERLIN_SPRING, "02:30", "01:30"),  # 03:30 CEST
-    ("America/New_York", NEW_YORK_SPRING, "02:30", "07:30"),  # 03:30 EDT
-    # Fall back: the repeated wall time is its first occurrence.
-    ("Europe/Berlin", BERLIN_AUTUMN, "02:30", "00:30"),  # 02:30 CEST, not CET
-    ("America/New_York", NEW_YORK_AUTUMN, "01:30", "05:30"),  # 01:30 EDT, not EST
-])
+@pytest.mark.parametrize(
+    "zone, day, wall, expected",
+    [
+        # Spring forward: the skipped wall time moves forward by the gap (RFC 5545).
+        ("Europe/Berlin", BERLIN_SPRING, "02:30", "01:30"),  # 03:30 CEST
+        ("America/New_York", NEW_YORK_SPRING, "02:30", "07:30"),  # 03:30 EDT
+        # Fall back: the repeated wall time is its first occurrence.
+        ("Europe/Berlin", BERLIN_AUTUMN, "02:30", "00:30"),  # 02:30 CEST, not CET
+        ("America/New_York", NEW_YORK_AUTUMN, "01:30", "05:30"),  # 01:30 EDT, not EST
+    ],
+)
 def test_a_wall_time_is_read_in_the_jobs_zone_by_one_dst_rule(client, api, zone, day, wall, expected):
     response = create(client, api.user(), send_at=f"{day}T{wall}:00", timezone=zone)
     assert response.status_code == 201, response.json
@@ -74,17 +77,20 @@ def test_the_account_zone_is_the_default_and_me_reads_and_sets_it(client, api):
     assert created["timezone"] == "America/New_York" and created["send_at"] == f"{YEAR}-07-01T13:00:00.000Z"
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
-    ({"timezone": 5}, "timezone"),
-    ({"windows": [{"days": ["someday"], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
-    ({"windows": [{"days": ["mon"], "start": "25:00", "end": "17:00"}]}, "windows.0.start"),
-    ({"windows": [{"days": ["mon"], "start": "09:00", "end": "09:00"}]}, "windows.0.end"),
-    ({"windows": [{"days": ["mon"], "start": "09:00"}]}, "windows.0.end"),
-    ({"windows": "weekdays"}, "windows"),
-    ({"role": "admin"}, "role"),
-    ({}, "body"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+        ({"timezone": 5}, "timezone"),
+        ({"windows": [{"days": ["someday"], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
+        ({"windows": [{"days": ["mon"], "start": "25:00", "end": "17:00"}]}, "windows.0.start"),
+        ({"windows": [{"days": ["mon"], "start": "09:00", "end": "09:00"}]}, "windows.0.end"),
+        ({"windows": [{"days": ["mon"], "start": "09:00"}]}, "windows.0.end"),
+        ({"windows": "weekdays"}, "windows"),
+        ({"role": "admin"}, "role"),
+        ({}, "body"),
+    ],
+)
 def test_account_settings_refuse_bad_input_naming_the_field(client, api, change, field):
     headers = api.user()
     response = client.patch("/api/users/me", json=change, headers=headers)
@@ -93,25 +99,40 @@ def test_account_settings_refuse_bad_input_naming_the_field(client, api, change,
     assert me["timezone"] == "UTC" and me["windows"] == [] and me["role"] == "user"
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"timezone": "Europe/Atlantis"}, "timezone"),
-    ({"send_at": "next tuesday"}, "send_at"),
-    ({"windows": [{"days": [], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
-    ({"windows": [{"days": ["mon"], "start": "9am", "end": "17:00"}]}, "windows.0.start"),
-    ({"windows": [{"days": ["mon"], "start": "09:00", "end": "17:00", "tz": "UTC"}]}, "windows.0.tz"),
-    ({"windows": [{"days": ["mon"], "start": "09:00", "end": "17:00"}] * 21}, "windows"),
-    ({"expires_at": "soon"}, "expires_at"),
-    ({"send_at": f"{YEAR}-07-01T09:00:00Z", "expires_at": f"{YEAR}-07-01T08:00:00Z"}, "expires_at"),
-    ({"send_at": f"{YEAR}-07-01T09:00:00Z", "expires_at": f"{YEAR}-07-01T09:00:00Z"}, "expires_at"),
-    # It would expire before its window opens: refused rather than dropped unsent later.
-    ({"send_at": f"{YEAR}-07-04T09:00:00Z", "expires_at": f"{YEAR}-07-04T12:00:00Z", "timezone": "UTC",
-      "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]}
-     if date(YEAR, 7, 4).weekday() >= 5 else
-     {"send_at": f"{YEAR}-07-01T18:00:00Z", "expires_at": f"{YEAR}-07-01T20:00:00Z", "timezone": "UTC",
-      "windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "09:00", "end": "17:00"}]},
-     "expires_at"),
-    ({"expires_at": f"{YEAR + 20}-01-01T00:00:00Z"}, "expires_at"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"timezone": "Europe/Atlantis"}, "timezone"),
+        ({"send_at": "next tuesday"}, "send_at"),
+        ({"windows": [{"days": [], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
+        ({"windows": [{"days": ["mon"], "start": "9am", "end": "17:00"}]}, "windows.0.start"),
+        ({"windows": [{"days": ["mon"], "start": "09:00", "end": "17:00", "tz": "UTC"}]}, "windows.0.tz"),
+        ({"windows": [{"days": ["mon"], "start": "09:00", "end": "17:00"}] * 21}, "windows"),
+        ({"expires_at": "soon"}, "expires_at"),
+        ({"send_at": f"{YEAR}-07-01T09:00:00Z", "expires_at": f"{YEAR}-07-01T08:00:00Z"}, "expires_at"),
+        ({"send_at": f"{YEAR}-07-01T09:00:00Z", "expires_at": f"{YEAR}-07-01T09:00:00Z"}, "expires_at"),
+        # It would expire before its window opens: refused rather than dropped unsent later.
+        (
+            {
+                "send_at": f"{YEAR}-07-04T09:00:00Z",
+                "expires_at": f"{YEAR}-07-04T12:00:00Z",
+                "timezone": "UTC",
+                "windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+            }
+            if date(YEAR, 7, 4).weekday() >= 5
+            else {
+                "send_at": f"{YEAR}-07-01T18:00:00Z",
+                "expires_at": f"{YEAR}-07-01T20:00:00Z",
+                "timezone": "UTC",
+                "windows": [
+                    {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "09:00", "end": "17:00"}
+                ],
+            },
+            "expires_at",
+        ),
+        ({"expires_at": f"{YEAR + 20}-01-01T00:00:00Z"}, "expires_at"),
+    ],
+)
 def test_bad_scheduling_input_is_422_naming_the_field_and_nothing_is_stored(client, api, fields, field):
     headers = api.user()
     response = create(client, headers, **fields)
@@ -134,8 +155,10 @@ def test_windows_push_the_effective_send_time_to_the_next_opening(client, api):
 def test_account_windows_apply_when_a_job_has_none_and_an_empty_list_means_any_time(client, api):
     headers = api.user()
     nights = [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "22:00", "end": "06:00"}]
-    assert client.patch("/api/users/me", json={"windows": nights, "timezone": "UTC"},
-                        headers=headers).json["windows"] == nights
+    assert (
+        client.patch("/api/users/me", json={"windows": nights, "timezone": "UTC"}, headers=headers).json["windows"]
+        == nights
+    )
     defaulted = create(client, headers, send_at=f"{YEAR}-07-01T12:00:00").json
     assert defaulted["windows"] == nights and defaulted["effective_send_at"] == f"{YEAR}-07-01T22:00:00.000Z"
     anytime = create(client, headers, send_at=f"{YEAR}-07-01T12:00:00", windows=[]).json
@@ -144,12 +167,21 @@ def test_account_windows_apply_when_a_job_has_none_and_an_empty_list_means_any_t
 
 # --- reschedule -----------------------------------------------------------------------------------
 
+
 def test_a_pending_job_is_rescheduled_in_one_change(client, api):
     headers = api.user()
     created = create(client, headers, send_at=f"{YEAR}-07-01T09:00:00Z").json
-    changed = client.patch(f"/api/users/jobs/{created['id']}", headers=headers, json={
-        "send_at": f"{YEAR}-07-02T09:00:00", "timezone": "Europe/Berlin", "subject": "Moved",
-        "to": ["a@example.com", "b@example.com"], "expires_at": f"{YEAR}-07-02T12:00:00"})
+    changed = client.patch(
+        f"/api/users/jobs/{created['id']}",
+        headers=headers,
+        json={
+            "send_at": f"{YEAR}-07-02T09:00:00",
+            "timezone": "Europe/Berlin",
+            "subject": "Moved",
+            "to": ["a@example.com", "b@example.com"],
+            "expires_at": f"{YEAR}-07-02T12:00:00",
+        },
+    )
     assert changed.status_code == 200, changed.json
     body = changed.json
     assert body["send_at"] == body["effective_send_at"] == f"{YEAR}-07-02T07:00:00.000Z"
@@ -160,18 +192,21 @@ def test_a_pending_job_is_rescheduled_in_one_change(client, api):
     assert cleared["expires_at"] is None and cleared["send_at"] == body["send_at"]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"send_at": "2001-01-01T00:00:00Z"}, "send_at"),
-    ({"send_at": None}, "send_at"),
-    ({"timezone": "Nowhere/Special"}, "timezone"),
-    ({"to": []}, "to"),
-    ({"to": None}, "to"),
-    ({"subject": "two\nlines"}, "subject"),
-    ({"windows": [{"days": ["sun"], "start": "24:00", "end": "01:00"}]}, "windows.0.start"),
-    ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
-    ({"status": "COMPLETED"}, "status"),
-    ({}, "body"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"send_at": "2001-01-01T00:00:00Z"}, "send_at"),
+        ({"send_at": None}, "send_at"),
+        ({"timezone": "Nowhere/Special"}, "timezone"),
+        ({"to": []}, "to"),
+        ({"to": None}, "to"),
+        ({"subject": "two\nlines"}, "subject"),
+        ({"windows": [{"days": ["sun"], "start": "24:00", "end": "01:00"}]}, "windows.0.start"),
+        ({"expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ({"status": "COMPLETED"}, "status"),
+        ({}, "body"),
+    ],
+)
 def test_reschedule_validates_like_create_and_changes_nothing_on_error(client, api, change, field):
     headers = api.user()
     created = create(client, headers, send_at=f"{YEAR}-07-01T09:00:00Z").json
@@ -179,7 +214,8 @@ def test_reschedule_validates_like_create_and_changes_nothing_on_error(client, a
     assert response.status_code == 422 and field in response.json["error"]["fields"], response.json
     after = client.get(f"/api/users/jobs/{created['id']}", headers=headers).json
     assert {key: after[key] for key in ("send_at", "to", "subject", "timezone", "expires_at", "updated_at")} == {
-        key: created[key] for key in ("send_at", "to", "subject", "timezone", "expires_at", "updated_at")}
+        key: created[key] for key in ("send_at", "to", "subject", "timezone", "expires_at", "updated_at")
+    }
 
 
 def test_a_job_no_longer_pending_cannot_be_rescheduled(client, api):

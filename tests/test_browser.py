@@ -53,8 +53,10 @@ def test_a_user_schedules_watches_it_go_out_cancels_another_and_signs_out(open_b
     page.evaluate("window.sameDocument = true")  # gone if the page ever reloads
 
     polls = []
-    page.on("response", lambda r: polls.append((r.status, r.headers.get("content-length")))
-            if "/jobs/rows" in r.url else None)
+    page.on(
+        "response",
+        lambda r: polls.append((r.status, r.headers.get("content-length"))) if "/jobs/rows" in r.url else None,
+    )
 
     # An email three seconds from now: it appears PENDING, then turns COMPLETED on this same page.
     send_at = datetime.now(ZoneInfo(ZONE)).replace(microsecond=0) + timedelta(seconds=3)
@@ -123,12 +125,19 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
     users.create_or_promote_admin("ada@example.com", PASSWORD)
     far = (datetime.now(ZoneInfo("UTC")) + timedelta(days=3)).isoformat()
     alice, bob = api.user("alice@example.com"), api.user("bob@example.com")
-    client.post("/api/users/jobs", headers=alice, json={"to": "x@example.com", "subject": "Alice's newsletter",
-                                                        "body": "b", "send_at": far})
-    client.post("/api/users/jobs", headers=alice, json={"to": "x@example.com", "subject": XSS,
-                                                        "body": XSS, "send_at": far})
-    bobs = client.post("/api/users/jobs", headers=bob, json={"to": "y@example.com", "subject": "Bob's invoice",
-                                                             "body": "b", "send_at": far}).json
+    client.post(
+        "/api/users/jobs",
+        headers=alice,
+        json={"to": "x@example.com", "subject": "Alice's newsletter", "body": "b", "send_at": far},
+    )
+    client.post(
+        "/api/users/jobs", headers=alice, json={"to": "x@example.com", "subject": XSS, "body": XSS, "send_at": far}
+    )
+    bobs = client.post(
+        "/api/users/jobs",
+        headers=bob,
+        json={"to": "y@example.com", "subject": "Bob's invoice", "body": "b", "send_at": far},
+    ).json
     client.post(f"/api/users/jobs/{bobs['id']}/cancel", headers=bob)
 
     page = open_browser()
@@ -145,8 +154,11 @@ def test_an_admin_sees_everyones_jobs_filters_and_promotes_and_others_get_403(op
 
     # A job created elsewhere shows up, and the counts follow, without a reload.
     page.evaluate("window.sameDocument = true")
-    client.post("/api/users/jobs", headers=bob, json={"to": "y@example.com", "subject": "Bob's late addition",
-                                                      "body": "b", "send_at": far})
+    client.post(
+        "/api/users/jobs",
+        headers=bob,
+        json={"to": "y@example.com", "subject": "Bob's late addition", "body": "b", "send_at": far},
+    )
     expect(row(page, "Bob's late addition")).to_have_count(1)
     expect(counts.get_by_role("link", name="PENDING 3")).to_be_visible()
     assert page.evaluate("window.sameDocument") is True

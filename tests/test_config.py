@@ -7,8 +7,16 @@ from webapp.config import load_config
 
 @pytest.fixture()
 def env(monkeypatch):
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_USE_TLS", "MAIL_SERVER", "MAIL_PORT", "IN_DOUBT_POLICY",
-                 "MAIL_TLS_VERIFY", "MAIL_TLS_CA_FILE"):
+    for name in (
+        "SECRET_KEY",
+        "JWT_SECRET_KEY",
+        "MAIL_USE_TLS",
+        "MAIL_SERVER",
+        "MAIL_PORT",
+        "IN_DOUBT_POLICY",
+        "MAIL_TLS_VERIFY",
+        "MAIL_TLS_CA_FILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

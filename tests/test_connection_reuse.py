@@ -42,8 +42,12 @@ def new_job(to="reader@example.com"):
 def send_now(app, job, idle=IDLE):
     """Deliver `job` from this thread, as a worker thread would, reusing its connection."""
     mail = app.extensions["mail"]
-    return deliver(job.id, "worker", SETTINGS,
-                   lambda job, before_data, on_accepted: send_email(mail, job, 5, before_data, on_accepted, idle))
+    return deliver(
+        job.id,
+        "worker",
+        SETTINGS,
+        lambda job, before_data, on_accepted: send_email(mail, job, 5, before_data, on_accepted, idle),
+    )
 
 
 def stored(job):
@@ -76,8 +80,9 @@ def test_after_a_refused_recipient_the_connection_is_reset_and_the_next_message_
     assert doc["status"] == JobStatus.COMPLETED and doc["attempts"] == 1
 
 
-@pytest.mark.parametrize("goodbye", ["421 4.4.2 smtp-test Error: timeout exceeded", None],
-                         ids=["421-then-close", "silent-close"])
+@pytest.mark.parametrize(
+    "goodbye", ["421 4.4.2 smtp-test Error: timeout exceeded", None], ids=["421-then-close", "silent-close"]
+)
 def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_extra_attempt(app, smtp, goodbye):
     first, second = new_job("first@example.com"), new_job("second@example.com")
     assert send_now(app, first).outcome == "sent"
@@ -109,9 +114,12 @@ def test_with_mail_idle_seconds_0_every_message_has_its_own_connection(app, smtp
 
 def test_twenty_jobs_on_a_consumer_of_four_threads_use_at_most_four_connections(client, api, smtp, consumer):
     headers = api.user()
-    created = [client.post("/api/users/jobs", headers=headers,
-                           json={"to": f"many{i}@example.com", "subject": f"many {i}", "body": "b"}).json
-               for i in range(20)]
+    created = [
+        client.post(
+            "/api/users/jobs", headers=headers, json={"to": f"many{i}@example.com", "subject": f"many {i}", "body": "b"}
+        ).json
+        for i in range(20)
+    ]
 
     messages = smtp.wait_for(20, timeout=30)
     assert sorted(m.message_id for m in messages) == sorted(job["message_id"] for job in created)

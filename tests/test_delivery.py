@@ -33,8 +33,12 @@ def test_email_goes_out_on_time_exactly_once(client, api, smtp):
     # A slow DATA reply keeps the job RUNNING long enough to be seen doing so.
     smtp.stall_data(1.0)
     send_at = datetime.now(UTC) + timedelta(seconds=2)
-    payload = {"to": ["one@example.com", "two@example.com"], "subject": "Quarterly <report> ünïcode",
-               "body": "Line one\nLine two — with “quotes”", "send_at": iso(send_at)}
+    payload = {
+        "to": ["one@example.com", "two@example.com"],
+        "subject": "Quarterly <report> ünïcode",
+        "body": "Line one\nLine two — with “quotes”",
+        "send_at": iso(send_at),
+    }
     job = client.post("/api/users/jobs", json=payload, headers=headers).json
 
     seen, final = watch_statuses(client, headers, job["id"], until={"COMPLETED", "FAILED"})
@@ -64,9 +68,14 @@ def test_jobs_leave_on_the_dot_whatever_the_phase_of_the_schedulers_tick(client,
     headers = api.user()
     base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     dues = [base + timedelta(seconds=0.25 * k) for k in range(4)]
-    created = [client.post("/api/users/jobs", json={"to": f"tick{k}@example.com", "subject": f"tick {k}",
-                                                    "body": "b", "send_at": iso(due)}, headers=headers).json
-               for k, due in enumerate(dues)]
+    created = [
+        client.post(
+            "/api/users/jobs",
+            json={"to": f"tick{k}@example.com", "subject": f"tick {k}", "body": "b", "send_at": iso(due)},
+            headers=headers,
+        ).json
+        for k, due in enumerate(dues)
+    ]
     arrived = {message.message_id: message.received_at for message in smtp.wait_for(4, timeout=15)}
     lateness = [round(arrived[job["message_id"]] - due.timestamp(), 3) for job, due in zip(created, dues)]
     # Never early; late by the claim and the SMTP exchange only. 0.5 s leaves room for a loaded
@@ -77,8 +86,9 @@ def test_jobs_leave_on_the_dot_whatever_the_phase_of_the_schedulers_tick(client,
 def test_a_job_due_now_goes_out_within_a_second_or_two(client, api, smtp):
     headers = api.user()
     created = time.time()
-    job = client.post("/api/users/jobs", json={"to": "now@example.com", "subject": "now", "body": "b"},
-                      headers=headers).json
+    job = client.post(
+        "/api/users/jobs", json={"to": "now@example.com", "subject": "now", "body": "b"}, headers=headers
+    ).json
     [message] = smtp.wait_for(1, timeout=10)
     assert message.message_id == job["message_id"]
     assert message.received_at - created < 2.5
@@ -86,9 +96,16 @@ def test_a_job_due_now_goes_out_within_a_second_or_two(client, api, smtp):
 
 def test_cancelled_job_is_never_sent(client, api, smtp):
     headers = api.user()
-    job = client.post("/api/users/jobs", json={"to": "c@example.com", "subject": "no", "body": "b",
-                                               "send_at": iso(datetime.now(UTC) + timedelta(seconds=2))},
-                      headers=headers).json
+    job = client.post(
+        "/api/users/jobs",
+        json={
+            "to": "c@example.com",
+            "subject": "no",
+            "body": "b",
+            "send_at": iso(datetime.now(UTC) + timedelta(seconds=2)),
+        },
+        headers=headers,
+    ).json
     assert client.post(f"/api/users/jobs/{job['id']}/cancel", headers=headers).status_code == 200
     time.sleep(3.5)
     assert smtp.messages == []
@@ -98,8 +115,11 @@ def test_cancelled_job_is_never_sent(client, api, smtp):
 def test_refused_recipient_fails_the_job_with_the_servers_words(client, api, smtp):
     headers = api.user()
     smtp.reject_recipients({"gone@example.com": "550 5.1.1 No such user"})
-    job = client.post("/api/users/jobs", json={"to": ["ok@example.com", "gone@example.com"], "subject": "s",
-                                               "body": "b"}, headers=headers).json
+    job = client.post(
+        "/api/users/jobs",
+        json={"to": ["ok@example.com", "gone@example.com"], "subject": "s", "body": "b"},
+        headers=headers,
+    ).json
     _, final = watch_statuses(client, headers, job["id"], until={"FAILED", "COMPLETED"})
     assert final["status"] == "FAILED"
     assert final["last_error"].startswith("550")
@@ -117,12 +137,27 @@ def test_the_sweep_fails_a_job_left_pending_with_no_attempts_left_instead_of_run
     from webapp.timeutil import utcnow
 
     headers = api.user()
-    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b",
-                                               "send_at": iso(datetime.now(UTC) + timedelta(days=1))},
-                      headers=headers).json
-    Job._get_collection().update_one({"_id": Job.objects(message_id=job["message_id"]).first().id}, {"$set": {
-        "attempts": 5, "last_error": "UnicodeEncodeError: 'ascii' codec can't encode character",
-        "next_attempt_at": utcnow() - timedelta(seconds=10)}, "$unset": {"attempts_left": ""}})
+    job = client.post(
+        "/api/users/jobs",
+        json={
+            "to": "r@example.com",
+            "subject": "s",
+            "body": "b",
+            "send_at": iso(datetime.now(UTC) + timedelta(days=1)),
+        },
+        headers=headers,
+    ).json
+    Job._get_collection().update_one(
+        {"_id": Job.objects(message_id=job["message_id"]).first().id},
+        {
+            "$set": {
+                "attempts": 5,
+                "last_error": "UnicodeEncodeError: 'ascii' codec can't encode character",
+                "next_attempt_at": utcnow() - timedelta(seconds=10),
+            },
+            "$unset": {"attempts_left": ""},
+        },
+    )
 
     assert sweep_once(app)["requeued"] == 1
     _, final = watch_statuses(client, headers, job["id"], until={"FAILED", "COMPLETED"})

@@ -21,8 +21,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def measured(database, app, *extra):
     """Run tests/support/delivery_cost.py for three jobs in a process of its own; its JSON."""
     uri = database.uri if database is not None else app.config["MONGODB_URI"].rsplit("/", 1)[0] + "/"
-    done = subprocess.run([sys.executable, "-m", "tests.support.delivery_cost", "--mongodb-uri", uri, "--jobs", "3",
-                           *extra], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.delivery_cost", "--mongodb-uri", uri, "--jobs", "3", *extra],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 

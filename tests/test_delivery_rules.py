@@ -74,7 +74,8 @@ def test_the_database_lets_exactly_one_concurrent_claim_win(app):
     run_together(12, claim_all)
 
     assert sorted(wins) == sorted(job.id for job in claimed), (
-        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-patches/01-serialize-writes.patch?")
+        "a job was claimed twice: is var/bin/ferretdb built with scripts/ferretdb-patches/01-serialize-writes.patch?"
+    )
     for job in claimed:
         doc = stored(job.id)
         assert doc["attempts"] == 1 and len(doc["attempts_log"]) == 1
@@ -141,7 +142,9 @@ def test_a_worker_whose_lease_was_taken_over_before_data_sends_nothing(app, smtp
 
     def stall_until_taken_over():
         # worker-a stalls after RCPT; its lease runs out, a sweep gives the job back, worker-b claims it.
-        Job._get_collection().update_one({"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}})
+        Job._get_collection().update_one(
+            {"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}}
+        )
         assert recovery.recover_expired_leases(settings) == [(job.id, JobStatus.PENDING)]
         assert attempts.claim_job(job.id, "worker-b", 30) is not None
         time.sleep(settings.lease_seconds / 3 + 0.5)  # a round of worker-a's lease renewals comes and goes
@@ -206,6 +209,7 @@ def failing_send(error, data_sent=False):
         if data_sent:
             before_data()
         raise error
+
     return send
 
 
@@ -305,9 +309,16 @@ def test_admin_closes_or_resends_a_job_held_in_doubt(client, api):
 
 def test_admin_requeues_a_failed_job_and_its_user_sees_the_history(client, api):
     user, admin = api.user(), api.admin()
-    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b",
-                                               "send_at": (utcnow() + timedelta(days=365)).isoformat()},
-                      headers=user).json
+    job = client.post(
+        "/api/users/jobs",
+        json={
+            "to": "r@example.com",
+            "subject": "s",
+            "body": "b",
+            "send_at": (utcnow() + timedelta(days=365)).isoformat(),
+        },
+        headers=user,
+    ).json
     job_id = ObjectId(job["id"])
     Job._get_collection().update_one({"_id": job_id}, {"$set": {"next_attempt_at": utcnow()}})
     deliver(job_id, "worker", SETTINGS, failing_send(PermanentSmtpError(550, "5.1.1 No such user")))
@@ -336,8 +347,9 @@ def test_any_exception_counts_as_an_attempt_and_the_job_fails_after_max_attempts
     for _ in range(8):
         # What the lease checks and the periodic sweep do, with the backoff waited out.
         recovery.recover_expired_leases(SETTINGS, now=utcnow() + timedelta(hours=1))
-        Job._get_collection().update_one({"_id": job.id, "status": JobStatus.PENDING},
-                                         {"$set": {"next_attempt_at": utcnow()}})
+        Job._get_collection().update_one(
+            {"_id": job.id, "status": JobStatus.PENDING}, {"$set": {"next_attempt_at": utcnow()}}
+        )
         for job_id, _ in recovery.due_unqueued_jobs(grace_seconds=0, now=utcnow() + timedelta(seconds=1)):
             if job_id == job.id:
                 outcomes.append(deliver(job_id, "worker", SETTINGS, broken_send).outcome)
@@ -345,8 +357,10 @@ def test_any_exception_counts_as_an_attempt_and_the_job_fails_after_max_attempts
     doc = stored(job.id)
     assert outcomes == ["retry", "retry", "failed"]
     assert doc["status"] == JobStatus.FAILED and doc["attempts"] == doc["max_attempts"] == 3
-    assert doc["last_error"] == ("unexpected error: UnicodeEncodeError: 'ascii' codec can't encode character "
-                                 "'\\xe9' in position 3: ordinal not in range(128)")
+    assert doc["last_error"] == (
+        "unexpected error: UnicodeEncodeError: 'ascii' codec can't encode character "
+        "'\\xe9' in position 3: ordinal not in range(128)"
+    )
     assert [entry["outcome"] for entry in doc["attempts_log"]] == ["retry", "retry", "failed"]
     # One logged traceback per attempt, not one a minute forever.
     assert len([record for record in caplog.records if record.exc_info]) == 3
@@ -356,8 +370,9 @@ def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(ap
     # PENDING with every attempt used (an older release_claim left 6 of 5): the claim's
     # attempts_left condition refuses it, and the job is put FAILED without a new attempt.
     job = new_job(max_attempts=5)
-    Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": 5, "attempts_left": 0,
-                                                                "last_error": "KeyError: 'x'"}})
+    Job._get_collection().update_one(
+        {"_id": job.id}, {"$set": {"attempts": 5, "attempts_left": 0, "last_error": "KeyError: 'x'"}}
+    )
 
     assert attempts.claim_job(job.id, "worker", 30) is None
     assert deliver(job.id, "worker", SETTINGS, broken_send).outcome == "skipped"

@@ -100,8 +100,9 @@ def test_web_uses_the_shared_gunicorn_config_and_binds_port_with_web_concurrency
     command = shlex.join(programs(plan)["web"].command)
 
     # gunicorn.conf.py (gevent workers, header timeout, no control socket) is compose's too.
-    assert command == ("/project/.venv/bin/gunicorn --config /project/gunicorn.conf.py wsgi:app "
-                       "--bind 127.0.0.1:8080 --workers 3")
+    assert command == (
+        "/project/.venv/bin/gunicorn --config /project/gunicorn.conf.py wsgi:app --bind 127.0.0.1:8080 --workers 3"
+    )
     assert plan.url == "http://127.0.0.1:8080"
 
 
@@ -177,7 +178,10 @@ def test_bootstrap_runs_last_and_is_told_the_url_and_where_mail_lands():
 
 def test_the_ports_the_stack_will_take_are_named_by_their_variable():
     assert plan_for(FERRETDB_PORT="27555", PORT="5050", MAIL_PORT="2525").ports == {
-        "FERRETDB_PORT": 27555, "MAIL_PORT": 2525, "PORT": 5050}
+        "FERRETDB_PORT": 27555,
+        "MAIL_PORT": 2525,
+        "PORT": 5050,
+    }
     # External services take no local port.
     assert plan_for(MONGODB_URI="mongodb://db/x", MAIL_SERVER="smtp.example.com").ports == {"PORT": 5000}
 

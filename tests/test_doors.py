@@ -55,6 +55,7 @@ def job_form(subject):
 
 # --- 7. compose runs the production config and refuses to start without real secrets -------------
 
+
 def compose_command():
     """`docker compose` (or `docker-compose`, or $COMPOSE_BIN) if it runs here, else None."""
     explicit = os.environ.get("COMPOSE_BIN")
@@ -70,15 +71,30 @@ def compose_config(tmp_path, env_file_text):
     """`docker compose config` of the project's compose file, with only `env_file_text` as .env."""
     command = compose_command()
     if command is None:
-        pytest.skip("no compose CLI here (docker compose, docker-compose or $COMPOSE_BIN); "
-                    "build one with `go build` of github.com/docker/compose/v2/cmd")
+        pytest.skip(
+            "no compose CLI here (docker compose, docker-compose or $COMPOSE_BIN); "
+            "build one with `go build` of github.com/docker/compose/v2/cmd"
+        )
     env_file = tmp_path / "compose.env"
     env_file.write_text(env_file_text)
     env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "JWT_SECRET_KEY")}
     return subprocess.run(
-        [*command, "--project-directory", str(PROJECT_ROOT), "-f", str(PROJECT_ROOT / "docker-compose.yml"),
-         "--env-file", str(env_file), "config", "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            *command,
+            "--project-directory",
+            str(PROJECT_ROOT),
+            "-f",
+            str(PROJECT_ROOT / "docker-compose.yml"),
+            "--env-file",
+            str(env_file),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -119,8 +135,14 @@ def test_compose_runs_the_production_config_with_the_given_secrets(tmp_path):
 @pytest.fixture(scope="module")
 def production_server(app, tmp_path_factory):
     """The app as compose runs it: APP_ENV=production with real secrets, under gunicorn.conf.py."""
-    env = server_env(os.environ, APP_ENV="production", SECRET_KEY=PROD_SECRET_KEY,
-                     JWT_SECRET_KEY=PROD_JWT_SECRET_KEY, WEB_CONCURRENCY=2, WEB_KEEPALIVE=HEADER_TIMEOUT)
+    env = server_env(
+        os.environ,
+        APP_ENV="production",
+        SECRET_KEY=PROD_SECRET_KEY,
+        JWT_SECRET_KEY=PROD_JWT_SECRET_KEY,
+        WEB_CONCURRENCY=2,
+        WEB_KEEPALIVE=HEADER_TIMEOUT,
+    )
     server = GunicornServer(env, tmp_path_factory.mktemp("gunicorn") / "production.log").start()
     yield server
     server.stop()
@@ -129,8 +151,15 @@ def production_server(app, tmp_path_factory):
 def bearer(user_id, key):
     """An access token for `user_id` signed with `key`, shaped like flask-jwt-extended's."""
     now = int(time.time())
-    claims = {"sub": str(user_id), "jti": uuid.uuid4().hex, "type": "access", "fresh": False,
-              "iat": now, "nbf": now, "exp": now + 600}
+    claims = {
+        "sub": str(user_id),
+        "jti": uuid.uuid4().hex,
+        "type": "access",
+        "fresh": False,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
     return {"Authorization": "Bearer " + pyjwt.encode(claims, key, algorithm="HS256")}
 
 
@@ -164,6 +193,7 @@ def test_production_will_not_start_on_the_dev_secrets(app, tmp_path):
 
 
 # --- 8. slow clients hold a greenlet, not a worker ------------------------------------------------
+
 
 def timed_health(url):
     """Seconds /api/health took to answer 200 (inf if it did not within 10 s)."""
@@ -202,6 +232,7 @@ def test_idle_and_half_sent_requests_do_not_take_the_site_down(production_server
 
 # --- 9. sign-out ends the session on the server; sign-in rotates the CSRF token ---------------------
 
+
 def csrf_token_of(response):
     return _CSRF_META.search(response.get_data(as_text=True)).group(1)
 
@@ -225,8 +256,9 @@ def test_a_session_cookie_kept_after_sign_out_opens_nothing(app, client):
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
     posted = thief.post("/jobs", data={**job_form("after sign-out"), "csrf_token": token})
     assert posted.status_code == 302 and posted.headers["Location"].startswith("/login")
-    fragment = thief.post("/jobs", data=job_form("after sign-out, htmx"),
-                          headers={"HX-Request": "true", "X-CSRFToken": token})
+    fragment = thief.post(
+        "/jobs", data=job_form("after sign-out, htmx"), headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
     assert fragment.status_code == 401 and fragment.headers["HX-Redirect"].startswith("/login")
     assert [job.subject for job in stored_jobs()] == ["while signed in"]
 
@@ -273,6 +305,7 @@ def test_signing_in_rotates_the_csrf_token(app, client):
 
 # --- 10. throttling that nobody can use to lock the owner out --------------------------------------
 
+
 @pytest.fixture()
 def throttled(app, monkeypatch):
     """A limit of 3 per minute, an owner, and fresh addresses (new buckets in Redis each run)."""
@@ -290,8 +323,9 @@ def throttled(app, monkeypatch):
 
 
 def api_login(browser, email, password):
-    return browser.client.post("/api/auth/login", json={"email": email, "password": password},
-                               environ_base=browser.environ)
+    return browser.client.post(
+        "/api/auth/login", json={"email": email, "password": password}, environ_base=browser.environ
+    )
 
 
 def test_wrong_passwords_from_rotating_addresses_do_not_lock_the_owner_out(throttled):
@@ -344,8 +378,13 @@ def test_the_production_shape_signs_in_over_plain_http_on_localhost(app, product
 
     email = f"user-{uuid.uuid4().hex[:10]}@example.com"
     users.register(email, PASSWORD)
-    done = subprocess.run([sys.executable, "-m", "tests.support.chromium_sign_in", production_server.url, email,
-                           PASSWORD], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.support.chromium_sign_in", production_server.url, email, PASSWORD],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["url"].endswith("/jobs") and result["signed_in"]

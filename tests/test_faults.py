@@ -154,8 +154,9 @@ def test_451_twice_then_250_sends_one_message_on_the_third_attempt(fleet, mail, 
     mail.queue_data_responses(["451 4.3.0 Mailbox busy, try later", "451 4.3.0 Mailbox busy, try later"])
     fleet.consumer(workers=2)
     headers = api.user()
-    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"},
-                      headers=headers).json
+    job = client.post(
+        "/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"}, headers=headers
+    ).json
 
     final = watch(client, headers, job["id"], until={"COMPLETED", "FAILED"})
 
@@ -171,8 +172,9 @@ def test_550_fails_the_job_after_one_attempt_with_the_code(fleet, mail, client, 
     mail.queue_data_responses(["550 5.7.1 Message rejected as spam"])
     fleet.consumer(workers=2)
     headers = api.user()
-    job = client.post("/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"},
-                      headers=headers).json
+    job = client.post(
+        "/api/users/jobs", json={"to": "r@example.com", "subject": "s", "body": "b"}, headers=headers
+    ).json
 
     final = watch(client, headers, job["id"], until={"COMPLETED", "FAILED"})
 
@@ -209,8 +211,12 @@ def test_jobs_created_while_redis_is_down_are_stored_and_go_out_when_it_is_back(
 
     limit = 4
     broker = RedisServer(tmp_path / "redis.log").start()
-    env = consumer_env(HUEY_NAME=f"faults-{uuid.uuid4().hex[:8]}", MAIL_PORT=mail.port, REDIS_URL=broker.url,
-                       LOGIN_RATE_LIMIT=f"{limit} per minute")
+    env = consumer_env(
+        HUEY_NAME=f"faults-{uuid.uuid4().hex[:8]}",
+        MAIL_PORT=mail.port,
+        REDIS_URL=broker.url,
+        LOGIN_RATE_LIMIT=f"{limit} per minute",
+    )
     fleet = Fleet(env, tmp_path)
     try:
         web = fleet.web()  # a real web process, queueing and throttling on this throwaway Redis
@@ -222,15 +228,22 @@ def test_jobs_created_while_redis_is_down_are_stored_and_go_out_when_it_is_back(
         login = requests.post(f"{web}/api/auth/login", json=account, timeout=10)
         assert login.status_code == 200  # the login throttle falls back to memory
         # ... and keeps counting there: an attacker gains nothing from the outage.
-        guesses = [requests.post(f"{web}/api/auth/login", timeout=10,
-                                 json={"email": "victim@example.com", "password": f"guess-{n}"}).status_code
-                   for n in range(limit + 1)]
+        guesses = [
+            requests.post(
+                f"{web}/api/auth/login", timeout=10, json={"email": "victim@example.com", "password": f"guess-{n}"}
+            ).status_code
+            for n in range(limit + 1)
+        ]
         assert guesses[-1] == 429 and set(guesses) <= {401, 429}, guesses
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         created = []
         for i in range(5):
-            response = requests.post(f"{web}/api/users/jobs", headers=headers, timeout=10,
-                                     json={"to": f"r{i}@example.com", "subject": "s", "body": "b"})
+            response = requests.post(
+                f"{web}/api/users/jobs",
+                headers=headers,
+                timeout=10,
+                json={"to": f"r{i}@example.com", "subject": "s", "body": "b"},
+            )
             assert response.status_code == 201 and response.json()["status"] == "PENDING"
             created.append(response.json())
         stored_at = time.monotonic()

@@ -101,8 +101,13 @@ def test_app_shaped_documents_same_answers_and_pushed(servers):
     pushed = {"filterExact": 0, "sortPushdown": 0, "countPushdown": 0}
     for i in range(80):
         flt = random_filter(rng, pools)
-        check_reads(pair, rng, flt, ["created", "due", "owner", "status", "flag", "tag", "_id"],
-                    ["status", "owner", "flag", "tag"])
+        check_reads(
+            pair,
+            rng,
+            flt,
+            ["created", "due", "owner", "status", "flag", "tag", "_id"],
+            ["status", "owner", "flag", "tag"],
+        )
         sort = random_sort(rng, ["created", "due", "status", "_id"])
         plan = pair.explain({"filter": flt, "sort": dict(sort), "limit": Int64(20)})
         counting = pair.pushed.database.command("explain", {"count": "clean", "query": flt})
@@ -240,22 +245,36 @@ def test_app_queries_use_an_index(servers):
 
     log = CommandLog()
     pushdown, _ = servers.servers
-    mongoengine.connect(alias="pushdown-test", host=pushdown.uri + "mailjobs_pushdown", uuidRepresentation="standard",
-                        event_listeners=[log])
+    mongoengine.connect(
+        alias="pushdown-test",
+        host=pushdown.uri + "mailjobs_pushdown",
+        uuidRepresentation="standard",
+        event_listeners=[log],
+    )
     models = (Job, User, RevokedToken, SweepTurn)
     try:
         with models_on("pushdown-test", models):
             for model in models:
                 model.drop_collection()
                 model.ensure_indexes()
-            users = [User(email=f"u{i}@example.com", password_hash="x", role=Role.ADMIN if i == 0 else Role.USER)
-                     for i in range(3)]
+            users = [
+                User(email=f"u{i}@example.com", password_hash="x", role=Role.ADMIN if i == 0 else Role.USER)
+                for i in range(3)
+            ]
             for user in users:
                 user.save()
             now = recovery.utcnow()
             for i in range(30):
-                Job(owner_id=users[i % 2].id, to=["a@example.com"], subject="s", body="b", send_at=now,
-                    next_attempt_at=now, message_id=f"<{i}@x>", status=JobStatus.ALL[i % len(JobStatus.ALL)]).save()
+                Job(
+                    owner_id=users[i % 2].id,
+                    to=["a@example.com"],
+                    subject="s",
+                    body="b",
+                    send_at=now,
+                    next_attempt_at=now,
+                    message_id=f"<{i}@x>",
+                    status=JobStatus.ALL[i % len(JobStatus.ALL)],
+                ).save()
             # A logout as earlier versions kept it (a RevokedToken), and one on the account.
             RevokedToken(jti="f00d-1", expires_at=now + datetime.timedelta(hours=1)).save()
             users.revoke_token(users[1], "abc-1", now + datetime.timedelta(hours=1), now)
@@ -315,8 +334,12 @@ def test_scheduling_queries_use_an_index(servers):
 
     log = CommandLog()
     pushdown, _ = servers.servers
-    mongoengine.connect(alias="pushdown-sched", host=pushdown.uri + "mailjobs_pushdown", uuidRepresentation="standard",
-                        event_listeners=[log])
+    mongoengine.connect(
+        alias="pushdown-sched",
+        host=pushdown.uri + "mailjobs_pushdown",
+        uuidRepresentation="standard",
+        event_listeners=[log],
+    )
     models = (Job, Schedule, User)
     try:
         with models_on("pushdown-sched", models):
@@ -327,16 +350,33 @@ def test_scheduling_queries_use_an_index(servers):
             owner = ObjectId()
             schedule_ids = []
             for i in range(6):
-                schedule = Schedule(owner_id=owner, to=["a@example.com"], subject="s", body="b", cron="* * * * *",
-                                    timezone="UTC", cursor_at=now, planned=[],
-                                    due_at=now + datetime.timedelta(minutes=i))
+                schedule = Schedule(
+                    owner_id=owner,
+                    to=["a@example.com"],
+                    subject="s",
+                    body="b",
+                    cron="* * * * *",
+                    timezone="UTC",
+                    cursor_at=now,
+                    planned=[],
+                    due_at=now + datetime.timedelta(minutes=i),
+                )
                 schedule.save()
                 schedule_ids.append(schedule.id)
             for i in range(30):
-                Job(owner_id=owner, to=["a@example.com"], subject="s", body="b", send_at=now, next_attempt_at=now,
-                    message_id=f"<s{i}@x>", status=JobStatus.ALL[i % len(JobStatus.ALL)],
-                    expires_at=now + datetime.timedelta(hours=1), schedule_id=schedule_ids[i % 6],
-                    occurrence_at=now).save()
+                Job(
+                    owner_id=owner,
+                    to=["a@example.com"],
+                    subject="s",
+                    body="b",
+                    send_at=now,
+                    next_attempt_at=now,
+                    message_id=f"<s{i}@x>",
+                    status=JobStatus.ALL[i % len(JobStatus.ALL)],
+                    expires_at=now + datetime.timedelta(hours=1),
+                    schedule_id=schedule_ids[i % 6],
+                    occurrence_at=now,
+                ).save()
             log.commands.clear()
 
             settings = occurrences.MaterializeSettings()

@@ -52,16 +52,24 @@ CONFIG = {
     # a value the schema admits may be refused, rightly: not checked on these two operations.
     # Their rules are proved by tests/test_validation_properties.py and tests/test_api_*.py.
     # 413 (a body over MAX_CONTENT_LENGTH, documented on every body) refuses invalid data too.
-    "checks": {"negative_data_rejection": {"expected-statuses": [
-        "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]}},
+    "checks": {
+        "negative_data_rejection": {
+            "expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"]
+        }
+    },
     # Scheduling (issue 8): a zone's name, a window's start differing from its end, a cron that
     # ever fires, ids that are ObjectIds: rules JSON Schema does not state either.
     "operations": [
         {"include-path": path, "include-method": method, "checks": {"positive_data_acceptance": {"enabled": False}}}
-        for method, path in (("POST", "/api/auth/register"), ("POST", "/api/users/jobs"),
-                             ("PATCH", "/api/users/jobs/{job_id}"), ("PATCH", "/api/users/me"),
-                             ("POST", "/api/users/schedules"), ("PATCH", "/api/users/schedules/{schedule_id}"),
-                             ("POST", "/api/admin/bulk/jobs"))
+        for method, path in (
+            ("POST", "/api/auth/register"),
+            ("POST", "/api/users/jobs"),
+            ("PATCH", "/api/users/jobs/{job_id}"),
+            ("PATCH", "/api/users/me"),
+            ("POST", "/api/users/schedules"),
+            ("PATCH", "/api/users/schedules/{schedule_id}"),
+            ("POST", "/api/admin/bulk/jobs"),
+        )
     ],
 }
 
@@ -77,8 +85,9 @@ def document_app():
     return create_app(load_config("testing"))
 
 
-schema = schemathesis.openapi.from_wsgi("/api/openapi.json", document_app(),
-                                        config=schemathesis.Config.from_dict(CONFIG))
+schema = schemathesis.openapi.from_wsgi(
+    "/api/openapi.json", document_app(), config=schemathesis.Config.from_dict(CONFIG)
+)
 REQUESTS = Counter()
 STATUSES = Counter()
 WORLD = {}  # the running test's FuzzWorld, for the hook
@@ -91,8 +100,13 @@ CHANGEABLE = {"POST /api/admin/jobs/{job_id}/close": "IN_DOUBT", "POST /api/admi
 def recipients():
     """Recipients the API takes: a plain address, or one with a display name."""
     address = st.emails().filter(lambda text: len(text) <= 254)
-    name = st.text(st.characters(codec="utf-8", exclude_categories=("C",), exclude_characters='<>"\\'),
-                   min_size=1, max_size=20).map(str.strip).filter(bool)
+    name = (
+        st.text(
+            st.characters(codec="utf-8", exclude_categories=("C",), exclude_characters='<>"\\'), min_size=1, max_size=20
+        )
+        .map(str.strip)
+        .filter(bool)
+    )
     named = st.tuples(name, address).map(lambda pair: f'"{pair[0]}" <{pair[1]}>')
     return st.one_of(address, named)
 
@@ -101,9 +115,12 @@ def send_times():
     """send_at values inside the documented range (measured from now), in any offset."""
     # The same bounds for the whole run: bounds that moved with the clock made Hypothesis's replay
     # of an example draw differently (FlakyStrategyDefinition). An hour of margin either way.
-    moments = st.datetimes(min_value=RUN_STARTED + timedelta(hours=1), max_value=RUN_STARTED + timedelta(days=3000),
-                           timezones=st.just(UTC))
-    offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+    moments = st.datetimes(
+        min_value=RUN_STARTED + timedelta(hours=1), max_value=RUN_STARTED + timedelta(days=3000), timezones=st.just(UTC)
+    )
+    offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+        lambda minutes: timezone(timedelta(minutes=minutes))
+    )
     return st.tuples(moments, offsets).map(lambda pair: pair[0].astimezone(pair[1]).isoformat())
 
 
@@ -118,8 +135,17 @@ def realistic_schedule_fields():
     to = st.one_of(recipients(), st.lists(recipients(), min_size=1, max_size=3))
     crons = st.sampled_from(["0 9 * * 1-5", "*/15 * * * *", "30 2 * * *", "0 0 29 2 *", "0 0 31 * *", "5 4 * * sun"])
     zones = st.sampled_from([None, "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"])
-    return st.fixed_dictionaries({"to": to, "cron": crons, "timezone": zones, "windows": st.none(),
-                                  "starts_at": st.none(), "until": st.none(), "max_runs": st.none()})
+    return st.fixed_dictionaries(
+        {
+            "to": to,
+            "cron": crons,
+            "timezone": zones,
+            "windows": st.none(),
+            "starts_at": st.none(),
+            "until": st.none(),
+            "max_runs": st.none(),
+        }
+    )
 
 
 @schema.hook
@@ -153,11 +179,19 @@ def flatmap_case(context, case):
     # A PATCH's realistic change comes first: Hypothesis draws the first branch of one_of more
     # often, and a generated body is mostly refused (a zone, a cron, a send time it cannot know).
     elif case.operation.label == "PATCH /api/users/jobs/{job_id}" and isinstance(case.body, dict):
-        fields = st.one_of(st.fixed_dictionaries({"send_at": send_times()}, optional={
-            "to": recipients()}).map(lambda chosen: {"body": None, **chosen}), st.none())
+        fields = st.one_of(
+            st.fixed_dictionaries({"send_at": send_times()}, optional={"to": recipients()}).map(
+                lambda chosen: {"body": None, **chosen}
+            ),
+            st.none(),
+        )
     elif case.operation.label == "PATCH /api/users/schedules/{schedule_id}" and isinstance(case.body, dict):
-        fields = st.one_of(st.sampled_from([{"status": "paused"}, {"status": "active"},
-                                            {"cron": "15 8 * * mon"}, {"subject": "Changed"}]), st.none())
+        fields = st.one_of(
+            st.sampled_from(
+                [{"status": "paused"}, {"status": "active"}, {"cron": "15 8 * * mon"}, {"subject": "Changed"}]
+            ),
+            st.none(),
+        )
     elif case.operation.label == "POST /api/auth/login" and isinstance(case.body, dict):
         fields = st.just({"email": world.user_email, "password": PASSWORD})
 
@@ -218,19 +252,36 @@ class FuzzWorld:
         later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         ids = []
         for status in SEEDED_STATUSES:
-            payload = {"to": ["Ada Lovelace <ada@example.com>", "bob@bücher.example"], "subject": f"Seeded {status}",
-                       "body": "Seeded by the fuzz test.", "send_at": later}
+            payload = {
+                "to": ["Ada Lovelace <ada@example.com>", "bob@bücher.example"],
+                "subject": f"Seeded {status}",
+                "body": "Seeded by the fuzz test.",
+                "send_at": later,
+            }
             response = client.post("/api/users/jobs", json=payload, headers=self.bearer(self.user_token))
             assert response.status_code == 201, response.json
             now = datetime.now(UTC)
-            attempt = Attempt(number=1, worker="fuzz-worker", started_at=now, finished_at=now, outcome="retry",
-                              error="421 try again later")
+            attempt = Attempt(
+                number=1,
+                worker="fuzz-worker",
+                started_at=now,
+                finished_at=now,
+                outcome="retry",
+                error="421 try again later",
+            )
             Job.objects(id=response.json["id"]).update_one(
-                set__status=status, set__attempts=1, push__attempts_log=attempt, set__last_error="421 try again later",
-                set__sent_at=now if status == "COMPLETED" else None)
+                set__status=status,
+                set__attempts=1,
+                push__attempts_log=attempt,
+                set__last_error="421 try again later",
+                set__sent_at=now if status == "COMPLETED" else None,
+            )
             ids.append(response.json["id"])
-        theirs = client.post("/api/users/jobs", json={"to": "x@example.com", "subject": "Theirs", "body": "b",
-                                                      "send_at": later}, headers=self.bearer(self._token(self.spare_user_id)))
+        theirs = client.post(
+            "/api/users/jobs",
+            json={"to": "x@example.com", "subject": "Theirs", "body": "b", "send_at": later},
+            headers=self.bearer(self._token(self.spare_user_id)),
+        )
         ids.append(theirs.json["id"])
         return ids
 
@@ -238,13 +289,24 @@ class FuzzWorld:
         """Two schedules of the user and one of another user's (which must stay a 404)."""
         ids = []
         for cron in ("0 9 * * 1", "30 2 * * *"):
-            response = client.post("/api/users/schedules", headers=self.bearer(self.user_token), json={
-                "to": "ada@example.com", "subject": f"Seeded {cron}", "body": "b", "cron": cron,
-                "timezone": "Europe/Berlin"})
+            response = client.post(
+                "/api/users/schedules",
+                headers=self.bearer(self.user_token),
+                json={
+                    "to": "ada@example.com",
+                    "subject": f"Seeded {cron}",
+                    "body": "b",
+                    "cron": cron,
+                    "timezone": "Europe/Berlin",
+                },
+            )
             assert response.status_code == 201, response.json
             ids.append(response.json["id"])
-        theirs = client.post("/api/users/schedules", headers=self.bearer(self._token(self.spare_user_id)), json={
-            "to": "x@example.com", "subject": "Theirs", "body": "b", "cron": "0 9 * * 1"})
+        theirs = client.post(
+            "/api/users/schedules",
+            headers=self.bearer(self._token(self.spare_user_id)),
+            json={"to": "x@example.com", "subject": "Theirs", "body": "b", "cron": "0 9 * * 1"},
+        )
         return [*ids, theirs.json["id"]]
 
     def headers_for(self, case):
@@ -322,7 +384,8 @@ def fuzz_world(request, app, client, monkeypatch):
     assert world.requests[route], f"{route}: no request"
     if schema[path][method].definition.raw.get("security"):
         assert any(world.statuses[f"{route} -> {status}"] for status in ("200", "201")), (
-            f"{route} never answered a 2xx in {world.requests[route]} requests")
+            f"{route} never answered a 2xx in {world.requests[route]} requests"
+        )
 
 
 def leave_no_mail_in_flight():
@@ -349,18 +412,29 @@ def fuzz_report():
     by_status = Counter()
     for key, count in STATUSES.items():
         by_status[key.rpartition(" -> ")[2]] += count
-    summary = {"max_examples": MAX_EXAMPLES, "requests": total, "seconds": round(time.monotonic() - started, 1),
-               "statuses": dict(sorted(by_status.items())), "by_route": dict(sorted(REQUESTS.items())),
-               "by_route_and_status": dict(sorted(STATUSES.items()))}
+    summary = {
+        "max_examples": MAX_EXAMPLES,
+        "requests": total,
+        "seconds": round(time.monotonic() - started, 1),
+        "statuses": dict(sorted(by_status.items())),
+        "by_route": dict(sorted(REQUESTS.items())),
+        "by_route_and_status": dict(sorted(STATUSES.items())),
+    }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nfuzz: {total} requests in {summary['seconds']} s, statuses {summary['statuses']} "
-          f"({REPORT.relative_to(PROJECT_ROOT)})")
+    print(
+        f"\nfuzz: {total} requests in {summary['seconds']} s, statuses {summary['statuses']} "
+        f"({REPORT.relative_to(PROJECT_ROOT)})"
+    )
 
 
 @schema.parametrize()
 # fuzz_world is made once per operation on purpose: all of its examples share those accounts.
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 def test_every_operation_answers_as_documented(case, app, fuzz_world):
     case.call_and_validate(app=app, headers=fuzz_world.headers_for(case))

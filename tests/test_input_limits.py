@@ -42,7 +42,7 @@ def form(pages, **fields):
 
 def field_error(fragment, name):
     start = fragment.index(f'id="{name}-error">') + len(f'id="{name}-error">')
-    return fragment[start:fragment.index("</p>", start)]
+    return fragment[start : fragment.index("</p>", start)]
 
 
 def stored_count():
@@ -53,13 +53,17 @@ def stored_count():
 
 # --- send_at has a documented range ----------------------------------------------------------
 
-@pytest.mark.parametrize("send_at, message", [
-    ("0001-01-01T00:00:00+01:00", "is more than a minute in the past"),
-    ("0001-01-01T00:00:00Z", "is more than a minute in the past"),
-    ("9999-12-31T23:59:59-01:00", "is more than 10 years ahead"),
-    ("9999-12-31T23:59:59Z", "is more than 10 years ahead"),
-    (iso(datetime.now(UTC) + timedelta(days=3654)), "is more than 10 years ahead"),
-])
+
+@pytest.mark.parametrize(
+    "send_at, message",
+    [
+        ("0001-01-01T00:00:00+01:00", "is more than a minute in the past"),
+        ("0001-01-01T00:00:00Z", "is more than a minute in the past"),
+        ("9999-12-31T23:59:59-01:00", "is more than 10 years ahead"),
+        ("9999-12-31T23:59:59Z", "is more than 10 years ahead"),
+        (iso(datetime.now(UTC) + timedelta(days=3654)), "is more than 10 years ahead"),
+    ],
+)
 def test_send_at_outside_its_range_is_a_422_on_the_api(client, api, send_at, message):
     response = post_job(client, api.user(), send_at=send_at)
     assert response.status_code == 422, response.json
@@ -72,13 +76,16 @@ def test_send_at_up_to_ten_years_ahead_is_accepted(client, api):
     assert response.status_code == 201, response.json
 
 
-@pytest.mark.parametrize("send_at, zone, message", [
-    ("0001-01-01T00:00", "Asia/Tokyo", "is more than a minute in the past"),
-    ("0001-01-01T00:00", "UTC", "is more than a minute in the past"),
-    ("9999-12-31T23:59", "America/New_York", "is more than 10 years ahead"),
-    ("9999-12-31T23:59", "UTC", "is more than 10 years ahead"),
-    ("9999-12-31T23:59", EAST, "is more than 10 years ahead"),
-])
+@pytest.mark.parametrize(
+    "send_at, zone, message",
+    [
+        ("0001-01-01T00:00", "Asia/Tokyo", "is more than a minute in the past"),
+        ("0001-01-01T00:00", "UTC", "is more than a minute in the past"),
+        ("9999-12-31T23:59", "America/New_York", "is more than 10 years ahead"),
+        ("9999-12-31T23:59", "UTC", "is more than 10 years ahead"),
+        ("9999-12-31T23:59", EAST, "is more than 10 years ahead"),
+    ],
+)
 def test_send_at_outside_its_range_is_an_inline_error_on_the_form(pages, send_at, zone, message):
     pages.signup()
     response = form(pages, send_at=send_at, timezone=zone)
@@ -88,6 +95,7 @@ def test_send_at_outside_its_range_is_an_inline_error_on_the_form(pages, send_at
 
 
 # --- stored dates at the ends of the calendar never break a page ---------------------------------
+
 
 def plant_extreme_jobs(owner_id):
     """Jobs written straight into the database with datetime.max and datetime.min everywhere, and one
@@ -102,11 +110,29 @@ def plant_extreme_jobs(owner_id):
     for extreme, status in ((datetime.max, "PENDING"), (datetime.min, "COMPLETED"), (beyond_9999, "FAILED")):
         data = parse(JobInput, {"to": "r@example.com", "subject": f"extreme {status}", "body": "b"})
         job = actions.create_job(owner_id, data, "scheduler@mailjobs.test", 5)
-        attempt = {"number": 1, "worker": "w", "started_at": extreme, "finished_at": extreme, "outcome": "retry",
-                   "error": "451 later"}
-        Job._get_collection().update_one({"_id": job.id}, {"$set": {
-            "status": status, "send_at": extreme, "next_attempt_at": extreme, "created_at": extreme,
-            "updated_at": extreme, "sent_at": extreme, "attempts": 1, "attempts_log": [attempt]}})
+        attempt = {
+            "number": 1,
+            "worker": "w",
+            "started_at": extreme,
+            "finished_at": extreme,
+            "outcome": "retry",
+            "error": "451 later",
+        }
+        Job._get_collection().update_one(
+            {"_id": job.id},
+            {
+                "$set": {
+                    "status": status,
+                    "send_at": extreme,
+                    "next_attempt_at": extreme,
+                    "created_at": extreme,
+                    "updated_at": extreme,
+                    "sent_at": extreme,
+                    "attempts": 1,
+                    "attempts_log": [attempt],
+                }
+            },
+        )
         planted.append(job.id)
     return planted
 
@@ -144,10 +170,18 @@ def test_datetime_max_and_min_in_the_database_show_on_every_page_and_the_api(cli
     admin = PageClient(app.test_client())
     assert admin.login(admin_email, timezone=zone).status_code == 302
 
-    paths = [(owner, "/jobs"), (owner, "/jobs/rows"), (owner, "/jobs?status=PENDING"),
-             (admin, "/admin/jobs"), (admin, f"/admin/jobs/rows?status=PENDING&owner={email}"),
-             (admin, f"/admin/jobs?owner={email}&status=COMPLETED"), (admin, f"/admin/jobs/rows?owner={email}")]
-    paths += [(owner, f"/jobs/{job_id}") for job_id in planted] + [(admin, f"/admin/jobs/{job_id}") for job_id in planted]
+    paths = [
+        (owner, "/jobs"),
+        (owner, "/jobs/rows"),
+        (owner, "/jobs?status=PENDING"),
+        (admin, "/admin/jobs"),
+        (admin, f"/admin/jobs/rows?status=PENDING&owner={email}"),
+        (admin, f"/admin/jobs?owner={email}&status=COMPLETED"),
+        (admin, f"/admin/jobs/rows?owner={email}"),
+    ]
+    paths += [(owner, f"/jobs/{job_id}") for job_id in planted] + [
+        (admin, f"/admin/jobs/{job_id}") for job_id in planted
+    ]
     for who, path in paths:
         response = who.get(path, htmx="/rows" in path)
         assert response.status_code == 200, (zone, path, response.status_code)
@@ -169,6 +203,7 @@ def test_datetime_max_and_min_in_the_database_show_on_every_page_and_the_api(cli
 
 
 # --- page numbers --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/api/users/jobs", "/api/admin/jobs", "/api/admin/users"])
 def test_an_absurd_page_number_is_a_422_on_every_api_list(client, api, path):
@@ -194,23 +229,29 @@ def test_an_absurd_page_number_is_a_clear_message_on_every_page(client, path):
 
 # --- JSON nested 100,000 deep --------------------------------------------------------------------
 
+
 def test_json_nested_100000_deep_is_a_400_with_the_json_error_shape(client, api):
     admin = api.admin()
     someone = client.get("/api/users/me", headers=api.user()).json["id"]
-    calls = [("post", "/api/auth/register", {}), ("post", "/api/auth/login", {}),
-             ("post", "/api/users/jobs", admin), ("patch", f"/api/admin/users/{someone}/role", admin)]
+    calls = [
+        ("post", "/api/auth/register", {}),
+        ("post", "/api/auth/login", {}),
+        ("post", "/api/users/jobs", admin),
+        ("patch", f"/api/admin/users/{someone}/role", admin),
+    ]
     for method, path, headers in calls:
         for body in (NESTED, '{"email": ' + NESTED + ', "role": ' + NESTED + "}"):
             response = getattr(client, method)(path, data=body, content_type="application/json", headers=headers)
             assert response.status_code == 400, (path, response.status_code)
-            assert response.json == {"error": {"code": "malformed_json", "message": "The request body is not valid JSON.",
-                                               "fields": {}}}
+            assert response.json == {
+                "error": {"code": "malformed_json", "message": "The request body is not valid JSON.", "fields": {}}
+            }
 
 
 # --- one-line fields refuse control characters -----------------------------------------------------
 
-@pytest.mark.parametrize("char", ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x1c", "\x7f", "\x85", "\u2028", "\r",
-                                  "\n"])
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\x1c", "\x7f", "\x85", "\u2028", "\r", "\n"])
 def test_a_control_character_in_the_subject_is_refused_naming_the_field(client, api, char):
     response = post_job(client, api.user(), subject=f"Hello{char}World")
     assert response.status_code == 422
@@ -237,23 +278,37 @@ def test_the_form_refuses_a_control_character_in_the_subject_inline(pages):
     response = form(pages, subject="Hi\x0bthere")
     assert response.status_code == 422
     assert field_error(response.get_data(as_text=True), "subject") == (
-        "must be a single line without control characters (found U+000B)")
+        "must be a single line without control characters (found U+000B)"
+    )
 
 
 def test_the_form_keeps_display_names_and_splits_the_rest(pages):
     from webapp.models import Job
 
     pages.signup()
-    response = pages.post("/jobs", {"to": 'Ada Lovelace <ada@example.com>, "Hopper, Grace" <grace@example.com>;'
-                                          " bob@example.com\ncat@example.com",
-                                    "subject": "s", "body": "b", "send_at": "", "timezone": "UTC"})
+    response = pages.post(
+        "/jobs",
+        {
+            "to": 'Ada Lovelace <ada@example.com>, "Hopper, Grace" <grace@example.com>;'
+            " bob@example.com\ncat@example.com",
+            "subject": "s",
+            "body": "b",
+            "send_at": "",
+            "timezone": "UTC",
+        },
+    )
     assert response.status_code == 302
     [job] = Job.objects
-    assert job.to == ["Ada Lovelace <ada@example.com>", '"Hopper, Grace" <grace@example.com>', "bob@example.com",
-                      "cat@example.com"]
+    assert job.to == [
+        "Ada Lovelace <ada@example.com>",
+        '"Hopper, Grace" <grace@example.com>',
+        "bob@example.com",
+        "cat@example.com",
+    ]
 
 
 # --- cheap limits first -------------------------------------------------------------------------------
+
 
 def test_too_many_recipients_and_too_big_a_body_are_refused_before_any_address_is_parsed(client, api):
     """35,000 recipients (none of them valid) and a body over the limit, in one 500 KB request."""

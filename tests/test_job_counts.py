@@ -20,8 +20,16 @@ def add_jobs(count, status="PENDING"):
 
     now = utcnow()
     for n in range(count):
-        Job(owner_id=ObjectId(), to=["a@example.com"], subject=f"job {n}", body="b", send_at=now,
-            next_attempt_at=now + timedelta(days=1), message_id=f"<{ObjectId()}@x>", status=status).save()
+        Job(
+            owner_id=ObjectId(),
+            to=["a@example.com"],
+            subject=f"job {n}",
+            body="b",
+            send_at=now,
+            next_attempt_at=now + timedelta(days=1),
+            message_id=f"<{ObjectId()}@x>",
+            status=status,
+        ).save()
 
 
 def age_counts(seconds):

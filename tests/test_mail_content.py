@@ -115,8 +115,10 @@ def test_without_smtputf8_a_non_ascii_local_part_fails_at_once_with_a_clear_erro
         job.reload()
         assert result.outcome == "failed" and result.retry_at is None
         assert job.status == "FAILED" and job.attempts == 1
-        assert job.last_error == ("the mail server does not offer SMTPUTF8, which the non-ASCII address "
-                                  "josé@example.com needs; it cannot be delivered through this server")
+        assert job.last_error == (
+            "the mail server does not offer SMTPUTF8, which the non-ASCII address "
+            "josé@example.com needs; it cannot be delivered through this server"
+        )
         assert plain.messages == []
 
         # The same server takes an IDN domain with an ASCII local part: IDNA needs no extension.
@@ -132,8 +134,12 @@ def test_without_smtputf8_a_non_ascii_local_part_fails_at_once_with_a_clear_erro
 @pytest.mark.usefixtures("consumer")
 def test_a_display_name_is_kept_and_delivered_in_the_to_header(client, api, smtp):
     headers = api.user()
-    job, message = delivered(client, headers, smtp, to=["Evil <x@example.com>", '"Lovelace, Ada" <ada@example.com>',
-                                                         "Zoë Ünal <zoe@example.com>"])
+    job, message = delivered(
+        client,
+        headers,
+        smtp,
+        to=["Evil <x@example.com>", '"Lovelace, Ada" <ada@example.com>', "Zoë Ünal <zoe@example.com>"],
+    )
     assert job["to"] == ["Evil <x@example.com>", '"Lovelace, Ada" <ada@example.com>', "Zoë Ünal <zoe@example.com>"]
     assert message.rcpt_tos == ["x@example.com", "ada@example.com", "zoe@example.com"]
     names = [(a.display_name, a.addr_spec) for a in message.message["To"].addresses]
@@ -143,9 +149,20 @@ def test_a_display_name_is_kept_and_delivered_in_the_to_header(client, api, smtp
 @pytest.mark.usefixtures("consumer")
 def test_one_mailbox_gets_one_copy_whatever_the_case_of_its_domain(client, api, smtp):
     headers = api.user()
-    job, message = delivered(client, headers, smtp, to=["ann@example.com", "ann@EXAMPLE.COM", "ann@Example.Com",
-                                                         "Ann <ann@example.com>", "ascii@bücher.example",
-                                                         "ascii@xn--bcher-kva.example", "Ann@example.com"])
+    job, message = delivered(
+        client,
+        headers,
+        smtp,
+        to=[
+            "ann@example.com",
+            "ann@EXAMPLE.COM",
+            "ann@Example.Com",
+            "Ann <ann@example.com>",
+            "ascii@bücher.example",
+            "ascii@xn--bcher-kva.example",
+            "Ann@example.com",
+        ],
+    )
     # Domains are case-insensitive (and IDNA is one spelling of the same name); local parts may
     # not be (RFC 5321 §2.4), so `Ann@` is another mailbox as far as we can know.
     assert job["to"] == ["ann@example.com", "ascii@bücher.example", "Ann@example.com"]

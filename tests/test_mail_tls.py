@@ -63,15 +63,19 @@ def certs(tmp_path_factory):
     """A private CA with a server certificate for `localhost` only, and a self-signed one."""
     directory = tmp_path_factory.mktemp("certs")
     ca = PrivateCA(directory)
-    return {"ca": ca.files, "server": ca.issue("server", ["localhost"]),
-            "self_signed": self_signed(directory, "self-signed", ["localhost", "127.0.0.1"])}
+    return {
+        "ca": ca.files,
+        "server": ca.issue("server", ["localhost"]),
+        "self_signed": self_signed(directory, "self-signed", ["localhost", "127.0.0.1"]),
+    }
 
 
 @pytest.fixture(scope="session")
 def relay(mailpit_bin, certs, tmp_path_factory):
     """Mailpit with the CA-signed certificate, STARTTLS and AUTH required, as a company relay would be."""
-    server = MailpitServer(mailpit_bin, tmp_path_factory.mktemp("relay"), cert=certs["server"],
-                           users={USER: PASSWORD}).start()
+    server = MailpitServer(
+        mailpit_bin, tmp_path_factory.mktemp("relay"), cert=certs["server"], users={USER: PASSWORD}
+    ).start()
     yield server
     server.stop()
 
@@ -79,8 +83,9 @@ def relay(mailpit_bin, certs, tmp_path_factory):
 @pytest.fixture(scope="session")
 def rogue(mailpit_bin, certs, tmp_path_factory):
     """Mailpit with a self-signed certificate: what a man in the middle would present."""
-    server = MailpitServer(mailpit_bin, tmp_path_factory.mktemp("rogue"), cert=certs["self_signed"],
-                           users={USER: PASSWORD}).start()
+    server = MailpitServer(
+        mailpit_bin, tmp_path_factory.mktemp("rogue"), cert=certs["self_signed"], users={USER: PASSWORD}
+    ).start()
     yield server
     server.stop()
 
@@ -88,8 +93,13 @@ def rogue(mailpit_bin, certs, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tls_relay(mailpit_bin, certs, tmp_path_factory):
     """Mailpit speaking TLS from the first byte (port 465 style, MAIL_USE_SSL), AUTH required."""
-    server = MailpitServer(mailpit_bin, tmp_path_factory.mktemp("tls-relay"), cert=certs["server"],
-                           users={USER: PASSWORD}, implicit_tls=True).start()
+    server = MailpitServer(
+        mailpit_bin,
+        tmp_path_factory.mktemp("tls-relay"),
+        cert=certs["server"],
+        users={USER: PASSWORD},
+        implicit_tls=True,
+    ).start()
     yield server
     server.stop()
 
@@ -107,9 +117,18 @@ def fresh_servers(request):
 
 def mail_state(app, server, **settings):
     """The flask-mail state the app would build from these settings (webapp.extensions.Mail)."""
-    config = {**app.config, "MAIL_SERVER": "localhost", "MAIL_PORT": server.smtp_port, "MAIL_USE_TLS": True,
-              "MAIL_USE_SSL": False, "MAIL_USERNAME": USER, "MAIL_PASSWORD": PASSWORD, "MAIL_TLS_VERIFY": True,
-              "MAIL_TLS_CA_FILE": None, **settings}
+    config = {
+        **app.config,
+        "MAIL_SERVER": "localhost",
+        "MAIL_PORT": server.smtp_port,
+        "MAIL_USE_TLS": True,
+        "MAIL_USE_SSL": False,
+        "MAIL_USERNAME": USER,
+        "MAIL_PASSWORD": PASSWORD,
+        "MAIL_TLS_VERIFY": True,
+        "MAIL_TLS_CA_FILE": None,
+        **settings,
+    }
     return Mail().init_mail(config)
 
 
@@ -120,8 +139,12 @@ def new_job(subject="Hello", body="Hi", to="reader@example.com"):
 
 def send_now(mail, job):
     """Claim and deliver `job` from this thread, as a worker thread does (connection closed after)."""
-    return deliver(job.id, "tls-test-worker", SETTINGS,
-                   lambda job, before_data, on_accepted: send_email(mail, job, 5, before_data, on_accepted, 0))
+    return deliver(
+        job.id,
+        "tls-test-worker",
+        SETTINGS,
+        lambda job, before_data, on_accepted: send_email(mail, job, 5, before_data, on_accepted, 0),
+    )
 
 
 def worker_env(**overrides):
@@ -209,7 +232,7 @@ def test_an_unverifiable_certificate_is_refused_and_the_job_waits_without_using_
     assert "certificate verify failed: self-signed certificate" in doc["last_error"]
     assert doc["transport_waits"] == MAX_ATTEMPTS + 2
     # Backoff per wait: base 0.5 s doubling, capped at 2 s, each a random 50-100 % of it.
-    ceilings = [min(2.0, 0.5 * 2 ** n) for n in range(len(delays))]
+    ceilings = [min(2.0, 0.5 * 2**n) for n in range(len(delays))]
     assert all(ceiling / 2 - 0.05 <= delay <= ceiling + 0.5 for delay, ceiling in zip(delays, ceilings, strict=True))
     assert rogue.messages() == []  # nothing, not even the AUTH password, went to the impostor
 
@@ -292,14 +315,17 @@ def test_the_app_warns_at_start_when_verification_is_switched_off(caplog):
     with caplog.at_level("WARNING"):
         assert warn_if_unverified({"MAIL_TLS_VERIFY": True, "MAIL_USE_TLS": True}) is False
         assert caplog.records == []
-        assert warn_if_unverified({"MAIL_TLS_VERIFY": False, "MAIL_USE_TLS": True, "MAIL_SERVER": "smtp.example",
-                                   "MAIL_PORT": 587}) is True
+        assert (
+            warn_if_unverified(
+                {"MAIL_TLS_VERIFY": False, "MAIL_USE_TLS": True, "MAIL_SERVER": "smtp.example", "MAIL_PORT": 587}
+            )
+            is True
+        )
     [record] = caplog.records
     assert "MAIL_TLS_VERIFY=false" in record.getMessage() and "NOT verified" in record.getMessage()
     # The web app builds itself with create_app, which says it as it starts (gunicorn imports wsgi).
     env = worker_env(MAIL_TLS_VERIFY="false", MAIL_USE_TLS="true")
-    started = subprocess.run([sys.executable, "-c", "import wsgi"], env=env, capture_output=True, text=True,
-                             timeout=60)
+    started = subprocess.run([sys.executable, "-c", "import wsgi"], env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     assert "WARNING webapp.mail.tls: MAIL_TLS_VERIFY=false" in started.stderr
 
@@ -307,8 +333,15 @@ def test_the_app_warns_at_start_when_verification_is_switched_off(caplog):
 def test_with_verification_switched_off_a_consumer_delivers_to_a_self_signed_server_and_warns(app, rogue, tmp_path):
     # A consumer of its own, on a queue of its own, configured the way an operator would (environment).
     queue_name = f"mailjobs-tls-{uuid.uuid4().hex[:8]}"
-    env = worker_env(HUEY_NAME=queue_name, MAIL_SERVER="localhost", MAIL_PORT=rogue.smtp_port, MAIL_USE_TLS="true",
-                     MAIL_USERNAME=USER, MAIL_PASSWORD=PASSWORD, MAIL_TLS_VERIFY="false")
+    env = worker_env(
+        HUEY_NAME=queue_name,
+        MAIL_SERVER="localhost",
+        MAIL_PORT=rogue.smtp_port,
+        MAIL_USE_TLS="true",
+        MAIL_USERNAME=USER,
+        MAIL_PASSWORD=PASSWORD,
+        MAIL_TLS_VERIFY="false",
+    )
     queue = huey_named(queue_name)
     consumer = HueyConsumer(env, tmp_path / "consumer.log", workers=1, periodic=False).start()
     try:

@@ -39,14 +39,19 @@ def path_without(tmp_path, names):
 
 def bare_env(tmp_path, **extra):
     """An environment with nothing of the suite's (no MONGODB_URI, REDIS_URL...), as a new shell has."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8",
-           # Where `playwright install` would have put a browser: empty here.
-           "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "no-playwright-browsers")}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "LANG": "C.UTF-8",
+        # Where `playwright install` would have put a browser: empty here.
+        "PLAYWRIGHT_BROWSERS_PATH": str(tmp_path / "no-playwright-browsers"),
+    }
     env.update({key: str(value) for key, value in extra.items()})
     return env
 
 
 # --- make test's preflight ------------------------------------------------------------------
+
 
 def test_make_test_stops_at_once_with_install_commands_when_redis_and_chromium_are_missing(tmp_path):
     bin_dir = path_without(tmp_path, {*REDIS_NAMES, *CHROMIUM_NAMES})
@@ -54,10 +59,24 @@ def test_make_test_stops_at_once_with_install_commands_when_redis_and_chromium_a
     # The real `make test`; -o keeps make from reinstalling the venv or rebuilding FerretDB or Mailpit,
     # and PYTEST_ARGS makes pytest only collect one file should the preflight ever let it through.
     done = subprocess.run(
-        [make, "-o", ".venv/.installed", "-o", ".venv/.installed-test", "-o", "var/bin/ferretdb",
-         "-o", "var/bin/mailpit", "test",
-         "PYTEST_ARGS=--collect-only -q tests/test_config.py"],
-        cwd=PROJECT_ROOT, env=bare_env(tmp_path, PATH=bin_dir), capture_output=True, text=True, timeout=60,
+        [
+            make,
+            "-o",
+            ".venv/.installed",
+            "-o",
+            ".venv/.installed-test",
+            "-o",
+            "var/bin/ferretdb",
+            "-o",
+            "var/bin/mailpit",
+            "test",
+            "PYTEST_ARGS=--collect-only -q tests/test_config.py",
+        ],
+        cwd=PROJECT_ROOT,
+        env=bare_env(tmp_path, PATH=bin_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = done.stdout + done.stderr
 
@@ -83,13 +102,18 @@ def test_preflight_finds_redis_and_chromium_under_their_other_names_and_skips_a_
     (bin_dir / "valkey-server").symlink_to(redis_server)
     # Ubuntu's /usr/bin/chromium-browser: a script that only asks for the snap. It must be passed over.
     stub = bin_dir / "chromium-browser"
-    stub.write_text('#!/bin/sh\necho "Command \'/usr/bin/chromium-browser\' requires the chromium snap"\nexit 1\n')
+    stub.write_text("#!/bin/sh\necho \"Command '/usr/bin/chromium-browser' requires the chromium snap\"\nexit 1\n")
     stub.chmod(0o755)
 
     def preflight():
-        return subprocess.run([sys.executable, "scripts/preflight.py", "test", "--python", sys.executable],
-                              cwd=PROJECT_ROOT, env=bare_env(tmp_path, PATH=bin_dir),
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [sys.executable, "scripts/preflight.py", "test", "--python", sys.executable],
+            cwd=PROJECT_ROOT,
+            env=bare_env(tmp_path, PATH=bin_dir),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
     stubbed = preflight()
     assert stubbed.returncode == 1
@@ -101,6 +125,7 @@ def test_preflight_finds_redis_and_chromium_under_their_other_names_and_skips_a_
 
 
 # --- the servers the suite uses are the ones it started ---------------------------------------
+
 
 def test_the_queue_lives_on_the_redis_server_this_suite_started(redis_server, redis_client):
     if redis_server is None:
@@ -122,12 +147,29 @@ def test_the_ferretdb_a_test_may_kill_is_the_database_the_app_uses(ferretdb, app
 def test_with_test_mongodb_uri_the_suite_starts_no_ferretdb_and_kill_tests_skip(database, tmp_path):
     if database is None:
         pytest.skip("already running against TEST_MONGODB_URI")
-    env = dict(os.environ, TEST_MONGODB_URI=f"{database.uri}mailjobs_inner",
-               FERRETDB_BIN=str(tmp_path / "there-is-no-ferretdb-here"))  # starting one would fail
+    env = dict(
+        os.environ,
+        TEST_MONGODB_URI=f"{database.uri}mailjobs_inner",
+        FERRETDB_BIN=str(tmp_path / "there-is-no-ferretdb-here"),
+    )  # starting one would fail
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/test_newcomer.py",
-         "-k", "ferretdb_a_test_may_kill or creates_once_then_leaves"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_newcomer.py",
+            "-k",
+            "ferretdb_a_test_may_kill or creates_once_then_leaves",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     output = done.stdout + done.stderr
 
@@ -137,6 +179,7 @@ def test_with_test_mongodb_uri_the_suite_starts_no_ferretdb_and_kill_tests_skip(
 
 
 # --- the flask CLI on a non-default FerretDB port --------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def ferretdb_elsewhere(tmp_path_factory):
@@ -173,8 +216,14 @@ def test_create_admin_reaches_the_ferretdb_on_ferretdb_port(ferretdb_elsewhere, 
     if where == "dotenv-read-by-the-app-alone":
         env["FLASK_SKIP_DOTENV"] = "1"  # as gunicorn and huey_consumer, which never load .env themselves
 
-    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", email],
-                          cwd=project_copy, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "create-admin", email],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{email} is an admin." in done.stdout
@@ -184,6 +233,7 @@ def test_create_admin_reaches_the_ferretdb_on_ferretdb_port(ferretdb_elsewhere, 
 
 
 # --- the admin `make run` makes from ADMIN_EMAIL / ADMIN_PASSWORD -----------------------------
+
 
 def test_ensure_admin_creates_once_then_leaves_the_admin_alone(app):
     from webapp.models import User
@@ -231,8 +281,11 @@ def test_ensure_admin_never_demotes_another_admin_and_refuses_bad_input_before_w
 
     api.admin("first-admin@example.com")
     with app.app_context():
-        for email, password in (("not-an-email", PASSWORD), ("short@example.com", "short"),
-                                ("nopass@example.com", None)):
+        for email, password in (
+            ("not-an-email", PASSWORD),
+            ("short@example.com", "short"),
+            ("nopass@example.com", None),
+        ):
             with pytest.raises(ValidationFailed):
                 ensure_admin(email, password)
         ensure_admin("second-admin@example.com", PASSWORD)
@@ -253,7 +306,11 @@ def run_bootstrap(url, *args, **env):
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "devstack.bootstrap", "--url", url, "--mail-dir", "var/mail", *args],
-        cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -48,8 +48,9 @@ def answer_schema(document, method, path, status):
     response = document["paths"][path][method.lower()]["responses"].get(str(status))
     assert response is not None, f"{method} {path} answered {status}, which the document does not list"
     schema = response["content"]["application/json"]["schema"]
-    return Draft202012Validator({**schema, "components": document["components"]},
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        {**schema, "components": document["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def assert_documented(document, method, path, response):
@@ -61,13 +62,20 @@ def assert_documented(document, method, path, response):
 
 # --- the document ---------------------------------------------------------------------------------------
 
+
 def test_every_api_route_is_in_the_document_and_nothing_else(app, document):
-    routes = {(method, openapi_path(rule.rule)) for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")
-              for method in rule.methods - IMPLICIT_METHODS}
+    routes = {
+        (method, openapi_path(rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/")
+        for method in rule.methods - IMPLICIT_METHODS
+    }
     documented = {(method, path) for method, path, _operation in operations(document)}
     missing = sorted(routes - documented)
-    assert not missing, ("routes the document does not describe: put @describe(...) (webapp/api/contract.py) "
-                         f"right under their route decorator: {missing}")
+    assert not missing, (
+        "routes the document does not describe: put @describe(...) (webapp/api/contract.py) "
+        f"right under their route decorator: {missing}"
+    )
     assert not sorted(documented - routes), "the document describes routes that do not exist"
 
 
@@ -120,6 +128,7 @@ def test_request_bodies_are_the_validation_models(document):
 
 # --- real answers, held to the document -----------------------------------------------------------------
 
+
 def later(days=1):
     return (datetime.now(UTC) + timedelta(days=days)).isoformat()
 
@@ -127,9 +136,16 @@ def later(days=1):
 def test_real_answers_match_the_document(client, api, document):
     user = api.user()
     admin = api.admin()
-    created = client.post("/api/users/jobs", headers=user, json={
-        "to": ["Ada Lovelace <ada@example.com>", "bob@bücher.example"], "subject": "Hello", "body": "Hi.",
-        "send_at": later()})
+    created = client.post(
+        "/api/users/jobs",
+        headers=user,
+        json={
+            "to": ["Ada Lovelace <ada@example.com>", "bob@bücher.example"],
+            "subject": "Hello",
+            "body": "Hi.",
+            "send_at": later(),
+        },
+    )
     assert_documented(document, "POST", "/api/users/jobs", created)
     job_id = created.json["id"]
     me = client.get("/api/users/me", headers=user)
@@ -183,6 +199,7 @@ def test_a_429_matches_the_document_with_its_retry_after(app, client, api, docum
 
 # --- query strings: the documented bounds are the enforced ones -------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/api/users/jobs", "/api/admin/jobs", "/api/admin/users"])
 def test_documented_query_bounds_are_enforced_at_their_edges(client, api, document, path):
     headers = api.admin() if path.startswith("/api/admin/") else api.user()
@@ -235,6 +252,7 @@ def test_a_405_names_the_methods_the_route_takes(client, api):
 
 # --- the descriptions shape the answers -----------------------------------------------------------------
 
+
 def test_an_answer_with_a_status_or_a_field_its_description_does_not_list_is_refused():
     from webapp.api.contract import UndocumentedResponse
     from webapp.api.contract import shape
@@ -249,6 +267,7 @@ def test_an_answer_with_a_status_or_a_field_its_description_does_not_list_is_ref
 
 
 # --- the page -----------------------------------------------------------------------------------------------
+
 
 def test_the_docs_page_loads_only_our_own_files(client):
     response = client.get("/api/docs")
@@ -273,13 +292,20 @@ def test_the_docs_page_shows_every_operation_in_chromium_under_our_csp(open_brow
     page = open_browser()
     violations = []
     page.on("console", lambda message: message.text.startswith("CSP ") and violations.append(message.text))
-    page.add_init_script("document.addEventListener('securitypolicyviolation', event => "
-                         "console.log('CSP ' + event.violatedDirective + ' ' + event.blockedURI))")
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', event => "
+        "console.log('CSP ' + event.violatedDirective + ' ' + event.blockedURI))"
+    )
     page.goto("/api/docs")
     blocks = page.locator(".opblock")
     expect(blocks).to_have_count(sum(1 for _operation in operations(document)))
-    shown = {(block.locator(".opblock-summary-method").inner_text(), block.locator(".opblock-summary-path")
-              .get_attribute("data-path")) for block in blocks.all()}
+    shown = {
+        (
+            block.locator(".opblock-summary-method").inner_text(),
+            block.locator(".opblock-summary-path").get_attribute("data-path"),
+        )
+        for block in blocks.all()
+    }
     assert shown == {(method, path) for method, path, _operation in operations(document)}
     screenshot(page, "api-docs", full_page=False)
 

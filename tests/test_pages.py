@@ -41,6 +41,7 @@ def schedule(pages, htmx=False, **fields):
 
 # --- signing up, in and out ---------------------------------------------------------------
 
+
 def test_root_sends_visitors_to_sign_in_and_members_to_their_jobs(pages):
     assert pages.get("/").headers["Location"].endswith("/login")
     pages.signup()
@@ -48,8 +49,9 @@ def test_root_sends_visitors_to_sign_in_and_members_to_their_jobs(pages):
 
 
 def test_signing_up_signs_you_in_and_keeps_your_browser_time_zone(pages):
-    response = pages.post("/signup", {"email": "Newcomer@Example.com", "password": "correct-horse-9",
-                                      "timezone": "America/New_York"})
+    response = pages.post(
+        "/signup", {"email": "Newcomer@Example.com", "password": "correct-horse-9", "timezone": "America/New_York"}
+    )
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -94,8 +96,9 @@ def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(pages):
     pages.logout()
     asked = pages.get("/jobs?status=FAILED")
     assert asked.status_code == 302 and "next=" in asked.headers["Location"]
-    response = pages.post("/login", {"email": "back@example.com", "password": "correct-horse-9",
-                                     "next": "/jobs?status=FAILED"})
+    response = pages.post(
+        "/login", {"email": "back@example.com", "password": "correct-horse-9", "next": "/jobs?status=FAILED"}
+    )
     assert response.headers["Location"] == "/jobs?status=FAILED"
     pages.logout()
     for evil in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
@@ -125,6 +128,7 @@ def test_an_expired_session_inside_htmx_sends_the_browser_to_sign_in(pages):
 
 # --- the schedule form ------------------------------------------------------------------------
 
+
 def test_the_form_reads_the_time_in_the_browsers_zone_and_stores_utc(pages):
     pages.signup(timezone="UTC")
     response = schedule(pages, send_at=f"{YEAR}-07-01T09:30:15", timezone="Europe/Paris")
@@ -146,8 +150,13 @@ def test_an_empty_date_means_send_now(pages):
 
 def test_the_form_gives_the_apis_errors_inline_and_keeps_what_was_typed(pages, client, api):
     pages.signup()
-    typed = {"to": "ok@example.com, not-an-address", "subject": "", "body": "x",
-             "send_at": "2001-01-01T10:00", "timezone": "Europe/Paris"}
+    typed = {
+        "to": "ok@example.com, not-an-address",
+        "subject": "",
+        "body": "x",
+        "send_at": "2001-01-01T10:00",
+        "timezone": "Europe/Paris",
+    }
     response = schedule(pages, htmx=True, **typed)
     assert response.status_code == 422
     fragment = response.get_data(as_text=True)
@@ -156,8 +165,11 @@ def test_the_form_gives_the_apis_errors_inline_and_keeps_what_was_typed(pages, c
     assert set(errors) == {"to", "subject", "send_at"}
     assert "&#39;not-an-address&#39;" in errors["to"]
     # The same rules as the API, word for word.
-    api_errors = client.post("/api/users/jobs", headers=api.user(), json={
-        "to": ["not-an-address"], "subject": "", "body": "x", "send_at": "2001-01-01T09:00:00Z"}).json
+    api_errors = client.post(
+        "/api/users/jobs",
+        headers=api.user(),
+        json={"to": ["not-an-address"], "subject": "", "body": "x", "send_at": "2001-01-01T09:00:00Z"},
+    ).json
     api_fields = api_errors["error"]["fields"]
     assert errors["subject"] == api_fields["subject"]
     assert errors["send_at"] == api_fields["send_at"]
@@ -180,11 +192,22 @@ def test_a_bad_zone_is_an_inline_error_and_a_time_the_clocks_skip_moves_forward_
     assert skipped.status_code == 201
     assert f"for {YEAR}-03-{last_sunday} 03:30:00 (Europe/Paris)" in skipped.get_data(as_text=True)
     [job] = stored_jobs()
-    api_job = client.post("/api/users/jobs", headers=api.user(), json={
-        "to": "a@example.com", "subject": "s", "body": "b", "send_at": f"{YEAR}-03-{last_sunday}T02:30:00",
-        "timezone": "Europe/Paris"}).json
-    assert job.send_at.replace(tzinfo=UTC) == datetime.fromisoformat(api_job["send_at"]) == datetime(
-        YEAR, 3, last_sunday, 1, 30, tzinfo=UTC)
+    api_job = client.post(
+        "/api/users/jobs",
+        headers=api.user(),
+        json={
+            "to": "a@example.com",
+            "subject": "s",
+            "body": "b",
+            "send_at": f"{YEAR}-03-{last_sunday}T02:30:00",
+            "timezone": "Europe/Paris",
+        },
+    ).json
+    assert (
+        job.send_at.replace(tzinfo=UTC)
+        == datetime.fromisoformat(api_job["send_at"])
+        == datetime(YEAR, 3, last_sunday, 1, 30, tzinfo=UTC)
+    )
 
 
 def test_scheduling_from_htmx_returns_a_fresh_form_and_tells_the_table_to_refresh(pages):
@@ -200,6 +223,7 @@ def test_scheduling_from_htmx_returns_a_fresh_form_and_tells_the_table_to_refres
 
 # --- CSRF -------------------------------------------------------------------------------------
 
+
 def test_a_form_post_without_the_csrf_token_is_refused_and_nothing_is_stored(pages):
     pages.signup()
     response = schedule(pages, subject="forged")  # with the token: accepted
@@ -208,8 +232,9 @@ def test_a_form_post_without_the_csrf_token_is_refused_and_nothing_is_stored(pag
     assert forged.status_code == 400
     page = forged.get_data(as_text=True)
     assert "security token is missing or out of date" in page and "Traceback" not in page
-    forged_htmx = pages.post("/jobs", {"to": "a@example.com", "subject": "forged 3", "body": "b"},
-                             htmx=True, token=False)
+    forged_htmx = pages.post(
+        "/jobs", {"to": "a@example.com", "subject": "forged 3", "body": "b"}, htmx=True, token=False
+    )
     assert forged_htmx.status_code == 400
     assert [job.subject for job in stored_jobs()] == ["forged"]
 
@@ -230,13 +255,14 @@ def test_every_page_carries_the_token_for_htmx_and_a_strict_csp(pages):
     response = pages.get("/jobs")
     page = response.get_data(as_text=True)
     token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
-    assert f"hx-headers='{{\"X-CSRFToken\": \"{token}\"}}'" in page
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp
     assert "cdn" not in page.lower() and "https://" not in page
 
 
 # --- the live table ---------------------------------------------------------------------------
+
 
 def test_the_rows_fragment_answers_304_until_something_changes(pages):
     pages.signup()
@@ -307,8 +333,16 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
     schedule(pages, subject="Report", body="Line one\nLine two", send_at=f"{YEAR}-01-01T10:00")
     [job] = stored_jobs()
     started = datetime(YEAR, 1, 1, 9, 0, 1, tzinfo=UTC)
-    job.attempts_log = [Attempt(number=1, worker="w1", started_at=started, finished_at=started + timedelta(seconds=1),
-                                outcome="retry", error="451 try later")]
+    job.attempts_log = [
+        Attempt(
+            number=1,
+            worker="w1",
+            started_at=started,
+            finished_at=started + timedelta(seconds=1),
+            outcome="retry",
+            error="451 try later",
+        )
+    ]
     job.attempts, job.last_error = 1, "451 try later"
     job.save()
     page = pages.get(f"/jobs/{job.id}").get_data(as_text=True)
@@ -320,6 +354,7 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
 
 # --- escaping -----------------------------------------------------------------------------------
 
+
 def test_html_in_a_subject_or_body_is_shown_as_text_everywhere(client, app):
     make_admin("root@example.com")
     user = PageClient(client)
@@ -328,8 +363,14 @@ def test_html_in_a_subject_or_body_is_shown_as_text_everywhere(client, app):
     [job] = stored_jobs()
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
-    for who, path in ((user, "/jobs"), (user, "/jobs/rows"), (user, f"/jobs/{job.id}"),
-                      (admin, "/admin/jobs"), (admin, "/admin/jobs/rows"), (admin, f"/admin/jobs/{job.id}")):
+    for who, path in (
+        (user, "/jobs"),
+        (user, "/jobs/rows"),
+        (user, f"/jobs/{job.id}"),
+        (admin, "/admin/jobs"),
+        (admin, "/admin/jobs/rows"),
+        (admin, f"/admin/jobs/{job.id}"),
+    ):
         page = who.get(path, htmx=path.endswith("rows")).get_data(as_text=True)
         assert "<script>alert" not in page, path
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
@@ -338,6 +379,7 @@ def test_html_in_a_subject_or_body_is_shown_as_text_everywhere(client, app):
 
 
 # --- the admin panel ----------------------------------------------------------------------------
+
 
 def test_non_admins_get_a_403_page_and_no_admin_link(pages):
     pages.signup()
@@ -396,7 +438,7 @@ def test_admin_promotes_and_demotes_but_never_the_last_admin(client, app):
     promoted = admin.post(f"/admin/users/{carol.id}/role", {"role": "admin"}, htmx=True)
     assert promoted.status_code == 200
     rows = promoted.get_data(as_text=True)
-    assert "Demote to user<span class=\"visually-hidden\">: carol@example.com" in rows
+    assert 'Demote to user<span class="visually-hidden">: carol@example.com' in rows
     assert "Last admin" not in rows  # two admins now: either may be demoted
     assert user.get("/admin").status_code == 200  # at once, no new sign-in needed
 
@@ -445,6 +487,7 @@ def test_admin_requeues_a_failed_job_and_it_goes_out(client, app, consumer, smtp
 
 # --- throttling ---------------------------------------------------------------------------------
 
+
 def test_sign_in_is_throttled_per_account_and_per_ip(app, client, monkeypatch):
     monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "3 per minute")
     run = uuid.uuid4().hex[:8]  # fresh buckets in Redis, even when the suite runs twice in a minute
@@ -460,8 +503,9 @@ def test_sign_in_is_throttled_per_account_and_per_ip(app, client, monkeypatch):
     other = PageClient(app.test_client(), ip=ip(2))
     assert other.login(target, "wrong-password").status_code == 401
     assert other.login(target, "wrong-password").status_code == 429
-    api = other.client.post("/api/auth/login", json={"email": target.upper(), "password": "x"},
-                            environ_base={"REMOTE_ADDR": ip(2)})
+    api = other.client.post(
+        "/api/auth/login", json={"email": target.upper(), "password": "x"}, environ_base={"REMOTE_ADDR": ip(2)}
+    )
     assert api.status_code == 429 and api.json["error"]["message"].startswith("Too many sign-in attempts")
     # One machine, many accounts: refused after the limit too (the per-IP bucket).
     sprayer = PageClient(app.test_client(), ip=ip(4))

@@ -29,8 +29,13 @@ def pages(client):
 
 
 def schedule(pages, subject, send_at=f"{YEAR}-01-01T10:00"):
-    form = {"to": "reader@example.com", "subject": subject, "body": "Body", "send_at": send_at,
-            "timezone": "Europe/Paris"}
+    form = {
+        "to": "reader@example.com",
+        "subject": subject,
+        "body": "Body",
+        "send_at": send_at,
+        "timezone": "Europe/Paris",
+    }
     assert pages.post("/jobs", form).status_code == 302
 
 
@@ -75,8 +80,11 @@ def test_an_unchanged_poll_is_a_304_from_one_round_trip_the_session_account(app,
     from webapp.models import Job
 
     job = Job.objects.first()
-    for path, rows in (("/jobs", "/jobs/rows"), ("/jobs?status=PENDING", "/jobs/rows?status=PENDING"),
-                       (f"/jobs/{job.id}", f"/jobs/{job.id}")):
+    for path, rows in (
+        ("/jobs", "/jobs/rows"),
+        ("/jobs?status=PENDING", "/jobs/rows?status=PENDING"),
+        (f"/jobs/{job.id}", f"/jobs/{job.id}"),
+    ):
         etag = page_etag(pages, path)
         answer, sent = commands_of(pages, rows, etag)
         assert answer.status_code == 304 and answer.data == b"", path
@@ -85,9 +93,11 @@ def test_an_unchanged_poll_is_a_304_from_one_round_trip_the_session_account(app,
 
     admin = PageClient(app.test_client())
     make_admin(admin)
-    for path, rows in (("/admin/jobs", "/admin/jobs/rows"), ("/admin/jobs?status=PENDING",
-                                                              "/admin/jobs/rows?status=PENDING"),
-                       (f"/admin/jobs/{job.id}", f"/admin/jobs/{job.id}")):
+    for path, rows in (
+        ("/admin/jobs", "/admin/jobs/rows"),
+        ("/admin/jobs?status=PENDING", "/admin/jobs/rows?status=PENDING"),
+        (f"/admin/jobs/{job.id}", f"/admin/jobs/{job.id}"),
+    ):
         etag = page_etag(admin, path)
         answer, sent = commands_of(admin, rows, etag)
         assert answer.status_code == 304, path
@@ -112,8 +122,11 @@ def test_a_changed_table_answers_its_poll_with_the_change(app, client, pages, ap
 
     # a job created through the API (its mark moves a moment later, off the request's round trips)
     headers = api.login(email, PASSWORD)
-    created = client.post("/api/users/jobs", headers=headers, json={
-        "to": "reader@example.com", "subject": "from the API", "body": "b", "send_at": f"{YEAR}-03-01T10:00:00Z"})
+    created = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={"to": "reader@example.com", "subject": "from the API", "body": "b", "send_at": f"{YEAR}-03-01T10:00:00Z"},
+    )
     assert created.status_code == 201
     answer = changed_poll(pages, "/jobs/rows", etag)
     assert answer.status_code == 200 and "from the API" in answer.get_data(as_text=True)
@@ -138,8 +151,9 @@ def test_a_changed_table_answers_its_poll_with_the_change(app, client, pages, ap
 
 def row_status(response):
     """The status badge of the (only) job row in a table fragment."""
-    rows = re.findall(r'<tr id="job-[0-9a-f]+">.*?<span class="badge badge-\w+">(\w+)</span>',
-                      response.get_data(as_text=True), re.S)
+    rows = re.findall(
+        r'<tr id="job-[0-9a-f]+">.*?<span class="badge badge-\w+">(\w+)</span>', response.get_data(as_text=True), re.S
+    )
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -165,9 +179,16 @@ def test_each_write_of_a_delivery_by_a_consumer_changes_the_tables_etag(app, cli
     email = pages.signup()
     smtp.stall_data(2.0)  # the job stays RUNNING a while
     send_at = datetime.now(UTC) + timedelta(seconds=2)
-    created = client.post("/api/users/jobs", headers=api.login(email, PASSWORD), json={
-        "to": "reader@example.com", "subject": "delivered", "body": "b",
-        "send_at": send_at.isoformat().replace("+00:00", "Z")})
+    created = client.post(
+        "/api/users/jobs",
+        headers=api.login(email, PASSWORD),
+        json={
+            "to": "reader@example.com",
+            "subject": "delivered",
+            "body": "b",
+            "send_at": send_at.isoformat().replace("+00:00", "Z"),
+        },
+    )
     assert created.status_code == 201
     flush_marks()
     etag = page_etag(pages, "/jobs")
@@ -196,8 +217,12 @@ def test_a_job_recovered_from_a_dead_worker_shows_in_its_owners_open_table(app, 
 
     email = pages.signup()
     owner = User.objects.get(email=email).id
-    job = actions.create_job(owner, parse(JobInput, {"to": "reader@example.com", "subject": "orphaned", "body": "b"}),
-                          "scheduler@mailjobs.test", 5)
+    job = actions.create_job(
+        owner,
+        parse(JobInput, {"to": "reader@example.com", "subject": "orphaned", "body": "b"}),
+        "scheduler@mailjobs.test",
+        5,
+    )
     claimed = attempts.claim_job(job.id, "a-worker-about-to-die", 30)
     flush_marks()
     etag = page_etag(pages, "/jobs")
@@ -282,8 +307,15 @@ def test_the_overdue_backlog_changes_with_time_so_its_poll_looks_at_the_table(ap
     # Stored without moving any mark: to the admin's mark nothing happened, as when a PENDING job
     # simply waits past OVERDUE_SECONDS.
     late = datetime.now(UTC) - timedelta(hours=1)
-    Job(owner_id=ObjectId(), to=["a@example.com"], subject="late one", body="b", send_at=late, next_attempt_at=late,
-        message_id="<late@x>").save()
+    Job(
+        owner_id=ObjectId(),
+        to=["a@example.com"],
+        subject="late one",
+        body="b",
+        send_at=late,
+        next_attempt_at=late,
+        message_id="<late@x>",
+    ).save()
     answer = poll(admin, "/admin/jobs/rows?overdue=1", etag)
     assert answer.status_code == 200 and "late one" in answer.get_data(as_text=True)
 
@@ -341,14 +373,21 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
     root = api.login(admin_email, PASSWORD)
 
     def create(subject, **fields):
-        response = client.post("/api/users/jobs", headers=headers, json={
-            "to": "reader@example.com", "subject": subject, "body": "b", **fields})
+        response = client.post(
+            "/api/users/jobs",
+            headers=headers,
+            json={"to": "reader@example.com", "subject": subject, "body": "b", **fields},
+        )
         assert response.status_code == 201, response.json
         return response.json["id"]
 
     def stored(subject):
-        job = actions.create_job(owner.id, parse(JobInput, {"to": "reader@example.com", "subject": subject, "body": "b"}),
-                              "scheduler@mailjobs.test", 5)
+        job = actions.create_job(
+            owner.id,
+            parse(JobInput, {"to": "reader@example.com", "subject": subject, "body": "b"}),
+            "scheduler@mailjobs.test",
+            5,
+        )
         return str(job.id)
 
     job = create("moved about", send_at=f"{YEAR}-03-01T10:00:00Z")
@@ -362,8 +401,11 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
     assert everyone.changed("reschedule").status_code == 200
 
     # The admin's bulk actions: reschedule (by filter), cancel, send now.
-    bulk = client.post("/api/admin/bulk/jobs", headers=root, json={
-        "action": "reschedule", "filter": {"owner": email}, "send_at": f"{YEAR}-05-01T10:00:00Z"})
+    bulk = client.post(
+        "/api/admin/bulk/jobs",
+        headers=root,
+        json={"action": "reschedule", "filter": {"owner": email}, "send_at": f"{YEAR}-05-01T10:00:00Z"},
+    )
     assert bulk.status_code == 200 and bulk.json["affected"] == 1, bulk.json
     assert f'goes out <time datetime="{YEAR}-05-01T10:00' in job_row(mine.changed("bulk reschedule"), job)
     everyone.changed("bulk reschedule")
@@ -412,8 +454,11 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
 
     # A schedule: its next occurrence is made on create, the one after by the maintenance beat,
     # and pausing it cancels both.
-    made = client.post("/api/users/schedules", headers=headers, json={
-        "to": "reader@example.com", "subject": "Weekly", "body": "b", "cron": "0 9 * * 1", "timezone": "UTC"})
+    made = client.post(
+        "/api/users/schedules",
+        headers=headers,
+        json={"to": "reader@example.com", "subject": "Weekly", "body": "b", "cron": "0 9 * * 1", "timezone": "UTC"},
+    )
     assert made.status_code == 201, made.json
     first = Job.objects.get(schedule_id=ObjectId(made.json["id"]))
     assert job_row(mine.changed("occurrence made on create"), first.id) is not None

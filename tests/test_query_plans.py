@@ -46,10 +46,21 @@ def stored(app, api):
             fields = {"lease_token": "t", "lease_owner": "w", "lease_expires_at": now - timedelta(minutes=1)}
         if status == JobStatus.PENDING and n >= 12:
             fields = {"expires_at": now - timedelta(minutes=1), "timezone": "Europe/Paris"}
-        Job(owner_id=owners[n % 2].id, to=["a@example.com"], subject=f"job {n}", body="b", send_at=now,
-            next_attempt_at=now - timedelta(hours=n), message_id=f"<{ObjectId()}@x>", status=status, attempts=1,
-            attempts_log=[{"number": 1, "outcome": "sent"}], created_at=now - timedelta(minutes=n),
-            updated_at=now - timedelta(days=4 * n), **fields).save()
+        Job(
+            owner_id=owners[n % 2].id,
+            to=["a@example.com"],
+            subject=f"job {n}",
+            body="b",
+            send_at=now,
+            next_attempt_at=now - timedelta(hours=n),
+            message_id=f"<{ObjectId()}@x>",
+            status=status,
+            attempts=1,
+            attempts_log=[{"number": 1, "outcome": "sent"}],
+            created_at=now - timedelta(minutes=n),
+            updated_at=now - timedelta(days=4 * n),
+            **fields,
+        ).save()
     audit.record("sign_in", admin, ip="127.0.0.1")
     return {"owners": owners, "admin": admin, "job": Job.objects(owner_id=owners[0].id).first()}
 
@@ -75,19 +86,35 @@ def serve_everything(app, client, api, stored):
 
     admin = PageClient(app.test_client())
     admin.login(stored["admin"].email)
-    for path in ("/admin", "/admin/jobs", "/admin/jobs?status=FAILED", f"/admin/jobs?owner={owner.email}",
-                 "/admin/jobs?overdue=1", f"/admin/jobs/{job.id}", "/admin/users", "/admin/audit",
-                 f"/admin/audit?actor={stored['admin'].email}&action=sign_in", "/admin/jobs/rows?status=RUNNING"):
+    for path in (
+        "/admin",
+        "/admin/jobs",
+        "/admin/jobs?status=FAILED",
+        f"/admin/jobs?owner={owner.email}",
+        "/admin/jobs?overdue=1",
+        f"/admin/jobs/{job.id}",
+        "/admin/users",
+        "/admin/audit",
+        f"/admin/audit?actor={stored['admin'].email}&action=sign_in",
+        "/admin/jobs/rows?status=RUNNING",
+    ):
         assert admin.get(path).status_code == 200, path
 
     token = api.login(owner.email, PASSWORD)
     root = api.login(stored["admin"].email, PASSWORD)
-    for headers, path in ((token, "/api/users/jobs"), (token, "/api/users/jobs?status=COMPLETED&page=2&per_page=3"),
-                          (token, f"/api/users/jobs/{job.id}"), (root, "/api/admin/jobs"),
-                          (root, "/api/admin/jobs?status=FAILED"), (root, f"/api/admin/jobs?owner={owner.id}"),
-                          (root, "/api/admin/stats"), (root, "/api/admin/users"),
-                          (root, f"/api/admin/audit?actor={stored['admin'].id}"), (root, "/api/admin/audit"),
-                          (None, "/metrics")):
+    for headers, path in (
+        (token, "/api/users/jobs"),
+        (token, "/api/users/jobs?status=COMPLETED&page=2&per_page=3"),
+        (token, f"/api/users/jobs/{job.id}"),
+        (root, "/api/admin/jobs"),
+        (root, "/api/admin/jobs?status=FAILED"),
+        (root, f"/api/admin/jobs?owner={owner.id}"),
+        (root, "/api/admin/stats"),
+        (root, "/api/admin/users"),
+        (root, f"/api/admin/audit?actor={stored['admin'].id}"),
+        (root, "/api/admin/audit"),
+        (None, "/metrics"),
+    ):
         assert client.get(path, headers=headers).status_code == 200, path
 
     serve_scheduling(app, client, user, admin, token, root, owner, job)
@@ -121,15 +148,18 @@ def serve_scheduling(app, client, user, admin, token, root, owner, job):
     assert user.get("/schedules").status_code == 200 and admin.get("/admin/schedules").status_code == 200
     changed = client.patch(f"/api/users/schedules/{schedule_id}", headers=token, json={"cron": "0 10 * * 1"})
     assert changed.status_code == 200, changed.json
-    assert client.patch(f"/api/users/schedules/{schedule_id}", headers=token,
-                        json={"status": "paused"}).status_code == 200
+    assert (
+        client.patch(f"/api/users/schedules/{schedule_id}", headers=token, json={"status": "paused"}).status_code == 200
+    )
     assert client.delete(f"/api/users/schedules/{schedule_id}", headers=token).status_code == 200
     assert client.get(f"/api/users/schedules/{kept}", headers=token).status_code == 200
     pending = [str(j.id) for j in type(job).objects(owner_id=owner.id, status="PENDING")][:2]
-    for body in ({"action": "cancel", "ids": pending[:1]},
-                 {"action": "send_now", "filter": {"overdue": True}},
-                 {"action": "reschedule", "filter": {"owner": owner.email}, "send_at": "2031-01-01T10:00:00Z"},
-                 {"action": "cancel", "filter": {"status": "PENDING"}}):
+    for body in (
+        {"action": "cancel", "ids": pending[:1]},
+        {"action": "send_now", "filter": {"overdue": True}},
+        {"action": "reschedule", "filter": {"owner": owner.email}, "send_at": "2031-01-01T10:00:00Z"},
+        {"action": "cancel", "filter": {"status": "PENDING"}},
+    ):
         answer = client.post("/api/admin/bulk/jobs", headers=root, json=body)
         assert answer.status_code == 200, (body, answer.json)
     assert admin.post("/admin/jobs/bulk", {"action": "send_now", "scope": "all", "overdue": "1"}).status_code == 302
@@ -153,7 +183,16 @@ def test_every_query_the_app_sends_is_answered_through_an_index(app, client, api
             problems += plan_problems(database.uri, database_name, query, WHOLE, strict=True)
     collections = {command.collection for command in sent if command.name in EXPLAINED}
     # The scenario reached every collection the app reads or writes in a request or the sweep.
-    assert {"jobs", "users", "audit_log", "job_counts", "worker_beats", "delivery_stats", "controls",
-            "sweep_turns", "schedules"} - collections <= {"sweep_turns"}, collections
+    assert {
+        "jobs",
+        "users",
+        "audit_log",
+        "job_counts",
+        "worker_beats",
+        "delivery_stats",
+        "controls",
+        "sweep_turns",
+        "schedules",
+    } - collections <= {"sweep_turns"}, collections
     assert len(explained) > 40, len(explained)
     assert not problems, "\n".join(problems)

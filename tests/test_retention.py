@@ -18,12 +18,23 @@ def stored(subject, status, last_change, owner_id=None, next_attempt_at=None, **
     """A job as the app leaves it in `status`, last changed at `last_change`, with one attempt in its history."""
     from webapp.models import Job
 
-    job = Job(owner_id=owner_id or ObjectId(), to=["reader@example.com"], subject=subject, body="b",
-              send_at=last_change, next_attempt_at=next_attempt_at or last_change, message_id=f"<{subject}@x>",
-              status=status,
-              attempts=1, created_at=last_change - timedelta(minutes=5), updated_at=last_change,
-              attempts_log=[{"number": 1, "worker": "w", "started_at": last_change, "finished_at": last_change,
-                             "outcome": "sent"}], **fields)
+    job = Job(
+        owner_id=owner_id or ObjectId(),
+        to=["reader@example.com"],
+        subject=subject,
+        body="b",
+        send_at=last_change,
+        next_attempt_at=next_attempt_at or last_change,
+        message_id=f"<{subject}@x>",
+        status=status,
+        attempts=1,
+        created_at=last_change - timedelta(minutes=5),
+        updated_at=last_change,
+        attempts_log=[
+            {"number": 1, "worker": "w", "started_at": last_change, "finished_at": last_change, "outcome": "sent"}
+        ],
+        **fields,
+    )
     job.save(force_insert=True)
     return job
 
@@ -42,8 +53,12 @@ def now():
 def test_the_sweep_deletes_finished_jobs_past_retention_and_nothing_younger_or_unfinished(app, now, monkeypatch):
     from tasks.sweeper import sweep_once
 
-    ages = {"89 days": timedelta(days=89), "90 days less a minute": timedelta(days=DAYS, minutes=-1),
-            "90 days and a minute": timedelta(days=DAYS, minutes=1), "91 days": timedelta(days=91)}
+    ages = {
+        "89 days": timedelta(days=89),
+        "90 days less a minute": timedelta(days=DAYS, minutes=-1),
+        "90 days and a minute": timedelta(days=DAYS, minutes=1),
+        "91 days": timedelta(days=91),
+    }
     for status in ("COMPLETED", "FAILED", "CANCELLED"):
         for age, delta in ages.items():
             stored(f"{status} {age}", status, now - delta)
@@ -51,15 +66,24 @@ def test_the_sweep_deletes_finished_jobs_past_retention_and_nothing_younger_or_u
     # sending under a live lease, waiting for an admin).
     long_ago = now - timedelta(days=400)
     stored("PENDING 400 days", "PENDING", long_ago, next_attempt_at=now + timedelta(days=30))
-    stored("RUNNING 400 days", "RUNNING", long_ago, lease_token="t", lease_owner="w",
-           lease_expires_at=now + timedelta(hours=1))
+    stored(
+        "RUNNING 400 days",
+        "RUNNING",
+        long_ago,
+        lease_token="t",
+        lease_owner="w",
+        lease_expires_at=now + timedelta(hours=1),
+    )
     stored("IN_DOUBT 400 days", "IN_DOUBT", long_ago)
 
     monkeypatch.setitem(app.config, "RETENTION_DAYS", DAYS)
     assert sweep_once(app)["deleted"] == 6
 
-    kept = [f"{status} {age}" for status in ("CANCELLED", "COMPLETED", "FAILED")
-            for age in ("89 days", "90 days less a minute")]
+    kept = [
+        f"{status} {age}"
+        for status in ("CANCELLED", "COMPLETED", "FAILED")
+        for age in ("89 days", "90 days less a minute")
+    ]
     assert subjects() == sorted(kept + ["IN_DOUBT 400 days", "PENDING 400 days", "RUNNING 400 days"])
     from webapp.models import Job
 

@@ -20,8 +20,14 @@ SPRING = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() ==
 def watch_csp(page):
     """Collect console messages about the Content-Security-Policy (there must be none)."""
     violations = []
-    page.on("console", lambda message: violations.append(f"{message.text[:60]} @ {message.location}")
-            if "Content Security Policy" in message.text or "Refused to" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{message.text[:60]} @ {message.location}")
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
     return violations
 
 
@@ -84,7 +90,8 @@ def test_the_form_previews_times_live_and_makes_a_repeating_email_managed_on_the
     page.get_by_role("navigation", name="Main").get_by_role("link", name="My jobs").click()
     # The occurrence cancelled by the pause, and the one made again on resume, cancelled by the delete.
     expect(page.locator("#job-rows tr").filter(has_text="Stand-up notes").locator(".badge")).to_have_text(
-        ["CANCELLED", "CANCELLED"])
+        ["CANCELLED", "CANCELLED"]
+    )
     assert violations == [], violations
 
 
@@ -99,10 +106,15 @@ def test_an_admin_ticks_overdue_jobs_that_stay_ticked_across_polls_and_sends_the
     owner = users.register("slow@example.com", "correct-horse-9")
     late = []
     for number in range(3):
-        job = actions.create_job(owner.id, parse(JobInput, {"to": "r@example.com", "subject": f"Backlog {number}",
-                                                         "body": "b"}), "scheduler@mailjobs.test", 5)
-        Job.objects(id=job.id).update_one(set__next_attempt_at=utcnow() - timedelta(minutes=20),
-                                          set__send_at=utcnow() - timedelta(minutes=20))
+        job = actions.create_job(
+            owner.id,
+            parse(JobInput, {"to": "r@example.com", "subject": f"Backlog {number}", "body": "b"}),
+            "scheduler@mailjobs.test",
+            5,
+        )
+        Job.objects(id=job.id).update_one(
+            set__next_attempt_at=utcnow() - timedelta(minutes=20), set__send_at=utcnow() - timedelta(minutes=20)
+        )
         late.append(job)
     users.create_or_promote_admin("ops@example.com", "correct-horse-9")
     page = open_browser()

@@ -44,9 +44,16 @@ def wait_for_status(client, headers, job_id, statuses, timeout=20):
 def test_a_job_moved_later_is_not_sent_at_its_old_time_and_goes_once_at_the_new_one(client, api, smtp):
     headers = api.user()
     start = datetime.now(UTC)
-    job = client.post("/api/users/jobs", headers=headers, json={
-        "to": "later@example.com", "subject": "Moved later", "body": "b",
-        "send_at": iso(start + timedelta(seconds=3))}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={
+            "to": "later@example.com",
+            "subject": "Moved later",
+            "body": "b",
+            "send_at": iso(start + timedelta(seconds=3)),
+        },
+    ).json
     new_time = start + timedelta(seconds=7)
     moved = client.patch(f"/api/users/jobs/{job['id']}", json={"send_at": iso(new_time)}, headers=headers)
     assert moved.status_code == 200
@@ -65,8 +72,11 @@ def test_a_job_moved_earlier_goes_at_the_new_time_and_its_old_task_sends_nothing
     headers = api.user()
     start = datetime.now(UTC)
     old_time = start + timedelta(seconds=8)
-    job = client.post("/api/users/jobs", headers=headers, json={
-        "to": "earlier@example.com", "subject": "Moved earlier", "body": "b", "send_at": iso(old_time)}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={"to": "earlier@example.com", "subject": "Moved earlier", "body": "b", "send_at": iso(old_time)},
+    ).json
     new_time = start + timedelta(seconds=2)
     moved = client.patch(f"/api/users/jobs/{job['id']}", json={"send_at": iso(new_time)}, headers=headers)
     assert moved.status_code == 200
@@ -83,9 +93,16 @@ def test_a_job_that_cannot_get_through_before_its_expiry_fails_as_expired_and_is
     headers = api.user()
     smtp.queue_data_responses(["421 4.3.2 Service shutting down"] * 40)  # an outage: every DATA refused
     now = datetime.now(UTC)
-    job = client.post("/api/users/jobs", headers=headers, json={
-        "to": "expiring@example.com", "subject": "Only useful today", "body": "b",
-        "expires_at": iso(now + timedelta(seconds=2))}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={
+            "to": "expiring@example.com",
+            "subject": "Only useful today",
+            "body": "b",
+            "expires_at": iso(now + timedelta(seconds=2)),
+        },
+    ).json
     final = wait_for_status(client, headers, job["id"], {"FAILED", "COMPLETED"})
     assert final["status"] == "FAILED"
     assert final["last_error"].startswith("expired"), final["last_error"]
@@ -100,13 +117,22 @@ def test_a_claimed_job_past_its_expiry_is_failed_without_sending(app, client, ap
     from tasks.delivery import schedule_delivery
 
     headers = api.user()
-    job = client.post("/api/users/jobs", headers=headers, json={
-        "to": "stale@example.com", "subject": "Stale", "body": "b",
-        "send_at": iso(datetime.now(UTC) + timedelta(hours=1)),
-        "expires_at": iso(datetime.now(UTC) + timedelta(hours=2))}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={
+            "to": "stale@example.com",
+            "subject": "Stale",
+            "body": "b",
+            "send_at": iso(datetime.now(UTC) + timedelta(hours=1)),
+            "expires_at": iso(datetime.now(UTC) + timedelta(hours=2)),
+        },
+    ).json
     # As if the consumers had been down past its expiry: due long ago, expired a minute ago.
-    Job._get_collection().update_one({"message_id": job["message_id"]}, {"$set": {
-        "next_attempt_at": utcnow() - timedelta(minutes=5), "expires_at": utcnow() - timedelta(minutes=1)}})
+    Job._get_collection().update_one(
+        {"message_id": job["message_id"]},
+        {"$set": {"next_attempt_at": utcnow() - timedelta(minutes=5), "expires_at": utcnow() - timedelta(minutes=1)}},
+    )
     schedule_delivery(Job.objects(message_id=job["message_id"]).first().id, utcnow(), 0)
     final = wait_for_status(client, headers, job["id"], {"FAILED", "COMPLETED"})
     assert final["status"] == "FAILED" and final["last_error"].startswith("expired: not handed to the SMTP server")
@@ -119,14 +145,31 @@ def test_the_sweep_fails_pending_jobs_whose_expiry_passed_while_they_waited(app,
     from tasks.sweeper import sweep_once
 
     headers = api.user()
-    waiting = client.post("/api/users/jobs", headers=headers, json={
-        "to": "w@example.com", "subject": "Waiting", "body": "b", "send_at": iso(datetime.now(UTC) + timedelta(days=1)),
-        "expires_at": iso(datetime.now(UTC) + timedelta(days=2))}).json
-    fine = client.post("/api/users/jobs", headers=headers, json={
-        "to": "f@example.com", "subject": "Fine", "body": "b", "send_at": iso(datetime.now(UTC) + timedelta(days=1)),
-        "expires_at": iso(datetime.now(UTC) + timedelta(days=2))}).json
-    Job._get_collection().update_one({"message_id": waiting["message_id"]},
-                                     {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    waiting = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={
+            "to": "w@example.com",
+            "subject": "Waiting",
+            "body": "b",
+            "send_at": iso(datetime.now(UTC) + timedelta(days=1)),
+            "expires_at": iso(datetime.now(UTC) + timedelta(days=2)),
+        },
+    ).json
+    fine = client.post(
+        "/api/users/jobs",
+        headers=headers,
+        json={
+            "to": "f@example.com",
+            "subject": "Fine",
+            "body": "b",
+            "send_at": iso(datetime.now(UTC) + timedelta(days=1)),
+            "expires_at": iso(datetime.now(UTC) + timedelta(days=2)),
+        },
+    ).json
+    Job._get_collection().update_one(
+        {"message_id": waiting["message_id"]}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}}
+    )
     SweepTurn.objects(name="expire").delete()  # its turn (once per 30 s across sweepers) is free
     assert sweep_once(app)["expired"] == 1
     expired = fetch(client, headers, waiting["id"])
@@ -146,20 +189,29 @@ def test_a_retry_that_would_land_outside_the_window_waits_for_the_next_opening(a
     now = utcnow()
     opens = now.replace(second=0, microsecond=0)
     closes = opens + timedelta(minutes=1)
-    window = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": opens.strftime("%H:%M"),
-              "end": closes.strftime("%H:%M")}
-    data = parse(JobInput, {"to": "window@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
-                            "windows": [window]})
-    job = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
-                          timing=job_timing.resolve_new(data, None, now))
+    window = {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": opens.strftime("%H:%M"),
+        "end": closes.strftime("%H:%M"),
+    }
+    data = parse(
+        JobInput,
+        {"to": "window@example.com", "subject": "In hours", "body": "b", "timezone": "UTC", "windows": [window]},
+    )
+    job = actions.create_job(
+        ObjectId(), data, "scheduler@mailjobs.test", 5, timing=job_timing.resolve_new(data, None, now)
+    )
     # Claimed by this test as a worker would, with a backoff of 2 to 4 minutes.
     settings = DeliverySettings(lease_seconds=30, retry_base_seconds=240, retry_cap_seconds=240)
     mail, timeout = app.extensions["mail"], 5
     smtp.queue_data_responses(["451 4.3.0 Try again later"])
     with app.app_context():
-        result = deliver(job.id, "test-worker", settings,
-                         lambda claimed, before_data, on_accepted: send_email(mail, claimed, timeout, before_data,
-                                                                              on_accepted))
+        result = deliver(
+            job.id,
+            "test-worker",
+            settings,
+            lambda claimed, before_data, on_accepted: send_email(mail, claimed, timeout, before_data, on_accepted),
+        )
     assert result.outcome == "retry"
     stored = Job._get_collection().find_one({"_id": job.id})
     assert stored["status"] == "PENDING" and stored["attempts"] == 1
@@ -180,12 +232,18 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
 
     now = utcnow()
     opens = now.replace(second=0, microsecond=0)
-    window = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": opens.strftime("%H:%M"),
-              "end": (opens + timedelta(minutes=1)).strftime("%H:%M")}
-    data = parse(JobInput, {"to": "recovered@example.com", "subject": "In hours", "body": "b", "timezone": "UTC",
-                            "windows": [window]})
-    job = actions.create_job(ObjectId(), data, "scheduler@mailjobs.test", 5,
-                          timing=job_timing.resolve_new(data, None, now))
+    window = {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": opens.strftime("%H:%M"),
+        "end": (opens + timedelta(minutes=1)).strftime("%H:%M"),
+    }
+    data = parse(
+        JobInput,
+        {"to": "recovered@example.com", "subject": "In hours", "body": "b", "timezone": "UTC", "windows": [window]},
+    )
+    job = actions.create_job(
+        ObjectId(), data, "scheduler@mailjobs.test", 5, timing=job_timing.resolve_new(data, None, now)
+    )
     with app.app_context():
         assert attempts.claim_job(job.id, "worker-that-dies", 30) is not None
     later = opens + timedelta(minutes=5)  # the lease ran out, and the window is closed
@@ -202,8 +260,9 @@ def _job_with(data, now):
     from webapp.services.validation import parse
 
     parsed = parse(JobInput, {"subject": "Needs the server", "body": "b", "timezone": "UTC", **data})
-    return actions.create_job(ObjectId(), parsed, "scheduler@mailjobs.test", 5,
-                           timing=job_timing.resolve_new(parsed, None, now))
+    return actions.create_job(
+        ObjectId(), parsed, "scheduler@mailjobs.test", 5, timing=job_timing.resolve_new(parsed, None, now)
+    )
 
 
 def test_while_the_smtp_server_is_down_a_wait_keeps_to_the_window_and_the_expiry_still_fails_the_job(app, smtp):
@@ -213,8 +272,11 @@ def test_while_the_smtp_server_is_down_a_wait_keeps_to_the_window_and_the_expiry
     expired instead of waiting on."""
     now = utcnow()
     opens = now.replace(second=0, microsecond=0)
-    window = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": opens.strftime("%H:%M"),
-              "end": (opens + timedelta(minutes=1)).strftime("%H:%M")}
+    window = {
+        "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "start": opens.strftime("%H:%M"),
+        "end": (opens + timedelta(minutes=1)).strftime("%H:%M"),
+    }
     in_hours = _job_with({"to": "window@example.com", "windows": [window]}, now)
     expiring = _job_with({"to": "expiring@example.com", "expires_at": iso(now + timedelta(seconds=60))}, now)
     settings = DeliverySettings(lease_seconds=30, retry_base_seconds=240, retry_cap_seconds=240)
@@ -222,10 +284,15 @@ def test_while_the_smtp_server_is_down_a_wait_keeps_to_the_window_and_the_expiry
     smtp.stop()
     try:
         with app.app_context():
-            results = [deliver(job.id, "test-worker", settings,
-                               lambda claimed, before_data, on_accepted: send_email(mail, claimed, 5, before_data,
-                                                                                    on_accepted))
-                       for job in (in_hours, expiring)]
+            results = [
+                deliver(
+                    job.id,
+                    "test-worker",
+                    settings,
+                    lambda claimed, before_data, on_accepted: send_email(mail, claimed, 5, before_data, on_accepted),
+                )
+                for job in (in_hours, expiring)
+            ]
     finally:
         smtp.start()
     assert [result.outcome for result in results] == ["waiting", "failed"]

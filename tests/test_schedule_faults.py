@@ -40,8 +40,7 @@ def fleet(app, mail, monkeypatch, tmp_path):
 
     name = f"schedules-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(huey, "storage", RedisStorage(name, url=os.environ["REDIS_URL"]))
-    fleet = Fleet({**os.environ, "HUEY_NAME": name, "MAIL_PORT": str(mail.port), "HEARTBEAT_SECONDS": "0.3"},
-                  tmp_path)
+    fleet = Fleet({**os.environ, "HUEY_NAME": name, "MAIL_PORT": str(mail.port), "HEARTBEAT_SECONDS": "0.3"}, tmp_path)
     yield fleet
     fleet.stop()
     huey.storage.flush_all()
@@ -57,8 +56,17 @@ def schedule_made_at(app, t0, cron, catch_up):
     (its task waited in the queue, which outlives the consumers)."""
     from tasks.schedules import materialize_schedule
 
-    data = parse(ScheduleInput, {"to": "reader@example.com", "subject": f"Every hour ({catch_up})", "body": "b",
-                                 "cron": cron, "timezone": "UTC", "catch_up": catch_up})
+    data = parse(
+        ScheduleInput,
+        {
+            "to": "reader@example.com",
+            "subject": f"Every hour ({catch_up})",
+            "body": "b",
+            "cron": cron,
+            "timezone": "UTC",
+            "catch_up": catch_up,
+        },
+    )
     created = schedules.create_schedule(Owner(), data, now=t0)
     assert materialize_schedule(app, created.id, now=t0) == 1
     return created
@@ -74,20 +82,35 @@ def test_after_six_hours_down_catch_up_decides_what_goes_out(app, fleet, mail, c
     occurrence; its first occurrence (made then) and five more were missed while no consumer ran."""
     now = utcnow()
     minute = (now.minute + 30) % 60
-    last = next(moment for moment in recurrence.occurrences_after(f"{minute} * * * *", UTC,
-                                                                  now - timedelta(hours=1, minutes=1))
-                if moment <= now and now - moment > timedelta(minutes=20))
+    last = next(
+        moment
+        for moment in recurrence.occurrences_after(f"{minute} * * * *", UTC, now - timedelta(hours=1, minutes=1))
+        if moment <= now and now - moment > timedelta(minutes=20)
+    )
     created = schedule_made_at(app, last - timedelta(hours=5, minutes=40), f"{minute} * * * *", catch_up)
     [first] = occurrences(created.id)
 
     fleet.consumer(workers=4)  # the consumer is back
 
     ahead = last + timedelta(hours=1)
-    wait_until(lambda: (doc := Schedule._get_collection().find_one({"_id": created.id}))["planned"] == []
-               and as_utc(doc["next_made_at"]) == ahead, 30, "the catch-up pass")
+    wait_until(
+        lambda: (
+            (doc := Schedule._get_collection().find_one({"_id": created.id}))["planned"] == []
+            and as_utc(doc["next_made_at"]) == ahead
+        ),
+        30,
+        "the catch-up pass",
+    )
     due = [doc for doc in occurrences(created.id) if as_utc(doc["occurrence_at"]) < now]
-    wait_until(lambda: all(doc["status"] in ("COMPLETED", "FAILED") for doc in occurrences(created.id)
-                           if as_utc(doc["occurrence_at"]) < now), 30, "every missed occurrence settled")
+    wait_until(
+        lambda: all(
+            doc["status"] in ("COMPLETED", "FAILED")
+            for doc in occurrences(created.id)
+            if as_utc(doc["occurrence_at"]) < now
+        ),
+        30,
+        "every missed occurrence settled",
+    )
     mail.wait_for(sent, timeout=10)
     time.sleep(1.5)  # a late extra copy would arrive here
     counts = mail.count_by_message_id()
@@ -127,8 +150,11 @@ def test_two_consumers_and_two_sweeps_racing_never_make_an_occurrence_twice(app,
         for schedule in created:
             made = [as_utc(doc["occurrence_at"]) for doc in occurrences(schedule.id)]
             doc = Schedule._get_collection().find_one({"_id": schedule.id})
-            expected = [moment for moment in recurrence.next_runs("* * * * *", UTC, t0, 1000)
-                        if moment <= as_utc(doc["next_made_at"])]
+            expected = [
+                moment
+                for moment in recurrence.next_runs("* * * * *", UTC, t0, 1000)
+                if moment <= as_utc(doc["next_made_at"])
+            ]
             duplicates = len(made) - len(set(made))
             assert duplicates == 0, f"{duplicates} occurrences made twice"
             assert made == expected and doc["runs"] == len(expected)

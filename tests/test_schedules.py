@@ -23,8 +23,14 @@ SETTINGS = occurrences.MaterializeSettings(sender="scheduler@mailjobs.test", mis
 
 
 def schedule(**fields):
-    return {"to": "reader@example.com", "subject": "Weekly", "body": "Body", "cron": "0 9 * * 1",
-            "timezone": "Europe/Berlin", **fields}
+    return {
+        "to": "reader@example.com",
+        "subject": "Weekly",
+        "body": "Body",
+        "cron": "0 9 * * 1",
+        "timezone": "Europe/Berlin",
+        **fields,
+    }
 
 
 def occurrence_jobs(schedule_id):
@@ -56,6 +62,7 @@ def made_at(schedule_id):
 
 # --- the API --------------------------------------------------------------------------------------
 
+
 def test_a_new_schedule_answers_its_next_runs_and_its_next_occurrence_is_already_a_job(client, api):
     headers = api.user()
     response = client.post("/api/users/schedules", json=schedule(), headers=headers)
@@ -64,8 +71,9 @@ def test_a_new_schedule_answers_its_next_runs_and_its_next_occurrence_is_already
     assert body["status"] == "active" and body["runs"] == 1 and body["catch_up"] == "latest"
     runs = [datetime.fromisoformat(run) for run in body["next_runs"]]
     assert len(runs) == 5 and all(b - a == timedelta(days=7) for a, b in zip(runs, runs[1:]))
-    assert all(run.astimezone(schedules.timing.zone("Europe/Berlin")).strftime("%a %H:%M") == "Mon 09:00"
-               for run in runs)
+    assert all(
+        run.astimezone(schedules.timing.zone("Europe/Berlin")).strftime("%a %H:%M") == "Mon 09:00" for run in runs
+    )
     jobs = client.get("/api/users/jobs", headers=headers).json["items"]
     assert len(jobs) == 1
     [job] = jobs
@@ -76,26 +84,29 @@ def test_a_new_schedule_answers_its_next_runs_and_its_next_occurrence_is_already
     assert client.get("/api/users/schedules", headers=headers).json["total"] == 1
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"cron": "0 9 * * 1 *"}, "cron"),  # six fields (seconds): refused
-    ({"cron": "every monday"}, "cron"),
-    ({"cron": "0 25 * * *"}, "cron"),
-    ({"cron": "0 0 30 2 *"}, "cron"),  # a date that never comes
-    ({"cron": "0 0 L * *"}, "cron"),
-    ({"cron": 5}, "cron"),
-    ({"timezone": "Europe/Gondor"}, "timezone"),
-    ({"windows": [{"days": ["mon"], "start": "9", "end": "17:00"}]}, "windows.0.start"),
-    ({"windows": [{"days": ["xyz"], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
-    ({"starts_at": "2001-01-01T00:00:00Z"}, "starts_at"),
-    ({"until": "yesterday"}, "until"),
-    ({"until": "2001-01-01T00:00:00Z"}, "until"),
-    # No 1 January between February and June: no run at all before until.
-    ({"cron": "0 0 1 1 *", "starts_at": f"{YEAR}-02-01T00:00:00", "until": f"{YEAR}-06-01T00:00:00"}, "until"),
-    ({"max_runs": 0}, "max_runs"),
-    ({"catch_up": "some"}, "catch_up"),
-    ({"send_at": f"{YEAR}-01-01T00:00:00Z"}, "send_at"),
-    ({"to": "nobody"}, "to.0"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"cron": "0 9 * * 1 *"}, "cron"),  # six fields (seconds): refused
+        ({"cron": "every monday"}, "cron"),
+        ({"cron": "0 25 * * *"}, "cron"),
+        ({"cron": "0 0 30 2 *"}, "cron"),  # a date that never comes
+        ({"cron": "0 0 L * *"}, "cron"),
+        ({"cron": 5}, "cron"),
+        ({"timezone": "Europe/Gondor"}, "timezone"),
+        ({"windows": [{"days": ["mon"], "start": "9", "end": "17:00"}]}, "windows.0.start"),
+        ({"windows": [{"days": ["xyz"], "start": "09:00", "end": "17:00"}]}, "windows.0.days"),
+        ({"starts_at": "2001-01-01T00:00:00Z"}, "starts_at"),
+        ({"until": "yesterday"}, "until"),
+        ({"until": "2001-01-01T00:00:00Z"}, "until"),
+        # No 1 January between February and June: no run at all before until.
+        ({"cron": "0 0 1 1 *", "starts_at": f"{YEAR}-02-01T00:00:00", "until": f"{YEAR}-06-01T00:00:00"}, "until"),
+        ({"max_runs": 0}, "max_runs"),
+        ({"catch_up": "some"}, "catch_up"),
+        ({"send_at": f"{YEAR}-01-01T00:00:00Z"}, "send_at"),
+        ({"to": "nobody"}, "to.0"),
+    ],
+)
 def test_bad_schedules_are_422_naming_the_field_and_nothing_is_stored(client, api, fields, field):
     headers = api.user()
     response = client.post("/api/users/schedules", json=schedule(**fields), headers=headers)
@@ -123,8 +134,11 @@ def test_pause_cancels_the_pending_occurrence_and_resume_makes_a_new_one(client,
 def test_changing_a_schedule_replaces_its_pending_occurrence(client, api):
     headers = api.user()
     created = client.post("/api/users/schedules", json=schedule(), headers=headers).json
-    changed = client.patch(f"/api/users/schedules/{created['id']}", headers=headers,
-                           json={"cron": "30 7 * * *", "timezone": "America/New_York", "subject": "Daily"})
+    changed = client.patch(
+        f"/api/users/schedules/{created['id']}",
+        headers=headers,
+        json={"cron": "30 7 * * *", "timezone": "America/New_York", "subject": "Daily"},
+    )
     assert changed.status_code == 200, changed.json
     assert changed.json["cron"] == "30 7 * * *" and changed.json["timezone"] == "America/New_York"
     jobs = occurrence_jobs(created["id"])
@@ -163,14 +177,20 @@ def test_admins_see_every_schedule_and_can_pause_any(client, api):
 def test_a_schedule_in_the_skipped_hour_runs_at_the_moved_time(client, api):
     headers = api.user()
     spring = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() == 6)
-    created = client.post("/api/users/schedules", headers=headers, json=schedule(
-        cron="30 2 * * *", starts_at=f"{YEAR}-03-{spring - 1}T00:00:00")).json
-    assert created["next_runs"][:3] == [f"{YEAR}-03-{spring - 1}T01:30:00.000Z",  # 02:30 CET
-                                        f"{YEAR}-03-{spring}T01:30:00.000Z",  # 02:30 skipped: 03:30 CEST
-                                        f"{YEAR}-03-{spring + 1}T00:30:00.000Z"]  # 02:30 CEST
+    created = client.post(
+        "/api/users/schedules",
+        headers=headers,
+        json=schedule(cron="30 2 * * *", starts_at=f"{YEAR}-03-{spring - 1}T00:00:00"),
+    ).json
+    assert created["next_runs"][:3] == [
+        f"{YEAR}-03-{spring - 1}T01:30:00.000Z",  # 02:30 CET
+        f"{YEAR}-03-{spring}T01:30:00.000Z",  # 02:30 skipped: 03:30 CEST
+        f"{YEAR}-03-{spring + 1}T00:30:00.000Z",
+    ]  # 02:30 CEST
 
 
 # --- the materializer with an explicit now --------------------------------------------------------
+
 
 def test_each_pass_makes_the_next_occurrence_and_max_runs_finishes_the_schedule(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
@@ -198,11 +218,14 @@ def test_until_bounds_the_occurrences(app):
     assert created.status == "finished"
 
 
-@pytest.mark.parametrize("catch_up, made", [
-    ("none", [2, 12]),
-    ("latest", [2, 10, 12]),
-    ("all", [2, 4, 6, 8, 10, 12]),
-])
+@pytest.mark.parametrize(
+    "catch_up, made",
+    [
+        ("none", [2, 12]),
+        ("latest", [2, 10, 12]),
+        ("all", [2, 4, 6, 8, 10, 12]),
+    ],
+)
 def test_catch_up_decides_which_missed_occurrences_are_made(app, catch_up, made):
     """Every 2 minutes; made at 08:00:30 (the 08:02 occurrence), then nothing ran until 08:11:30:
     08:04 .. 08:10 were missed (more than the 60 s grace late), 08:12 is ahead."""
@@ -282,8 +305,9 @@ def test_lowering_max_runs_below_the_runs_made_finishes_the_schedule(client, api
 
 def test_latest_never_makes_an_occurrence_after_until(app):
     owner, t0 = Owner(), utc(YEAR, 5, 4, 8, 0, 30)
-    created = stored_schedule(owner, t0, cron="*/10 * * * *", timezone="UTC", catch_up="latest",
-                              until=f"{YEAR}-05-04T08:35:00Z")
+    created = stored_schedule(
+        owner, t0, cron="*/10 * * * *", timezone="UTC", catch_up="latest", until=f"{YEAR}-05-04T08:35:00Z"
+    )
     occurrences.materialize_schedule(created.id, t0, SETTINGS)  # 08:10
     occurrences.materialize_due(utc(YEAR, 5, 4, 9, 5), SETTINGS)  # 08:20 and 08:30 missed, 08:40+ past until
     assert made_at(created.id) == [utc(YEAR, 5, 4, 8, 10), utc(YEAR, 5, 4, 8, 30)]
@@ -296,8 +320,7 @@ def test_a_disabled_owners_occurrences_are_held_until_the_account_is_enabled(cli
     from webapp.services.accounts import users
 
     headers = api.user("held@example.com")
-    created = client.post("/api/users/schedules", json=schedule(cron="* * * * *", timezone="UTC"),
-                          headers=headers).json
+    created = client.post("/api/users/schedules", json=schedule(cron="* * * * *", timezone="UTC"), headers=headers).json
     owner = users.find_user_by_email("held@example.com")
     disabling.disable_account(owner.id)
     [first] = occurrence_jobs(created["id"])

@@ -61,13 +61,22 @@ def user(app, client):
 
 # --- markup where text goes -------------------------------------------------------------------
 
+
 def test_markup_in_subject_body_and_recipients_is_shown_as_text_on_every_page(app, user):
     from webapp.models import Job
 
     quoted_name = BREAKOUT_NAME.replace('"', '\\"')
     recipient = f'"{quoted_name}" <victim@example.com>'
-    scheduled = user.post("/jobs", {"to": recipient, "subject": f"{SCRIPT} {ENTITY}", "body": f"{IMG}\n{SCRIPT}",
-                                    "send_at": tomorrow_form(), "timezone": "UTC"})
+    scheduled = user.post(
+        "/jobs",
+        {
+            "to": recipient,
+            "subject": f"{SCRIPT} {ENTITY}",
+            "body": f"{IMG}\n{SCRIPT}",
+            "send_at": tomorrow_form(),
+            "timezone": "UTC",
+        },
+    )
     assert scheduled.status_code == 302
     [job] = stored_jobs()
     assert job.to == [recipient]  # kept as typed, display name included
@@ -137,8 +146,17 @@ def test_a_line_break_in_any_header_field_is_refused_and_nothing_is_stored(clien
 
 
 def test_the_form_refuses_a_line_break_in_the_subject_inline(user):
-    refused = user.post("/jobs", {"to": "reader@example.com", "subject": "Hi\r\nBcc: victim@example.com",
-                                  "body": "b", "send_at": "", "timezone": "UTC"}, htmx=True)
+    refused = user.post(
+        "/jobs",
+        {
+            "to": "reader@example.com",
+            "subject": "Hi\r\nBcc: victim@example.com",
+            "body": "b",
+            "send_at": "",
+            "timezone": "UTC",
+        },
+        htmx=True,
+    )
     assert refused.status_code == 422
     assert "must be a single line without line breaks" in refused.get_data(as_text=True)
     assert stored_jobs() == []
@@ -146,8 +164,11 @@ def test_the_form_refuses_a_line_break_in_the_subject_inline(user):
 
 def test_header_lookalikes_in_the_body_stay_in_the_body_on_the_wire(client, api, consumer, smtp):
     body = "Dear reader,\r\nBcc: victim@example.com\r\n\r\n.\r\nMAIL FROM:<evil@example.com>\r\nthe end"
-    job = client.post("/api/users/jobs", headers=api.user(),
-                      json={"to": "reader@example.com", "subject": "To: victim@example.com", "body": body}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=api.user(),
+        json={"to": "reader@example.com", "subject": "To: victim@example.com", "body": body},
+    ).json
     [message] = smtp.wait_for(1, timeout=20)
     assert message.message_id == job["message_id"]
     assert message.rcpt_tos == ["reader@example.com"]  # one envelope recipient: nobody was added
@@ -175,11 +196,19 @@ def test_a_line_break_in_the_return_address_after_sign_in_is_not_a_header(app, c
 
 # --- other people's jobs ------------------------------------------------------------------------
 
+
 def test_another_users_job_cannot_be_read_or_cancelled_through_the_api(client, api):
     alice, mallory = api.user(), api.user()
-    job = client.post("/api/users/jobs", headers=alice, json={
-        "to": "reader@example.com", "subject": "private", "body": "secret plans",
-        "send_at": (datetime.now(UTC) + timedelta(days=1)).isoformat()}).json
+    job = client.post(
+        "/api/users/jobs",
+        headers=alice,
+        json={
+            "to": "reader@example.com",
+            "subject": "private",
+            "body": "secret plans",
+            "send_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+    ).json
     for method, path in (("get", f"/api/users/jobs/{job['id']}"), ("post", f"/api/users/jobs/{job['id']}/cancel")):
         response = getattr(client, method)(path, headers=mallory)
         assert response.status_code == 404 and response.json["error"]["code"] == "not_found", path
@@ -196,12 +225,24 @@ def test_another_users_job_cannot_be_read_or_cancelled_through_the_api(client, a
 def test_another_users_job_cannot_be_read_or_cancelled_through_the_pages(app, client):
     alice, mallory = PageClient(client), PageClient(app.test_client())
     alice.signup()
-    alice.post("/jobs", {"to": "reader@example.com", "subject": "private", "body": "secret plans",
-                         "send_at": tomorrow_form(), "timezone": "UTC"})
+    alice.post(
+        "/jobs",
+        {
+            "to": "reader@example.com",
+            "subject": "private",
+            "body": "secret plans",
+            "send_at": tomorrow_form(),
+            "timezone": "UTC",
+        },
+    )
     [job] = stored_jobs()
     mallory.signup()
-    attempts = [mallory.get(f"/jobs/{job.id}"), mallory.get(f"/jobs/{job.id}", htmx=True),
-                mallory.post(f"/jobs/{job.id}/cancel"), mallory.post(f"/jobs/{job.id}/cancel", htmx=True)]
+    attempts = [
+        mallory.get(f"/jobs/{job.id}"),
+        mallory.get(f"/jobs/{job.id}", htmx=True),
+        mallory.post(f"/jobs/{job.id}/cancel"),
+        mallory.post(f"/jobs/{job.id}/cancel", htmx=True),
+    ]
     for response in attempts:
         assert response.status_code == 404
         text = response.get_data(as_text=True)
@@ -217,6 +258,7 @@ def test_another_users_job_cannot_be_read_or_cancelled_through_the_pages(app, cl
 
 
 # --- headers and cookies ------------------------------------------------------------------------
+
 
 def test_every_answer_forbids_framing_and_limits_referrers_and_features(app, client, api, user):
     answers = {
@@ -267,6 +309,7 @@ def test_the_session_cookie_is_not_for_scripts_nor_for_cross_site_posts(app, cli
 
 
 # --- 429s on the pages: the form again, with the reason inline ------------------------------------
+
 
 def test_the_sign_in_and_sign_up_pages_say_inline_when_to_try_again(app, client, monkeypatch):
     monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "2 per minute")

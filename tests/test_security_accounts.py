@@ -26,11 +26,14 @@ from tests.support.security import stored_subjects
 
 # --- the pending quota --------------------------------------------------------------------------
 
+
 def test_one_pending_job_past_the_quota_is_a_429_that_names_it(app, client, api, monkeypatch):
     monkeypatch.setitem(app.config, "MAX_PENDING_JOBS_PER_USER", 3)
     headers = api.user()
-    created = [client.post("/api/users/jobs", json=job_payload(f"job {n}", in_(3600 * (n + 1))), headers=headers)
-               for n in range(3)]
+    created = [
+        client.post("/api/users/jobs", json=job_payload(f"job {n}", in_(3600 * (n + 1))), headers=headers)
+        for n in range(3)
+    ]
     assert [response.status_code for response in created] == [201] * 3
 
     refused = client.post("/api/users/jobs", json=job_payload("one too many"), headers=headers)
@@ -72,6 +75,7 @@ def test_the_quota_on_the_page_is_an_inline_message_and_admins_are_not_exempt_by
 
 # --- disabling an account -----------------------------------------------------------------------
 
+
 def test_a_disabled_account_is_shut_out_at_once_old_token_and_old_session_included(app, client, api):
     admin = api.admin()
     email = f"mallory-{uuid.uuid4().hex[:6]}@example.com"
@@ -90,8 +94,9 @@ def test_a_disabled_account_is_shut_out_at_once_old_token_and_old_session_includ
     assert client.post("/api/users/jobs", json=job_payload("spam"), headers=token).status_code == 401
     # So does the browser session: sign in again, which is refused.
     assert browser.get("/jobs").headers["Location"].startswith("/login")
-    posted = browser.client.post("/jobs", data={**page_form("spam"), "csrf_token": csrf},
-                                 headers={"HX-Request": "true", "X-CSRFToken": csrf})
+    posted = browser.client.post(
+        "/jobs", data={**page_form("spam"), "csrf_token": csrf}, headers={"HX-Request": "true", "X-CSRFToken": csrf}
+    )
     assert posted.status_code == 401 and posted.headers["HX-Redirect"].startswith("/login")
     assert stored_subjects() == []
     # Signing in: the very answer a wrong password gets, on the API and on the page.

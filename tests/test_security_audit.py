@@ -41,8 +41,10 @@ def audit_entries(client, headers, **filters):
 
 def summary(entries):
     """(action, outcome, actor email, target label or id, detail) of each entry, oldest first."""
-    return [(e["action"], e["outcome"], e["actor_email"], e["target_label"] or e["target_id"], e["detail"])
-            for e in reversed(entries)]
+    return [
+        (e["action"], e["outcome"], e["actor_email"], e["target_label"] or e["target_id"], e["detail"])
+        for e in reversed(entries)
+    ]
 
 
 def test_every_sign_in_sign_up_and_sign_out_is_audited_with_the_email_tried_and_the_address(app, client, api):
@@ -79,7 +81,8 @@ def test_every_sign_in_sign_up_and_sign_out_is_audited_with_the_email_tried_and_
     ada = [e for e in ours if e["actor_email"] == "ada@example.com"]
     assert [e["actor_id"] for e in ada if e["action"] == "sign_up" and e["outcome"] == "failure"] == [None]
     assert {e["actor_id"] for e in ada if e["outcome"] == "success" or e["action"] == "sign_in"} == {
-        me(client, api.login("ada@example.com"))["id"]}
+        me(client, api.login("ada@example.com"))["id"]
+    }
     assert all(e["at"].endswith("Z") for e in ours)
 
 
@@ -121,13 +124,23 @@ def test_admin_actions_are_audited_with_actor_target_and_outcome(app, client, ap
     assert summary(entries) == [
         ("role_change", "success", "root@example.com", "alice@example.com", "role set to admin"),
         ("role_change", "success", "root@example.com", "alice@example.com", "role set to user"),
-        ("role_change", "failure", "root@example.com", me(client, admin)["id"],
-         "The last admin cannot be demoted; promote someone else first."),
+        (
+            "role_change",
+            "failure",
+            "root@example.com",
+            me(client, admin)["id"],
+            "The last admin cannot be demoted; promote someone else first.",
+        ),
         ("account_disable", "success", "root@example.com", "alice@example.com", None),
         ("account_enable", "success", "root@example.com", "alice@example.com", None),
         ("job_requeue", "success", "root@example.com", failed["id"], None),
-        ("job_requeue", "failure", "root@example.com", pending["id"],
-         "Only FAILED or IN_DOUBT jobs can be requeued; this one is PENDING."),
+        (
+            "job_requeue",
+            "failure",
+            "root@example.com",
+            pending["id"],
+            "Only FAILED or IN_DOUBT jobs can be requeued; this one is PENDING.",
+        ),
         ("job_close", "success", "root@example.com", doubtful["id"], None),
         ("job_close", "failure", "root@example.com", ZERO_ID, "No such job."),
         ("delivery_pause", "success", "root@example.com", "delivery", None),
@@ -156,11 +169,18 @@ def test_the_pages_admin_actions_are_audited_too(app, client):
     admin.post(f"/admin/users/{carol.id}/enable", {}, htmx=True)
     admin.post(f"/admin/jobs/{job.id}/requeue", htmx=True)
     admin.post(f"/admin/jobs/{job.id}/close", htmx=True)
-    actions = [(e.action, e.outcome, e.ip) for e in AuditEntry.objects(actor_email="root@example.com").order_by("at")
-               if e.action != "sign_in"]
-    assert actions == [("role_change", "success", "203.0.113.5"), ("account_disable", "success", "203.0.113.5"),
-                       ("account_enable", "success", "203.0.113.5"), ("job_requeue", "success", "203.0.113.5"),
-                       ("job_close", "failure", "203.0.113.5")]
+    actions = [
+        (e.action, e.outcome, e.ip)
+        for e in AuditEntry.objects(actor_email="root@example.com").order_by("at")
+        if e.action != "sign_in"
+    ]
+    assert actions == [
+        ("role_change", "success", "203.0.113.5"),
+        ("account_disable", "success", "203.0.113.5"),
+        ("account_enable", "success", "203.0.113.5"),
+        ("job_requeue", "success", "203.0.113.5"),
+        ("job_close", "failure", "203.0.113.5"),
+    ]
 
 
 def test_the_audit_log_filters_by_actor_and_action_newest_first_page_by_page(app, client, api):
@@ -171,8 +191,12 @@ def test_the_audit_log_filters_by_actor_and_action_newest_first_page_by_page(app
     alice_id = me(client, alice)["id"]
 
     failures = audit_entries(client, admin, action="sign_in")
-    assert [e["actor_email"] for e in failures[:4]] == ["alice@example.com", "guess-2@example.com",
-                                                       "guess-1@example.com", "guess-0@example.com"]
+    assert [e["actor_email"] for e in failures[:4]] == [
+        "alice@example.com",
+        "guess-2@example.com",
+        "guess-1@example.com",
+        "guess-0@example.com",
+    ]
     assert [e["action"] for e in audit_entries(client, admin, actor="Alice@Example.com")] == ["sign_in", "sign_up"]
     assert [e["action"] for e in audit_entries(client, admin, actor=alice_id)] == ["sign_in", "sign_up"]
     assert audit_entries(client, admin, actor="not-an-id") == []

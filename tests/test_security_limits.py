@@ -50,14 +50,22 @@ class Stack:
 
     def pids(self, path):
         """Which worker processes answered requests for `path`."""
-        return {pid for host in self.hosts
-                for pid, logged in re.findall(r'pid=<(\d+)> "\w+ (\S+)', host.log()) if logged == path}
+        return {
+            pid
+            for host in self.hosts
+            for pid, logged in re.findall(r'pid=<(\d+)> "\w+ (\S+)', host.log())
+            if logged == path
+        }
 
 
 def stack_env(storage, workdir, **overrides):
-    settings = {"WEB_CONCURRENCY": 2, "TRUSTED_PROXIES": 1, "LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per hour",
-                "SIGNUP_RATE_LIMIT": f"{SIGNUP_LIMIT} per hour",
-                "JOB_CREATE_RATE_LIMIT": f"{JOB_CREATE_LIMIT} per hour"}
+    settings = {
+        "WEB_CONCURRENCY": 2,
+        "TRUSTED_PROXIES": 1,
+        "LOGIN_RATE_LIMIT": f"{LOGIN_LIMIT} per hour",
+        "SIGNUP_RATE_LIMIT": f"{SIGNUP_LIMIT} per hour",
+        "JOB_CREATE_RATE_LIMIT": f"{JOB_CREATE_LIMIT} per hour",
+    }
     if storage == "mongodb":  # the embedded shape: nothing but the database to share counters in
         settings.update(REDIS_URL=None, HUEY_SQLITE_PATH=workdir / "huey.db")
     settings.update(overrides)
@@ -73,8 +81,9 @@ def stacks(app, tmp_path_factory):
         if storage not in started:
             logs = tmp_path_factory.mktemp(f"limits-{storage}")
             env = stack_env(storage, logs)
-            started[storage] = Stack([GunicornServer(env, logs / f"host-{n}.log", extra_args=ACCESS_LOG)
-                                      for n in range(2)])
+            started[storage] = Stack(
+                [GunicornServer(env, logs / f"host-{n}.log", extra_args=ACCESS_LOG) for n in range(2)]
+            )
             for host in started[storage].hosts:
                 host.start()
         return started[storage]
@@ -172,8 +181,12 @@ def signed_in_page(host, ip, email):
     browser = requests.Session()
     browser.headers.update({"X-Forwarded-For": ip})
     token = _CSRF_META.search(browser.get(host.url + "/login", timeout=15).text).group(1)
-    signed_in = browser.post(host.url + "/login", data={"email": email, "password": PASSWORD, "csrf_token": token},
-                             timeout=15, allow_redirects=False)
+    signed_in = browser.post(
+        host.url + "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token},
+        timeout=15,
+        allow_redirects=False,
+    )
     assert signed_in.status_code == 302, signed_in.text
     return browser, _CSRF_META.search(browser.get(host.url + "/jobs", timeout=15).text).group(1)
 
@@ -184,18 +197,27 @@ def test_scheduling_is_limited_per_user_on_the_api_and_the_page_together(stack):
     headers = {"Authorization": "Bearer " + login(stack.host(0), ip, alice).json()["access_token"]}
     # A day ahead: nothing here is meant to be sent by a consumer some other test started.
     job = {"to": "reader@example.com", "subject": "limited", "body": "b", "send_at": tomorrow().isoformat()}
-    created = [post(stack.host(n), "/api/users/jobs", ip, json=job, headers=headers).status_code
-               for n in range(JOB_CREATE_LIMIT - 1)]
+    created = [
+        post(stack.host(n), "/api/users/jobs", ip, json=job, headers=headers).status_code
+        for n in range(JOB_CREATE_LIMIT - 1)
+    ]
     browser, token = signed_in_page(stack.host(1), ip, alice)
-    form = {"to": "reader@example.com", "subject": "from the page", "body": "b",
-            "send_at": tomorrow().strftime("%Y-%m-%dT%H:%M"), "timezone": "UTC"}
-    page = browser.post(stack.host(1).url + "/jobs", data=form, timeout=15,
-                        headers={"HX-Request": "true", "X-CSRFToken": token})
+    form = {
+        "to": "reader@example.com",
+        "subject": "from the page",
+        "body": "b",
+        "send_at": tomorrow().strftime("%Y-%m-%dT%H:%M"),
+        "timezone": "UTC",
+    }
+    page = browser.post(
+        stack.host(1).url + "/jobs", data=form, timeout=15, headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
     assert created + [page.status_code] == [201] * JOB_CREATE_LIMIT  # one bucket for both
 
     assert_json_429(post(stack.host(0), "/api/users/jobs", ip, json=job, headers=headers))
-    refused = browser.post(stack.host(1).url + "/jobs", data=form, timeout=15,
-                           headers={"HX-Request": "true", "X-CSRFToken": token})
+    refused = browser.post(
+        stack.host(1).url + "/jobs", data=form, timeout=15, headers={"HX-Request": "true", "X-CSRFToken": token}
+    )
     assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 3600
     # The form comes back with what was typed and the reason inline (htmx swaps 429s, see base.html).
     assert refused.text.lstrip().startswith('<form id="job-form"')

@@ -89,6 +89,7 @@ def job_status(job_id):
 
 # --- heartbeats ---------------------------------------------------------------------------------
 
+
 def test_consumers_report_heartbeats_a_killed_one_turns_dead_and_old_dead_records_go(client, admin, consumers):
     from webapp.models import WorkerBeat
     from webapp.timeutil import utcnow
@@ -96,14 +97,23 @@ def test_consumers_report_heartbeats_a_killed_one_turns_dead_and_old_dead_record
     # Records of processes that died long ago: a day and more is cleaned up, less is kept (shown dead).
     now = utcnow()
     for worker_id, hours in (("gone-host:1", 25), ("recent-host:2", 23)):
-        WorkerBeat(id=worker_id, host=worker_id.split(":")[0], pid=int(worker_id.split(":")[1]), started_at=now,
-                   beat_at=now - timedelta(hours=hours), heartbeat_seconds=2.0).save()
+        WorkerBeat(
+            id=worker_id,
+            host=worker_id.split(":")[0],
+            pid=int(worker_id.split(":")[1]),
+            started_at=now,
+            beat_at=now - timedelta(hours=hours),
+            heartbeat_seconds=2.0,
+        ).save()
 
     first = consumers.start(workers=3)
     second = consumers.start(workers=2)
     for consumer, threads in ((first, 3), (second, 2)):
-        record = wait_until(lambda c=consumer, t=threads: (w := worker_of(client, admin, c)) and w["threads"] == t
-                            and w, 15, f"a heartbeat with {threads} threads from pid {consumer.process.pid}")
+        record = wait_until(
+            lambda c=consumer, t=threads: (w := worker_of(client, admin, c)) and w["threads"] == t and w,
+            15,
+            f"a heartbeat with {threads} threads from pid {consumer.process.pid}",
+        )
         assert record["alive"] is True
         assert record["id"] == f"{record['host']}:{consumer.process.pid}"
         assert record["in_flight"] == []
@@ -142,14 +152,16 @@ def test_jobs_in_flight_are_listed_on_the_heartbeat_with_their_ids(client, admin
     user = api.user()
     ids = sorted(create_job(client, user, subject=f"Slow {n}")["id"] for n in range(2))
 
-    seen = wait_until(lambda: sorted(worker_of(client, admin, consumer)["in_flight"]) == ids and ids, 10,
-                      "both jobs listed in flight")
+    seen = wait_until(
+        lambda: sorted(worker_of(client, admin, consumer)["in_flight"]) == ids and ids, 10, "both jobs listed in flight"
+    )
     assert seen == ids
     smtp.wait_for(2, timeout=15)
     wait_until(lambda: worker_of(client, admin, consumer)["in_flight"] == [], 10, "the in-flight list to empty")
 
 
 # --- the figures ----------------------------------------------------------------------------------
+
 
 def totals_of(rates):
     return {name: sum(point[name] for point in rates) for name in ("sent", "failed", "retried")}
@@ -165,23 +177,32 @@ def test_stats_match_the_jobs_a_real_consumer_delivered(client, admin, api, cons
     send_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     [create_job(client, user, subject=f"Due {n}", send_at=iso(send_at)) for n in range(6)]
     failed = create_job(client, user, to="nobody@example.com", subject="Bounces", send_at=iso(send_at))
-    later = [create_job(client, user, subject="Next week", send_at=iso(send_at + timedelta(days=7)))
-             for _ in range(2)]
+    later = [create_job(client, user, subject="Next week", send_at=iso(send_at + timedelta(days=7))) for _ in range(2)]
     client.post(f"/api/users/jobs/{later[1]['id']}/cancel", headers=user)
 
     messages = smtp.wait_for(6, timeout=20)
     wait_until(lambda: job_status(failed["id"]) == "FAILED", 10, "the bouncing job to fail")
     # A beat writes the figures, then the heartbeat that carries the SMTP state: wait for both.
-    figures = wait_until(lambda: (s := stats(client, admin)) and totals_of(s["rates"]["per_minute"])["sent"] == 6
-                         and totals_of(s["rates"]["per_minute"])["failed"] == 1
-                         and s["smtp"]["ok"] is not None and s, 10,
-                         "the consumer to flush its figures and its heartbeat")
+    figures = wait_until(
+        lambda: (
+            (s := stats(client, admin))
+            and totals_of(s["rates"]["per_minute"])["sent"] == 6
+            and totals_of(s["rates"]["per_minute"])["failed"] == 1
+            and s["smtp"]["ok"] is not None
+            and s
+        ),
+        10,
+        "the consumer to flush its figures and its heartbeat",
+    )
 
-    assert figures["counts"] == {"PENDING": 1, "RUNNING": 0, "COMPLETED": 6, "FAILED": 1, "CANCELLED": 1,
-                                 "IN_DOUBT": 0}
+    assert figures["counts"] == {"PENDING": 1, "RUNNING": 0, "COMPLETED": 6, "FAILED": 1, "CANCELLED": 1, "IN_DOUBT": 0}
     assert totals_of(figures["rates"]["per_minute"]) == {"sent": 6, "failed": 1, "retried": 1}
-    assert figures["rates"]["per_day"][-1] == {"day": datetime.now(UTC).strftime("%Y-%m-%d"),
-                                                "sent": 6, "failed": 1, "retried": 1}
+    assert figures["rates"]["per_day"][-1] == {
+        "day": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "sent": 6,
+        "failed": 1,
+        "retried": 1,
+    }
     assert totals_of(figures["rates"]["per_day"]) == {"sent": 6, "failed": 1, "retried": 1}
     minutes = [datetime.fromisoformat(point["minute"]) for point in figures["rates"]["per_minute"]]
     assert len(minutes) == 60 and all(b - a == timedelta(minutes=1) for a, b in zip(minutes, minutes[1:]))
@@ -199,8 +220,17 @@ def test_stats_match_the_jobs_a_real_consumer_delivered(client, admin, api, cons
     assert lateness["max"] >= 0.25
     assert figures["overdue"] == {"count": 0, "oldest_seconds": None}
     assert figures["paused"] is False
-    assert set(figures) == {"counts", "counted_at", "overdue", "rates", "lateness", "workers", "queue", "paused",
-                            "smtp"}
+    assert set(figures) == {
+        "counts",
+        "counted_at",
+        "overdue",
+        "rates",
+        "lateness",
+        "workers",
+        "queue",
+        "paused",
+        "smtp",
+    }
     # JOB_COUNTS_SECONDS=0 in the suite: the counts above were counted for this very request.
     assert send_at <= datetime.fromisoformat(figures["counted_at"]) <= datetime.now(UTC)
     assert figures["smtp"]["ok"] is True and figures["smtp"]["last_error"] is None
@@ -220,8 +250,9 @@ def test_overdue_and_queue_figures_without_a_consumer(client, admin, api, app, c
     owner = ObjectId()
     now = datetime.now(UTC)
     for minutes in (10, 6, 1):
-        job = job_service.create_job(owner, JobInput(to=["x@example.com"], subject=f"Late {minutes}", body="b"),
-                                     "s@example.com", 5)
+        job = job_service.create_job(
+            owner, JobInput(to=["x@example.com"], subject=f"Late {minutes}", body="b"), "s@example.com", 5
+        )
         Job.objects(id=job.id).update(set__next_attempt_at=now - timedelta(minutes=minutes))
     before = stats(client, admin)
     assert before["overdue"]["count"] == 2
@@ -248,6 +279,7 @@ def test_overdue_and_queue_figures_without_a_consumer(client, admin, api, app, c
 
 # --- pause and resume -------------------------------------------------------------------------------
 
+
 def delivery_state(client, admin):
     return client.get("/api/admin/delivery", headers=admin).json
 
@@ -264,8 +296,9 @@ def test_pause_holds_a_due_job_back_and_resume_sends_it_once(client, admin, api,
     paused = client.post("/api/admin/delivery/pause", headers=admin)
     assert paused.status_code == 200
     assert paused.json["paused"] is True and paused.json["workers"] == 1
-    state = wait_until(lambda: (s := delivery_state(client, admin))["acknowledged_by"] == 1 and s, 5,
-                       "the consumer to see the pause")
+    state = wait_until(
+        lambda: (s := delivery_state(client, admin))["acknowledged_by"] == 1 and s, 5, "the consumer to see the pause"
+    )
     assert state["paused_by"].startswith("admin-")
     wait_until(lambda: job_status(in_flight["id"]) == "COMPLETED", 10, "the send in flight to finish")
     smtp.stall_data(0)
@@ -295,8 +328,12 @@ def test_pause_holds_a_due_job_back_and_resume_sends_it_once(client, admin, api,
 
 def test_only_admins_pause_and_see_the_figures(client, api, admin):
     user = api.user()
-    for method, path in (("get", "/api/admin/stats"), ("get", "/api/admin/delivery"),
-                         ("post", "/api/admin/delivery/pause"), ("post", "/api/admin/delivery/resume")):
+    for method, path in (
+        ("get", "/api/admin/stats"),
+        ("get", "/api/admin/delivery"),
+        ("post", "/api/admin/delivery/pause"),
+        ("post", "/api/admin/delivery/resume"),
+    ):
         response = getattr(client, method)(path, headers=user)
         assert response.status_code == 403, path
         assert response.json["error"]["code"] == "forbidden"
@@ -305,6 +342,7 @@ def test_only_admins_pause_and_see_the_figures(client, api, admin):
 
 
 # --- health ---------------------------------------------------------------------------------------------
+
 
 def test_health_is_degraded_without_a_live_consumer_and_ok_with_one(client, admin, consumers):
     alone = client.get("/api/health")
@@ -316,6 +354,7 @@ def test_health_is_degraded_without_a_live_consumer_and_ok_with_one(client, admi
 
 
 # --- the SMTP server's state ------------------------------------------------------------------------------
+
 
 class RefusingAuthenticator:
     """An SMTP server whose AUTH refuses every password, as a real one does after a password change."""
@@ -330,8 +369,19 @@ def send_and_classify(app, port, **settings):
     from webapp.mail.mailer import send_email
     from webapp.services.monitoring.tally import smtp_problem
 
-    mail = SimpleNamespace(**{"server": "127.0.0.1", "port": port, "use_ssl": False, "use_tls": False, "debug": 0,
-                              "username": None, "password": None, "default_sender": "s@example.com", **settings})
+    mail = SimpleNamespace(
+        **{
+            "server": "127.0.0.1",
+            "port": port,
+            "use_ssl": False,
+            "use_tls": False,
+            "debug": 0,
+            "username": None,
+            "password": None,
+            "default_sender": "s@example.com",
+            **settings,
+        }
+    )
     job = SimpleNamespace(subject="Classified", to=["reader@example.com"], body="b", message_id="<c@example.com>")
     with pytest.raises(SmtpError) as failure, app.app_context():  # flask-mail builds the message
         send_email(mail, job, 3, lambda: None, lambda: None)
@@ -351,8 +401,14 @@ def test_smtp_failures_about_the_server_or_the_account_are_told_from_replies_abo
     smtp.reset_faults()
     smtp.queue_data_responses(["451 4.3.0 Try again later"])
     assert send_and_classify(app, smtp.port) is None  # a deferred message: not the server's state either
-    server = Controller(object(), hostname="127.0.0.1", port=free_port(), authenticator=RefusingAuthenticator(),
-                        auth_require_tls=False, server_hostname="smtp-auth-test")
+    server = Controller(
+        object(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=RefusingAuthenticator(),
+        auth_require_tls=False,
+        server_hostname="smtp-auth-test",
+    )
     server.start()
     try:
         kind, text = send_and_classify(app, server.port, username="mailjobs", password="wrong")
@@ -362,16 +418,24 @@ def test_smtp_failures_about_the_server_or_the_account_are_told_from_replies_abo
 
 
 def test_a_wrong_smtp_password_shows_as_an_auth_error(client, admin, api, consumers, smtp):
-    server = Controller(object(), hostname="127.0.0.1", port=free_port(), authenticator=RefusingAuthenticator(),
-                        auth_require_tls=False, server_hostname="smtp-auth-test")
+    server = Controller(
+        object(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=RefusingAuthenticator(),
+        auth_require_tls=False,
+        server_hostname="smtp-auth-test",
+    )
     server.start()
     try:
-        consumer = consumers.start(workers=1, MAIL_PORT=server.port, MAIL_USERNAME="mailjobs",
-                                   MAIL_PASSWORD="not-the-password")
+        consumer = consumers.start(
+            workers=1, MAIL_PORT=server.port, MAIL_USERNAME="mailjobs", MAIL_PASSWORD="not-the-password"
+        )
         wait_until(lambda: worker_of(client, admin, consumer), 15, "the consumer's first heartbeat")
         create_job(client, api.user(), subject="Will not get through")
-        smtp_state = wait_until(lambda: (s := stats(client, admin)["smtp"])["last_error"] and s, 10,
-                                "the AUTH failure to be reported")
+        smtp_state = wait_until(
+            lambda: (s := stats(client, admin)["smtp"])["last_error"] and s, 10, "the AUTH failure to be reported"
+        )
     finally:
         server.stop()
     assert smtp_state["ok"] is False

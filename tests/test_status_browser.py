@@ -36,20 +36,27 @@ def seed_history(days=29):
     from webapp.services.monitoring.tally import MinuteFigures
 
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    delivery_stats.flush({today - timedelta(days=back): MinuteFigures(sent=40 + (back * 37) % 90,
-                                                                      failed=back % 4, retried=(back * 7) % 9)
-                          for back in range(1, days + 1)})
+    delivery_stats.flush(
+        {
+            today - timedelta(days=back): MinuteFigures(
+                sent=40 + (back * 37) % 90, failed=back % 4, retried=(back * 7) % 9
+            )
+            for back in range(1, days + 1)
+        }
+    )
 
 
 def create_job(client, headers, subject):
-    response = client.post("/api/users/jobs", headers=headers,
-                           json={"to": "reader@example.com", "subject": subject, "body": "Hello."})
+    response = client.post(
+        "/api/users/jobs", headers=headers, json={"to": "reader@example.com", "subject": subject, "body": "Hello."}
+    )
     assert response.status_code == 201, response.json
     return response.json
 
 
 def test_an_admin_watches_delivery_then_pauses_and_resumes_it_from_the_status_page(
-        open_browser, consumer, smtp, api, client):
+    open_browser, consumer, smtp, api, client
+):
     from webapp.models import Job
     from webapp.services.accounts import users
 

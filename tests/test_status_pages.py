@@ -40,6 +40,7 @@ def create_job(client, headers, **fields):
 
 # --- every admin route is for admins -------------------------------------------------------------------
 
+
 def admin_routes(app):
     """(method, path, rule) of every route under /admin and /api/admin, arguments filled with a fake id."""
     routes = []
@@ -56,8 +57,16 @@ def test_non_admins_get_403_on_every_admin_route(app, client, api):
     routes = admin_routes(app)
     rules = {rule for _, _, rule in routes}
     # The enumeration sees the routes this issue added (and so will see the next one).
-    assert {"/admin", "/admin/status/board", "/admin/delivery/pause", "/admin/delivery/resume", "/admin/jobs",
-            "/api/admin/stats", "/api/admin/delivery/pause", "/api/admin/delivery/resume"} <= rules
+    assert {
+        "/admin",
+        "/admin/status/board",
+        "/admin/delivery/pause",
+        "/admin/delivery/resume",
+        "/admin/jobs",
+        "/api/admin/stats",
+        "/api/admin/delivery/pause",
+        "/api/admin/delivery/resume",
+    } <= rules
     assert len(routes) >= 20
 
     bearer = api.user()
@@ -80,6 +89,7 @@ def test_non_admins_get_403_on_every_admin_route(app, client, api):
 
 
 # --- the page without a browser ------------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def admin_pages(app, admin, client):
@@ -106,8 +116,10 @@ def test_the_status_board_poll_is_304_until_a_figure_changes(admin_pages, client
     changed = admin_pages.get("/admin/status/board", htmx=True, headers={"If-None-Match": f'"{etag}"'})
     assert changed.status_code == 200
     assert changed.headers["ETag"].strip('"') != etag
-    assert re.search(r'id="tile-pending">\s*<span class="tile-label">Pending</span>\s*<span class="tile-value">1<',
-                     changed.get_data(as_text=True))
+    assert re.search(
+        r'id="tile-pending">\s*<span class="tile-label">Pending</span>\s*<span class="tile-value">1<',
+        changed.get_data(as_text=True),
+    )
 
 
 def test_the_jobs_table_moved_to_admin_jobs_and_old_links_still_work(admin_pages):

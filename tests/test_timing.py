@@ -31,17 +31,21 @@ def local(moment, tz):
 
 # --- wall times ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("tz, wall, expected_utc, shown, note", [
-    # Spring forward: the skipped wall time moves forward by the gap.
-    (BERLIN, datetime(2026, 3, 29, 2, 30), utc(2026, 3, 29, 1, 30), "2026-03-29 03:30 CEST", "skipped"),
-    (NEW_YORK, datetime(2026, 3, 8, 2, 30), utc(2026, 3, 8, 7, 30), "2026-03-08 03:30 EDT", "skipped"),
-    # Fall back: the repeated wall time is its first occurrence (summer time).
-    (BERLIN, datetime(2026, 10, 25, 2, 30), utc(2026, 10, 25, 0, 30), "2026-10-25 02:30 CEST", "repeated"),
-    (NEW_YORK, datetime(2026, 11, 1, 1, 30), utc(2026, 11, 1, 5, 30), "2026-11-01 01:30 EDT", "repeated"),
-    # Ordinary times either side are untouched.
-    (BERLIN, datetime(2026, 3, 29, 3, 30), utc(2026, 3, 29, 1, 30), "2026-03-29 03:30 CEST", None),
-    (NEW_YORK, datetime(2026, 11, 1, 2, 30), utc(2026, 11, 1, 7, 30), "2026-11-01 02:30 EST", None),
-])
+
+@pytest.mark.parametrize(
+    "tz, wall, expected_utc, shown, note",
+    [
+        # Spring forward: the skipped wall time moves forward by the gap.
+        (BERLIN, datetime(2026, 3, 29, 2, 30), utc(2026, 3, 29, 1, 30), "2026-03-29 03:30 CEST", "skipped"),
+        (NEW_YORK, datetime(2026, 3, 8, 2, 30), utc(2026, 3, 8, 7, 30), "2026-03-08 03:30 EDT", "skipped"),
+        # Fall back: the repeated wall time is its first occurrence (summer time).
+        (BERLIN, datetime(2026, 10, 25, 2, 30), utc(2026, 10, 25, 0, 30), "2026-10-25 02:30 CEST", "repeated"),
+        (NEW_YORK, datetime(2026, 11, 1, 1, 30), utc(2026, 11, 1, 5, 30), "2026-11-01 01:30 EDT", "repeated"),
+        # Ordinary times either side are untouched.
+        (BERLIN, datetime(2026, 3, 29, 3, 30), utc(2026, 3, 29, 1, 30), "2026-03-29 03:30 CEST", None),
+        (NEW_YORK, datetime(2026, 11, 1, 2, 30), utc(2026, 11, 1, 7, 30), "2026-11-01 02:30 EST", None),
+    ],
+)
 def test_one_dst_rule_for_every_wall_time(tz, wall, expected_utc, shown, note):
     moment = timing.wall_to_utc(wall, tz)
     assert moment == expected_utc
@@ -59,6 +63,7 @@ def test_unknown_zones_are_refused_and_never_reach_zoneinfo():
 
 # --- windows ------------------------------------------------------------------------------------
 
+
 def windows(*specs):
     return timing.windows_from([{"days": days, "start": start, "end": end} for days, start, end in specs])
 
@@ -66,23 +71,29 @@ def windows(*specs):
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 
-@pytest.mark.parametrize("moment, expected", [
-    (utc(2026, 3, 4, 10, 0), utc(2026, 3, 4, 10, 0)),  # Wednesday 11:00 CET: inside
-    (utc(2026, 3, 4, 7, 0), utc(2026, 3, 4, 8, 0)),  # Wednesday 08:00: waits for 09:00
-    (utc(2026, 3, 4, 16, 0), utc(2026, 3, 5, 8, 0)),  # Wednesday 17:00 (end is exclusive): Thursday 09:00
-    (utc(2026, 3, 6, 17, 0), utc(2026, 3, 9, 8, 0)),  # Friday evening: over the weekend to Monday 09:00
-    (utc(2026, 3, 7, 12, 0), utc(2026, 3, 9, 8, 0)),  # Saturday: Monday
-])
+@pytest.mark.parametrize(
+    "moment, expected",
+    [
+        (utc(2026, 3, 4, 10, 0), utc(2026, 3, 4, 10, 0)),  # Wednesday 11:00 CET: inside
+        (utc(2026, 3, 4, 7, 0), utc(2026, 3, 4, 8, 0)),  # Wednesday 08:00: waits for 09:00
+        (utc(2026, 3, 4, 16, 0), utc(2026, 3, 5, 8, 0)),  # Wednesday 17:00 (end is exclusive): Thursday 09:00
+        (utc(2026, 3, 6, 17, 0), utc(2026, 3, 9, 8, 0)),  # Friday evening: over the weekend to Monday 09:00
+        (utc(2026, 3, 7, 12, 0), utc(2026, 3, 9, 8, 0)),  # Saturday: Monday
+    ],
+)
 def test_a_weekday_window_holds_the_job_over_nights_and_weekends(moment, expected):
     assert timing.next_opening(moment, windows((WEEKDAYS, "09:00", "17:00")), BERLIN) == expected
 
 
-@pytest.mark.parametrize("moment, expected", [
-    (utc(2026, 3, 6, 22, 30), utc(2026, 3, 6, 22, 30)),  # Friday 23:30 CET: inside
-    (utc(2026, 3, 7, 0, 30), utc(2026, 3, 7, 0, 30)),  # Saturday 01:30: still Friday's window
-    (utc(2026, 3, 7, 1, 0), utc(2026, 3, 13, 21, 0)),  # Saturday 02:00 (closed): next Friday 22:00
-    (utc(2026, 3, 6, 12, 0), utc(2026, 3, 6, 21, 0)),  # Friday noon: Friday 22:00
-])
+@pytest.mark.parametrize(
+    "moment, expected",
+    [
+        (utc(2026, 3, 6, 22, 30), utc(2026, 3, 6, 22, 30)),  # Friday 23:30 CET: inside
+        (utc(2026, 3, 7, 0, 30), utc(2026, 3, 7, 0, 30)),  # Saturday 01:30: still Friday's window
+        (utc(2026, 3, 7, 1, 0), utc(2026, 3, 13, 21, 0)),  # Saturday 02:00 (closed): next Friday 22:00
+        (utc(2026, 3, 6, 12, 0), utc(2026, 3, 6, 21, 0)),  # Friday noon: Friday 22:00
+    ],
+)
 def test_a_window_spanning_midnight_belongs_to_the_day_it_opens(moment, expected):
     assert timing.next_opening(moment, windows((["fri"], "22:00", "02:00")), BERLIN) == expected
 
@@ -115,19 +126,23 @@ def test_no_windows_means_any_time():
     assert timing.next_opening(moment, (), BERLIN) == moment
 
 
-@pytest.mark.parametrize("window, message", [
-    ({"days": [], "start": "09:00", "end": "17:00"}, "non-empty list"),
-    ({"days": ["monday"], "start": "09:00", "end": "17:00"}, "'monday' is not a day"),
-    ({"days": ["mon"], "start": "9:00", "end": "17:00"}, "HH:MM"),
-    ({"days": ["mon"], "start": "09:00", "end": "24:00"}, "HH:MM"),
-    ({"days": ["mon"], "start": "09:00", "end": "09:00"}, "must differ"),
-])
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        ({"days": [], "start": "09:00", "end": "17:00"}, "non-empty list"),
+        ({"days": ["monday"], "start": "09:00", "end": "17:00"}, "'monday' is not a day"),
+        ({"days": ["mon"], "start": "9:00", "end": "17:00"}, "HH:MM"),
+        ({"days": ["mon"], "start": "09:00", "end": "24:00"}, "HH:MM"),
+        ({"days": ["mon"], "start": "09:00", "end": "09:00"}, "must differ"),
+    ],
+)
 def test_bad_windows_say_what_is_wrong(window, message):
     with pytest.raises(ValueError, match=message):
         timing.window_from(window)
 
 
 # --- cron ---------------------------------------------------------------------------------------
+
 
 def runs(expression, tz, after, count=5):
     return recurrence.next_runs(expression, tz, after, count)
@@ -143,48 +158,71 @@ def test_the_31st_skips_the_months_without_one():
 
 def test_weekdays_at_nine_stay_at_nine_across_new_yorks_spring_change():
     assert runs("0 9 * * 1-5", NEW_YORK, utc(2026, 3, 5), 4) == [
-        utc(2026, 3, 5, 14), utc(2026, 3, 6, 14),  # Thursday and Friday, EST (UTC-5)
-        utc(2026, 3, 9, 13), utc(2026, 3, 10, 13),  # Monday and Tuesday, EDT (UTC-4)
+        utc(2026, 3, 5, 14),
+        utc(2026, 3, 6, 14),  # Thursday and Friday, EST (UTC-5)
+        utc(2026, 3, 9, 13),
+        utc(2026, 3, 10, 13),  # Monday and Tuesday, EDT (UTC-4)
     ]
 
 
 def test_weekdays_at_nine_stay_at_nine_across_berlins_autumn_change():
     assert runs("0 9 * * 1-5", BERLIN, utc(2026, 10, 22), 3) == [
-        utc(2026, 10, 22, 7), utc(2026, 10, 23, 7), utc(2026, 10, 26, 8)]
+        utc(2026, 10, 22, 7),
+        utc(2026, 10, 23, 7),
+        utc(2026, 10, 26, 8),
+    ]
 
 
 def test_a_daily_run_in_the_skipped_hour_moves_forward_and_one_in_the_repeated_hour_runs_once():
     assert [local(moment, BERLIN) for moment in runs("30 2 * * *", BERLIN, utc(2026, 3, 28), 2)] == [
-        "2026-03-28 02:30 CET", "2026-03-29 03:30 CEST"]
+        "2026-03-28 02:30 CET",
+        "2026-03-29 03:30 CEST",
+    ]
     assert [local(moment, BERLIN) for moment in runs("30 2 * * *", BERLIN, utc(2026, 10, 24), 3)] == [
-        "2026-10-24 02:30 CEST", "2026-10-25 02:30 CEST", "2026-10-26 02:30 CET"]
+        "2026-10-24 02:30 CEST",
+        "2026-10-25 02:30 CEST",
+        "2026-10-26 02:30 CET",
+    ]
     assert [local(moment, NEW_YORK) for moment in runs("30 1 * * *", NEW_YORK, utc(2026, 11, 1), 2)] == [
-        "2026-11-01 01:30 EDT", "2026-11-02 01:30 EST"]
+        "2026-11-01 01:30 EDT",
+        "2026-11-02 01:30 EST",
+    ]
     assert [local(moment, NEW_YORK) for moment in runs("30 2 * * *", NEW_YORK, utc(2026, 3, 8), 2)] == [
-        "2026-03-08 03:30 EDT", "2026-03-09 02:30 EDT"]
+        "2026-03-08 03:30 EDT",
+        "2026-03-09 02:30 EDT",
+    ]
 
 
 def test_hourly_runs_never_repeat_an_instant_and_stay_in_order_over_the_gap():
     spring = runs("0,30 * * * *", BERLIN, utc(2026, 3, 29, 0, 15), 5)
     assert [local(moment, BERLIN) for moment in spring] == [
-        "2026-03-29 01:30 CET", "2026-03-29 03:00 CEST", "2026-03-29 03:30 CEST", "2026-03-29 04:00 CEST",
-        "2026-03-29 04:30 CEST"]
+        "2026-03-29 01:30 CET",
+        "2026-03-29 03:00 CEST",
+        "2026-03-29 03:30 CEST",
+        "2026-03-29 04:00 CEST",
+        "2026-03-29 04:30 CEST",
+    ]
     # Starting inside the gap's image: 02:30 (→ 03:30) comes after 03:15, though earlier on the wall.
     assert [local(moment, BERLIN) for moment in runs("30 2,3 * * *", BERLIN, utc(2026, 3, 29, 1, 15), 2)] == [
-        "2026-03-29 03:30 CEST", "2026-03-30 02:30 CEST"]
+        "2026-03-29 03:30 CEST",
+        "2026-03-30 02:30 CEST",
+    ]
 
 
-@pytest.mark.parametrize("expression, message", [
-    ("* * * * * *", "5 fields"),
-    ("0 9 * *", "5 fields"),
-    ("@daily", "5 fields"),
-    ("61 * * * *", "minute"),
-    ("0 0 30 2 *", "day-of-month"),
-    ("0 0 L * *", "not standard cron"),
-    ("0 0 * * 1#2", "not standard cron"),
-    ("0 0 ? * *", "not standard cron"),
-    ("every day", "5 fields"),
-])
+@pytest.mark.parametrize(
+    "expression, message",
+    [
+        ("* * * * * *", "5 fields"),
+        ("0 9 * *", "5 fields"),
+        ("@daily", "5 fields"),
+        ("61 * * * *", "minute"),
+        ("0 0 30 2 *", "day-of-month"),
+        ("0 0 L * *", "not standard cron"),
+        ("0 0 * * 1#2", "not standard cron"),
+        ("0 0 ? * *", "not standard cron"),
+        ("every day", "5 fields"),
+    ],
+)
 def test_nonsense_and_six_field_cron_are_refused(expression, message):
     with pytest.raises(ValueError, match=message):
         recurrence.parse_cron(expression)
@@ -192,8 +230,11 @@ def test_nonsense_and_six_field_cron_are_refused(expression, message):
 
 def test_names_and_steps_are_standard_cron():
     assert recurrence.parse_cron("0 9 * JAN-Mar mon-fri") == "0 9 * jan-mar mon-fri"
-    assert runs("*/20 9 1 1 *", UTC, utc(2026, 12, 31), 3) == [utc(2027, 1, 1, 9, 0), utc(2027, 1, 1, 9, 20),
-                                                              utc(2027, 1, 1, 9, 40)]
+    assert runs("*/20 9 1 1 *", UTC, utc(2026, 12, 31), 3) == [
+        utc(2027, 1, 1, 9, 0),
+        utc(2027, 1, 1, 9, 20),
+        utc(2027, 1, 1, 9, 40),
+    ]
 
 
 def test_every_minute_for_a_day_is_cheap_enough_to_preview():

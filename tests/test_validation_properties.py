@@ -49,8 +49,23 @@ PAGE_MAX = 100_000
 PER_PAGE_MAX = 100
 # Control characters: C0 but TAB, DEL, C1, and the Unicode line and paragraph separators.
 # RFC 2142's role mailboxes: case-insensitive, so stored lower-case (email-validator does it).
-CASE_INSENSITIVE_MAILBOX_NAMES = {"info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
-                                  "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp"}
+CASE_INSENSITIVE_MAILBOX_NAMES = {
+    "info",
+    "marketing",
+    "sales",
+    "support",
+    "abuse",
+    "noc",
+    "security",
+    "postmaster",
+    "hostmaster",
+    "usenet",
+    "news",
+    "webmaster",
+    "www",
+    "uucp",
+    "ftp",
+}
 CONTROL = frozenset(map(chr, [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
 
 PROPERTIES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -83,8 +98,9 @@ def text_with_controls():
 
 
 def display_names():
-    return st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"), exclude_characters="<>"),
-                   max_size=30)
+    return st.text(
+        alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"), exclude_characters="<>"), max_size=30
+    )
 
 
 def shown(address):
@@ -102,6 +118,7 @@ def quoted(name):
 
 
 # --- one-line fields and the subject ---------------------------------------------------------------------
+
 
 @PROPERTIES
 @given(text_with_controls())
@@ -131,6 +148,7 @@ def test_a_subject_is_one_line_not_blank_up_to_998_characters_and_the_document_s
 
 # --- recipients ------------------------------------------------------------------------------------------
 
+
 @PROPERTIES
 @given(st.emails())
 def test_any_address_is_accepted_and_reads_back_as_itself(address):
@@ -152,8 +170,13 @@ def test_a_display_name_is_kept_and_the_stored_form_reads_back_the_same(name, ad
 
 
 @PROPERTIES
-@given(st.lists(st.tuples(st.emails(), st.booleans(), st.booleans(), st.one_of(st.none(), display_names())),
-                min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.emails(), st.booleans(), st.booleans(), st.one_of(st.none(), display_names())),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_the_same_mailbox_goes_out_once_the_first_spelling_kept(picks):
     """Domains compare ignoring case and IDNA spelling, display names not at all; local parts as
     typed (A@x and a@x are two mailboxes) but for RFC 2142's role names (INFO@x and info@x are one)."""
@@ -195,6 +218,7 @@ def test_a_recipient_is_at_most_320_characters_as_stored(name, address, padding)
 
 # --- body ------------------------------------------------------------------------------------------------
 
+
 @PROPERTIES
 @given(st.sampled_from(["a", "é", "€", "😀"]), st.integers(-4, 4))
 def test_a_body_is_at_most_100_kb_of_utf8_whatever_the_characters(char, offset):
@@ -208,9 +232,12 @@ def test_a_body_is_at_most_100_kb_of_utf8_whatever_the_characters(char, offset):
 
 # --- send_at ---------------------------------------------------------------------------------------------
 
+
 @PROPERTIES
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
-       st.timedeltas(min_value=-timedelta(days=2), max_value=timedelta(days=3700)))
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    st.timedeltas(min_value=-timedelta(days=2), max_value=timedelta(days=3700)),
+)
 @example(datetime(2026, 1, 1, tzinfo=UTC), -PAST_GRACE)
 @example(datetime(2026, 1, 1, tzinfo=UTC), -PAST_GRACE - timedelta(microseconds=1))
 @example(datetime(2026, 1, 1, tzinfo=UTC), AHEAD_MAX)
@@ -220,14 +247,18 @@ def test_send_at_runs_from_a_minute_back_to_ten_years_ahead(now, delta):
     if -PAST_GRACE <= delta <= AHEAD_MAX:
         assert check_send_at(moment, now) == moment
     else:
-        with pytest.raises(ValueError, match="more than a minute in the past" if delta < timedelta(0)
-                           else "more than 10 years ahead"):
+        with pytest.raises(
+            ValueError, match="more than a minute in the past" if delta < timedelta(0) else "more than 10 years ahead"
+        ):
             check_send_at(moment, now)
 
 
 @PROPERTIES
-@given(st.timedeltas(min_value=timedelta(minutes=2), max_value=AHEAD_MAX - timedelta(days=1)),
-       st.integers(-14 * 60, 14 * 60), st.booleans())
+@given(
+    st.timedeltas(min_value=timedelta(minutes=2), max_value=AHEAD_MAX - timedelta(days=1)),
+    st.integers(-14 * 60, 14 * 60),
+    st.booleans(),
+)
 def test_send_at_in_any_offset_is_the_same_instant_in_utc(ahead, offset_minutes, spell_z):
     moment = (datetime.now(UTC) + ahead).replace(microsecond=0)
     zone = timezone(timedelta(minutes=offset_minutes))
@@ -239,14 +270,19 @@ def test_send_at_in_any_offset_is_the_same_instant_in_utc(ahead, offset_minutes,
 
 
 @PROPERTIES
-@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
-       st.one_of(st.none(), st.integers(-14 * 60, 14 * 60)))
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    st.one_of(st.none(), st.integers(-14 * 60, 14 * 60)),
+)
 @example(datetime(1, 1, 1), 60)
 @example(datetime(9999, 12, 31, 23, 59), -60)
 def test_any_send_at_is_either_taken_or_refused_with_a_reason_never_an_error(wall, offset_minutes):
     """With an offset, an instant; without, a wall time read in the job's zone (issue 8; UTC here)."""
-    typed = wall.isoformat() if offset_minutes is None else \
-        wall.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))).isoformat()
+    typed = (
+        wall.isoformat()
+        if offset_minutes is None
+        else wall.replace(tzinfo=timezone(timedelta(minutes=offset_minutes))).isoformat()
+    )
     fields = refused_fields(JobInput, job(send_at=typed))
     if fields is not None:
         assert fields == {"send_at": fields["send_at"]}
@@ -255,33 +291,57 @@ def test_any_send_at_is_either_taken_or_refused_with_a_reason_never_an_error(wal
 
 # --- any input at all ------------------------------------------------------------------------------------
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
-MODELS = {Credentials: ("email", "password"), LoginInput: ("email", "password"), RoleInput: ("role",),
-          JobInput: ("to", "subject", "body", "send_at", "timezone", "windows", "expires_at"),
-          ScheduleInput: ("to", "subject", "body", "cron", "timezone", "windows", "starts_at", "until", "max_runs",
-                          "catch_up"),
-          AccountSettings: ("timezone", "windows"), BulkInput: ("action", "ids", "filter", "send_at", "timezone")}
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+MODELS = {
+    Credentials: ("email", "password"),
+    LoginInput: ("email", "password"),
+    RoleInput: ("role",),
+    JobInput: ("to", "subject", "body", "send_at", "timezone", "windows", "expires_at"),
+    ScheduleInput: (
+        "to",
+        "subject",
+        "body",
+        "cron",
+        "timezone",
+        "windows",
+        "starts_at",
+        "until",
+        "max_runs",
+        "catch_up",
+    ),
+    AccountSettings: ("timezone", "windows"),
+    BulkInput: ("action", "ids", "filter", "send_at", "timezone"),
+}
 
 
 @PROPERTIES
-@given(st.sampled_from(sorted(MODELS, key=lambda model: model.__name__)).flatmap(
-    lambda model: st.tuples(st.just(model), st.one_of(JSON, st.fixed_dictionaries(
-        {}, optional={name: JSON for name in MODELS[model]})))))
+@given(
+    st.sampled_from(sorted(MODELS, key=lambda model: model.__name__)).flatmap(
+        lambda model: st.tuples(
+            st.just(model), st.one_of(JSON, st.fixed_dictionaries({}, optional={name: JSON for name in MODELS[model]}))
+        )
+    )
+)
 def test_any_json_is_either_valid_or_refused_field_by_field(pair):
     """Bad input gets a message per field, never an exception a view would turn into a 500."""
     model, data = pair
     fields = refused_fields(model, data)
     if fields is not None:
-        assert fields and all(isinstance(name, str) and isinstance(message, str) and message
-                              for name, message in fields.items())
+        assert fields and all(
+            isinstance(name, str) and isinstance(message, str) and message for name, message in fields.items()
+        )
         json.dumps(fields)
 
 
 @PROPERTIES
-@given(st.one_of(st.none(), st.text(max_size=12), st.integers(-10, 200_000).map(str)),
-       st.one_of(st.none(), st.text(max_size=12), st.integers(-10, 200).map(str)))
+@given(
+    st.one_of(st.none(), st.text(max_size=12), st.integers(-10, 200_000).map(str)),
+    st.one_of(st.none(), st.text(max_size=12), st.integers(-10, 200).map(str)),
+)
 def test_pagination_is_read_within_bounds_or_refused_per_field(page, per_page):
     args = {name: value for name, value in (("page", page), ("per_page", per_page)) if value is not None}
     try:
@@ -299,10 +359,14 @@ def test_pagination_is_read_within_bounds_or_refused_per_field(page, per_page):
 
 # --- the document is not stricter than the rules -------------------------------------------------------
 
+
 @PROPERTIES
-@given(st.one_of(st.emails(), st.lists(st.emails(), min_size=1, max_size=5)),
-       st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=80),
-       st.text(max_size=200), st.timedeltas(min_value=timedelta(minutes=5), max_value=timedelta(days=3000)))
+@given(
+    st.one_of(st.emails(), st.lists(st.emails(), min_size=1, max_size=5)),
+    st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=80),
+    st.text(max_size=200),
+    st.timedeltas(min_value=timedelta(minutes=5), max_value=timedelta(days=3000)),
+)
 def test_what_the_rules_accept_the_document_accepts(to, subject, body, ahead):
     data = job(to=to, subject=subject, body=body, send_at=(datetime.now(UTC) + ahead).isoformat())
     assume(refused_fields(JobInput, data) is None)

@@ -35,10 +35,21 @@ def create_admin(email):
 
 
 @click.command("sweep")
-@click.option("--every", type=float, default=None, metavar="SECONDS",
-              help="Keep sweeping every SECONDS until interrupted (default: sweep once).")
-@click.option("--grace", type=float, default=5.0, show_default=True, metavar="SECONDS",
-              help="Queue again a due job still PENDING after this long.")
+@click.option(
+    "--every",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Keep sweeping every SECONDS until interrupted (default: sweep once).",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Queue again a due job still PENDING after this long.",
+)
 @with_appcontext
 def sweep(every, grace):
     """Run the delivery sweep now: recover expired leases, queue due jobs nobody queued.
@@ -56,9 +67,11 @@ def sweep(every, grace):
                 raise click.ClickException(f"database unreachable: {exc}") from None
             click.echo(f"database unreachable, trying again: {exc}", err=True)
         else:
-            click.echo(f"recovered {counts['recovered']}, expired {counts['expired']}, "
-                       f"occurrences made {counts['made']}, re-queued {counts['requeued']}, "
-                       f"revocations purged {counts['purged']}")
+            click.echo(
+                f"recovered {counts['recovered']}, expired {counts['expired']}, "
+                f"occurrences made {counts['made']}, re-queued {counts['requeued']}, "
+                f"revocations purged {counts['purged']}"
+            )
         if every is None:
             return
         time.sleep(every)

@@ -185,8 +185,10 @@ class Config:
         if self.LEASE_SECONDS < 1:
             raise ValueError("LEASE_SECONDS must be at least 1 (it is renewed every third of it)")
         if self.MAIL_TLS_CA_FILE and not os.path.isfile(self.MAIL_TLS_CA_FILE):
-            raise ValueError(f"MAIL_TLS_CA_FILE={self.MAIL_TLS_CA_FILE!r} is not a file "
-                             "(the PEM file of the CA that signed the SMTP server's certificate)")
+            raise ValueError(
+                f"MAIL_TLS_CA_FILE={self.MAIL_TLS_CA_FILE!r} is not a file "
+                "(the PEM file of the CA that signed the SMTP server's certificate)"
+            )
         if self.MAIL_IDLE_SECONDS < 0:
             raise ValueError("MAIL_IDLE_SECONDS must be 0 (no reuse) or more")
         if self.HEARTBEAT_SECONDS <= 0 or self.OVERDUE_SECONDS < 0:
@@ -200,8 +202,10 @@ class Config:
             try:
                 parse_many(getattr(self, name))
             except ValueError:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not a rate limit "
-                                 "(flask-limiter syntax: '10 per minute', '5/second;100/day')") from None
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not a rate limit "
+                    "(flask-limiter syntax: '10 per minute', '5/second;100/day')"
+                ) from None
         return self
 
 

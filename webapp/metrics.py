@@ -38,16 +38,20 @@ class MailjobsCollector:
     """Reads every metric from MongoDB and the queue when the registry collects it."""
 
     def collect(self):
-        by_status = GaugeMetricFamily("mailjobs_jobs", "Jobs stored, per status (at most JOB_COUNTS_SECONDS old).",
-                                      labels=["status"])
+        by_status = GaugeMetricFamily(
+            "mailjobs_jobs", "Jobs stored, per status (at most JOB_COUNTS_SECONDS old).", labels=["status"]
+        )
         for status, count in job_counts.read(current_app.config["JOB_COUNTS_SECONDS"]).counts.items():
             by_status.add_metric([status], count)
         yield by_status
 
         totals = delivery_stats.totals()
         outcomes = CounterMetricFamily(
-            "mailjobs_deliveries", "Delivery outcomes: sent (the SMTP server answered 250), failed (given up), "
-            "retried (another attempt scheduled). Written by the consumers once per heartbeat.", labels=["outcome"])
+            "mailjobs_deliveries",
+            "Delivery outcomes: sent (the SMTP server answered 250), failed (given up), "
+            "retried (another attempt scheduled). Written by the consumers once per heartbeat.",
+            labels=["outcome"],
+        )
         for outcome in OUTCOMES:
             outcomes.add_metric([outcome], totals[outcome])
         yield outcomes
@@ -56,16 +60,23 @@ class MailjobsCollector:
         for bound, count in zip((*LATENESS_BOUNDS, float("inf")), totals["buckets"], strict=True):
             cumulative += count
             buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        yield HistogramMetricFamily("mailjobs_delivery_lateness_seconds",
-                                    "Seconds from a job's send_at to the SMTP server's 250.",
-                                    buckets=buckets, sum_value=totals["sum"])
+        yield HistogramMetricFamily(
+            "mailjobs_delivery_lateness_seconds",
+            "Seconds from a job's send_at to the SMTP server's 250.",
+            buckets=buckets,
+            sum_value=totals["sum"],
+        )
 
         alive = sum(1 for record in heartbeats.list_workers() if record["alive"])
         yield GaugeMetricFamily("mailjobs_workers_alive", "Consumer processes with a recent heartbeat.", value=alive)
 
-        depth = GaugeMetricFamily("mailjobs_queue_depth", "Huey tasks waiting: pending (in the queue) and "
-                                  "scheduled (set aside by a consumer until their time). Absent when the queue "
-                                  "cannot be reached.", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "mailjobs_queue_depth",
+            "Huey tasks waiting: pending (in the queue) and "
+            "scheduled (set aside by a consumer until their time). Absent when the queue "
+            "cannot be reached.",
+            labels=["queue"],
+        )
         for queue, count in queue_depth().items():
             if count is not None:
                 depth.add_metric([queue], count)
@@ -86,13 +97,20 @@ def _refusal():
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return None
-        return Response("401 Unauthorized: send Authorization: Bearer <METRICS_TOKEN>\n", 401,
-                        {"WWW-Authenticate": 'Bearer realm="metrics"'}, mimetype="text/plain")
+        return Response(
+            "401 Unauthorized: send Authorization: Bearer <METRICS_TOKEN>\n",
+            401,
+            {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            mimetype="text/plain",
+        )
     proxied = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
     if _is_loopback(request.remote_addr) and not proxied:
         return None
-    return Response("403 Forbidden: /metrics answers loopback clients only; set METRICS_TOKEN to scrape "
-                    "it from elsewhere\n", 403, mimetype="text/plain")
+    return Response(
+        "403 Forbidden: /metrics answers loopback clients only; set METRICS_TOKEN to scrape it from elsewhere\n",
+        403,
+        mimetype="text/plain",
+    )
 
 
 @bp.get("/metrics")

@@ -9,8 +9,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["webapp", "tasks", "devstack", "worker.py", "wsgi.py"]
 # The order written in webapp/services/__init__.py: a package may import those before it.
-SERVICE_LAYERS = ["errors", "audit", "scheduling", "validation", "accounts", "jobs", "recurring", "delivery",
-                  "monitoring"]
+SERVICE_LAYERS = [
+    "errors",
+    "audit",
+    "scheduling",
+    "validation",
+    "accounts",
+    "jobs",
+    "recurring",
+    "delivery",
+    "monitoring",
+]
 
 
 def module_name(path):
@@ -107,8 +116,11 @@ def test_the_domain_imports_no_flask_not_even_through_another_module():
             if current in seen:
                 continue
             seen.add(current)
-            flask_imports = {i for i in imported_names(modules[current])
-                             if i.split(".")[0] == "flask" or i.split(".")[0].startswith("flask_")}
+            flask_imports = {
+                i
+                for i in imported_names(modules[current])
+                if i.split(".")[0] == "flask" or i.split(".")[0].startswith("flask_")
+            }
             if flask_imports:
                 offenders[name] = (current, sorted(flask_imports))
                 break
@@ -131,8 +143,17 @@ def test_each_domain_package_imports_only_the_packages_before_it():
         if own is None:
             continue
         for target in targets:
-            if target.startswith("webapp.") and target.split(".")[1] in ("app", "web", "api", "pages", "admin",
-                                                                         "auth", "cli", "metrics", "extensions"):
+            if target.startswith("webapp.") and target.split(".")[1] in (
+                "app",
+                "web",
+                "api",
+                "pages",
+                "admin",
+                "auth",
+                "cli",
+                "metrics",
+                "extensions",
+            ):
                 wrong.append((module, target))
             elif target.startswith(("tasks", "worker", "devstack")):
                 wrong.append((module, target))
@@ -142,18 +163,27 @@ def test_each_domain_package_imports_only_the_packages_before_it():
 
 
 def test_every_domain_package_is_in_the_written_order():
-    packages = {p.name if p.is_dir() else p.stem for p in (ROOT / "webapp" / "services").iterdir()
-                if p.name != "__init__.py" and p.name != "__pycache__"}
+    packages = {
+        p.name if p.is_dir() else p.stem
+        for p in (ROOT / "webapp" / "services").iterdir()
+        if p.name != "__init__.py" and p.name != "__pycache__"
+    }
     assert packages == set(SERVICE_LAYERS)
 
 
 def test_the_mail_adapter_imports_nothing_from_the_domain():
     graph = import_graph()
-    assert {(m, t) for m, ts in graph.items() if m.startswith("webapp.mail") for t in ts
-            if t.startswith("webapp.services")} == set()
+    assert {
+        (m, t) for m, ts in graph.items() if m.startswith("webapp.mail") for t in ts if t.startswith("webapp.services")
+    } == set()
 
 
 def test_the_queue_and_the_tasks_never_import_the_app_factory():
     graph = import_graph()
-    assert {(m, t) for m, ts in graph.items() if m.startswith("tasks") for t in ts
-            if t == "webapp.app" or t.startswith(("webapp.api", "webapp.pages", "webapp.admin", "worker"))} == set()
+    assert {
+        (m, t)
+        for m, ts in graph.items()
+        if m.startswith("tasks")
+        for t in ts
+        if t == "webapp.app" or t.startswith(("webapp.api", "webapp.pages", "webapp.admin", "worker"))
+    } == set()

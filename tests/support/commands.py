@@ -61,8 +61,9 @@ class CommandRecorder(monitoring.CommandListener):
         if event.command_name in DRIVER_COMMANDS or not self._open:
             return
         target = event.command.get(event.command_name)
-        sent = Sent(event.command_name, target if isinstance(target, str) else None, dict(event.command),
-                    threading.get_ident())
+        sent = Sent(
+            event.command_name, target if isinstance(target, str) else None, dict(event.command), threading.get_ident()
+        )
         with self._lock:
             for recording in self._open:
                 recording.append(sent)

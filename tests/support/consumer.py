@@ -28,8 +28,20 @@ class HueyConsumer:
 
     def command(self):
         consumer = Path(sys.executable).with_name("huey_consumer")
-        args = [str(consumer), "worker.huey", "-w", str(self.workers), "-k", "thread", "-s", "1", "-m", "0.25",
-                "-g", GRACEFUL_SIGNAL.name.removeprefix("SIG")]
+        args = [
+            str(consumer),
+            "worker.huey",
+            "-w",
+            str(self.workers),
+            "-k",
+            "thread",
+            "-s",
+            "1",
+            "-m",
+            "0.25",
+            "-g",
+            GRACEFUL_SIGNAL.name.removeprefix("SIG"),
+        ]
         if not self.periodic:
             args.append("-n")
         return args + self.extra_args

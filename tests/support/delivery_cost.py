@@ -44,10 +44,14 @@ from pymongo import monitoring  # noqa: E402
 # (so it goes out when due, as the plain job does) and an expiry ("in an hour": an hour after its
 # send_at, written as each job is made).
 ALL_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-SCHEDULED_FIELDS = {"timezone": "Europe/Berlin",
-                    "windows": [{"days": ALL_DAYS, "start": "00:00", "end": "12:00"},
-                                {"days": ALL_DAYS, "start": "12:00", "end": "00:00"}],
-                    "expires_at": "in an hour"}
+SCHEDULED_FIELDS = {
+    "timezone": "Europe/Berlin",
+    "windows": [
+        {"days": ALL_DAYS, "start": "00:00", "end": "12:00"},
+        {"days": ALL_DAYS, "start": "12:00", "end": "00:00"},
+    ],
+    "expires_at": "in an hour",
+}
 # Threads whose commands are paid per unit of time, whatever the number of jobs.
 # `change-marks`: the process's change-mark flusher (webapp/services/jobs/change_marks.py), one bulk
 # write per FLUSH_DELAY at most for every job noted meanwhile, so its cost is per time while jobs
@@ -90,7 +94,9 @@ def redis_commandstats(client):
 
 
 def _delta(before, after):
-    return {name: after.get(name, 0) - before.get(name, 0) for name in after if after.get(name, 0) != before.get(name, 0)}
+    return {
+        name: after.get(name, 0) - before.get(name, 0) for name in after if after.get(name, 0) != before.get(name, 0)
+    }
 
 
 def _describe(events):
@@ -98,8 +104,7 @@ def _describe(events):
     return sorted(f"{command} {collection}" if collection else command for _, command, collection, _ in events)
 
 
-def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_seconds=0.0, env=None,
-            job_fields=None):
+def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_seconds=0.0, env=None, job_fields=None):
     """Create `jobs` jobs one at a time through the API, each due `due_in` s later; count what each costs.
 
     Starts its own Redis and SMTP server (and FerretDB unless `mongodb_uri`). `settle_seconds`: how
@@ -118,8 +123,9 @@ def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_secon
     monitoring.register(log)  # before any MongoClient exists: every client reports here
     try:
         if mongodb_uri is None:
-            ferret = FerretDBServer(os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var/bin/ferretdb"),
-                                    str(tmp / "db"))
+            ferret = FerretDBServer(
+                os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var/bin/ferretdb"), str(tmp / "db")
+            )
             ferret.start()
             started.append(ferret)
             mongodb_uri = ferret.uri
@@ -129,17 +135,19 @@ def measure(mongodb_uri=None, jobs=5, due_in=1.5, idle_seconds=4.0, settle_secon
         smtp = SmtpTestServer()
         smtp.start()
         started.append(smtp)
-        os.environ.update({
-            "APP_ENV": "testing",
-            "MONGODB_URI": mongodb_uri.rstrip("/") + "/" + database,
-            "REDIS_URL": broker.url,
-            "HUEY_NAME": f"cost-{uuid.uuid4().hex[:8]}",
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": str(smtp.port),
-            "MAIL_DEFAULT_SENDER": "scheduler@mailjobs.test",
-            "LOG_LEVEL": "WARNING",
-            **(env or {}),
-        })
+        os.environ.update(
+            {
+                "APP_ENV": "testing",
+                "MONGODB_URI": mongodb_uri.rstrip("/") + "/" + database,
+                "REDIS_URL": broker.url,
+                "HUEY_NAME": f"cost-{uuid.uuid4().hex[:8]}",
+                "MAIL_SERVER": "127.0.0.1",
+                "MAIL_PORT": str(smtp.port),
+                "MAIL_DEFAULT_SENDER": "scheduler@mailjobs.test",
+                "LOG_LEVEL": "WARNING",
+                **(env or {}),
+            }
+        )
         return _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fields or {})
     finally:
         for server in reversed(started):
@@ -173,8 +181,9 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fiel
     consumer.start()
     try:
         # One job first, not counted: each process creates its indexes on first use of a collection.
-        warm_up = client.post("/api/users/jobs", headers=headers,
-                              json={"to": "warm-up@example.com", "subject": "warm-up", "body": "b"})
+        warm_up = client.post(
+            "/api/users/jobs", headers=headers, json={"to": "warm-up@example.com", "subject": "warm-up", "body": "b"}
+        )
         assert warm_up.status_code == 201, warm_up.get_data(as_text=True)
         _wait_completed(watcher, warm_up.json["id"])
         time.sleep(1.0)  # the workers and the maintenance thread are up, their first beat done
@@ -195,9 +204,17 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fiel
             fields = dict(job_fields)
             if fields.get("expires_at") == "in an hour":
                 fields["expires_at"] = (send_at + timedelta(hours=1)).isoformat()
-            response = client.post("/api/users/jobs", headers=headers, json={
-                "to": f"reader-{n}@example.com", "subject": f"cost {n}", "body": "hello",
-                "send_at": send_at.isoformat(), **fields})
+            response = client.post(
+                "/api/users/jobs",
+                headers=headers,
+                json={
+                    "to": f"reader-{n}@example.com",
+                    "subject": f"cost {n}",
+                    "body": "hello",
+                    "send_at": send_at.isoformat(),
+                    **fields,
+                },
+            )
             assert response.status_code == 201, response.json
             api_events = log.take()
             log.phase = "delivery"
@@ -208,16 +225,22 @@ def _run(log, broker, smtp, jobs, due_in, idle_seconds, settle_seconds, job_fiel
             elapsed = time.monotonic() - started_at
             events = log.take()
             redis_after = redis_commandstats(redis_client)
-            per_job.append({
-                "api": [e for e in api_events if e[0] == threading.current_thread().name],
-                "worker": [e for e in events if e[0].startswith("Worker-")],
-                "per_time": [e for e in events + api_events if e[0] in PER_TIME_THREADS],
-                "other": [e for e in events + api_events
-                          if not e[0].startswith("Worker-") and e[0] not in PER_TIME_THREADS
-                          and e[0] != threading.current_thread().name],
-                "redis": _delta(redis_before, redis_after),
-                "seconds": elapsed,
-            })
+            per_job.append(
+                {
+                    "api": [e for e in api_events if e[0] == threading.current_thread().name],
+                    "worker": [e for e in events if e[0].startswith("Worker-")],
+                    "per_time": [e for e in events + api_events if e[0] in PER_TIME_THREADS],
+                    "other": [
+                        e
+                        for e in events + api_events
+                        if not e[0].startswith("Worker-")
+                        and e[0] not in PER_TIME_THREADS
+                        and e[0] != threading.current_thread().name
+                    ],
+                    "redis": _delta(redis_before, redis_after),
+                    "seconds": elapsed,
+                }
+            )
         smtp.wait_for(jobs, timeout=10)
     finally:
         consumer.stop(graceful=True)
@@ -242,8 +265,9 @@ def _report(per_job, idle_events, idle_redis, idle_seconds, smtp):
     # number of jobs; index creation once per collection and process. Both are left out of the per-job counts.
     pause_reads = [e for job in per_job for e in job["worker"] if e[2] == "controls"]
     one_time = [e for job in per_job for e in job["api"] + job["worker"] if e[1] == "createIndexes"]
-    worker_job_commands = [[e for e in job["worker"] if e[2] != "controls" and e[1] != "createIndexes"]
-                           for job in per_job]
+    worker_job_commands = [
+        [e for e in job["worker"] if e[2] != "controls" and e[1] != "createIndexes"] for job in per_job
+    ]
     api_lists = [_describe([e for e in job["api"] if e[1] != "createIndexes"]) for job in per_job]
     worker_lists = [_describe(events) for events in worker_job_commands]
     per_time_seconds = sum(job["seconds"] for job in per_job) + idle_seconds
@@ -254,8 +278,10 @@ def _report(per_job, idle_events, idle_redis, idle_seconds, smtp):
         redis_job_total.update(job["redis"])
     seconds_in_jobs = sum(job["seconds"] for job in per_job)
     idle_rate = {name: calls / idle_seconds for name, calls in idle_redis.items()}
-    redis_per_job = {name: round((calls - idle_rate.get(name, 0) * seconds_in_jobs) / len(per_job), 2)
-                     for name, calls in redis_job_total.items()}
+    redis_per_job = {
+        name: round((calls - idle_rate.get(name, 0) * seconds_in_jobs) / len(per_job), 2)
+        for name, calls in redis_job_total.items()
+    }
     redis_per_job = {name: value for name, value in redis_per_job.items() if abs(value) >= 0.05}
     round_trips = [len(api) + len(worker) for api, worker in zip(api_lists, worker_lists, strict=True)]
     counts = smtp.count_by_message_id()
@@ -273,8 +299,7 @@ def _report(per_job, idle_events, idle_redis, idle_seconds, smtp):
             thread: round(sum(1 for e in per_time_events if e[0] == thread) / per_time_seconds, 2)
             for thread in sorted({e[0] for e in per_time_events})
         },
-        "per_time_commands_seen": dict(collections.Counter(
-            f"{e[0]}: {e[1]} {e[2]}" for e in per_time_events)),
+        "per_time_commands_seen": dict(collections.Counter(f"{e[0]}: {e[1]} {e[2]}" for e in per_time_events)),
         "redis_commands_per_job": redis_per_job,
         "redis_commands_per_job_total": round(sum(redis_per_job.values()), 2),
         "redis_idle_commands_per_second": {name: round(rate, 2) for name, rate in idle_rate.items()},
@@ -290,8 +315,18 @@ def main():
     parser.add_argument("--scheduled", action="store_true", help="jobs with a zone, windows and an expiry")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.set)
-    print(json.dumps(measure(args.mongodb_uri, args.jobs, settle_seconds=args.settle, env=env,
-                             job_fields=SCHEDULED_FIELDS if args.scheduled else None), indent=2))
+    print(
+        json.dumps(
+            measure(
+                args.mongodb_uri,
+                args.jobs,
+                settle_seconds=args.settle,
+                env=env,
+                job_fields=SCHEDULED_FIELDS if args.scheduled else None,
+            ),
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):
         "duplicates": mail.duplicates(),
         "lease_seconds": lease_seconds,
         "seconds_from_kill_to_all_delivered": round(recovered, 2),
-        "held_job_outcomes": sorted({tuple(a["outcome"] for a in doc["attempts_log"])
-                                     for doc in job_docs(created) if doc["_id"] in held}),
+        "held_job_outcomes": sorted(
+            {tuple(a["outcome"] for a in doc["attempts_log"]) for doc in job_docs(created) if doc["_id"] in held}
+        ),
         "message_ids_expected": sorted(job.message_id for job in created),
     }
 
@@ -91,8 +92,9 @@ def takeover_scenario(fleet, mail, jobs=4, workers=4, lease_seconds=""):
     }
 
 
-def burst_scenario(fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, poll_every=0.5, poll_grace=0.0,
-                   stored_only=None):
+def burst_scenario(
+    fleet, mail, jobs=300, consumers=4, workers=4, pollers=2, poll_every=0.5, poll_grace=0.0, stored_only=None
+):
     """`jobs` jobs due at the same second, `consumers` x `workers` workers, `pollers` extra sweepers.
 
     Half the jobs (unless `stored_only` says how many) are queued when
@@ -160,8 +162,12 @@ def claim_race_scenario(fleet, mail, waves=3, jobs_per_wave=8, copies=4, consume
         created += batch
     wait_until(lambda: all_completed(created), 60, f"all {len(created)} jobs to be COMPLETED")
     time.sleep(1.0)  # a late second copy would arrive here
-    return {"jobs": len(created), "tasks_per_job": copies, "workers": consumers * workers,
-            **_outcome(fleet, mail, created, first_due)}
+    return {
+        "jobs": len(created),
+        "tasks_per_job": copies,
+        "workers": consumers * workers,
+        **_outcome(fleet, mail, created, first_due),
+    }
 
 
 def _outcome(fleet, mail, created, first_due):

@@ -86,7 +86,10 @@ class Fleet:
         with open(self.log_dir / f"poller-{len(self.pollers) + 1}.log", "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--every", str(every), "--grace", str(grace)],
-                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.pollers.append(process)
         return process
@@ -97,7 +100,10 @@ class Fleet:
         with open(self.log_dir / "web.log", "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.pollers.append(process)  # stopped with them
         url = f"http://127.0.0.1:{port}"
@@ -108,14 +114,22 @@ class Fleet:
         """Run `flask sweep --grace GRACE` once, as an operator would; its output."""
         done = subprocess.run(
             [sys.executable, "-m", "flask", "--app", "wsgi", "sweep", "--grace", str(grace)],
-            cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=60, check=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         return done.stdout
 
     def count_in_logs(self, text):
         """How many lines of the consumers' logs contain `text`."""
-        return sum(line.count(text) for consumer in self.consumers
-                   for line in consumer.log_path.read_text(errors="replace").splitlines())
+        return sum(
+            line.count(text)
+            for consumer in self.consumers
+            for line in consumer.log_path.read_text(errors="replace").splitlines()
+        )
 
     def stop(self):
         for process in self.pollers:

@@ -18,9 +18,9 @@ START_TIMEOUT = 30.0
 class GunicornServer:
     """`gunicorn --config gunicorn.conf.py wsgi:app` on 127.0.0.1 and a free port.
 
-        server = GunicornServer(env, log_path).start()   # waits for /api/health
-        requests.get(server.url + "/api/health")
-        server.stop()
+    server = GunicornServer(env, log_path).start()   # waits for /api/health
+    requests.get(server.url + "/api/health")
+    server.stop()
     """
 
     def __init__(self, env, log_path, extra_args=()):
@@ -35,9 +35,21 @@ class GunicornServer:
         """Start the process without waiting for it to answer."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", str(PROJECT_ROOT / "gunicorn.conf.py"), "wsgi:app",
-                 "--bind", f"127.0.0.1:{self.port}", *self.extra_args],
-                cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--config",
+                    str(PROJECT_ROOT / "gunicorn.conf.py"),
+                    "wsgi:app",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    *self.extra_args,
+                ],
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         return self
 

@@ -22,9 +22,11 @@ from tests.support.ferretdb import free_port
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VERSION = "v1.33.1"
 START_TIMEOUT = 15.0
-BUILD_HINT = ("Mailpit is missing: `make test` builds it first (scripts/build-mailpit.sh, "
-              f"`GOBIN=$(pwd)/var/bin go install github.com/axllent/mailpit@{VERSION}`, about two minutes once); "
-              "or name a binary with MAILPIT_BIN")
+BUILD_HINT = (
+    "Mailpit is missing: `make test` builds it first (scripts/build-mailpit.sh, "
+    f"`GOBIN=$(pwd)/var/bin go install github.com/axllent/mailpit@{VERSION}`, about two minutes once); "
+    "or name a binary with MAILPIT_BIN"
+)
 
 
 def mailpit_binary():
@@ -36,10 +38,10 @@ def mailpit_binary():
 class MailpitServer:
     """One Mailpit process: SMTP on `smtp_port`, its HTTP API on `http_port`, its database in `directory`.
 
-        server = MailpitServer(binary, tmp_path, cert=files, users={"mailjobs": "secret"}).start()
-        ...                                     # the app sends to 127.0.0.1:server.smtp_port
-        [summary] = server.messages()
-        server.stop()
+    server = MailpitServer(binary, tmp_path, cert=files, users={"mailjobs": "secret"}).start()
+    ...                                     # the app sends to 127.0.0.1:server.smtp_port
+    [summary] = server.messages()
+    server.stop()
     """
 
     def __init__(self, binary, directory, cert=None, users=None, implicit_tls=False):
@@ -58,8 +60,16 @@ class MailpitServer:
         return f"http://127.0.0.1:{self.http_port}/api/v1"
 
     def command(self):
-        args = [self.binary, "--smtp", f"127.0.0.1:{self.smtp_port}", "--listen", f"127.0.0.1:{self.http_port}",
-                "--database", str(self.directory / "mailpit.db"), "--smtp-disable-rdns"]
+        args = [
+            self.binary,
+            "--smtp",
+            f"127.0.0.1:{self.smtp_port}",
+            "--listen",
+            f"127.0.0.1:{self.http_port}",
+            "--database",
+            str(self.directory / "mailpit.db"),
+            "--smtp-disable-rdns",
+        ]
         if self.cert:
             args += ["--smtp-tls-cert", str(self.cert.cert), "--smtp-tls-key", str(self.cert.key)]
             # TLS from the first byte (what MAIL_USE_SSL speaks), else STARTTLS before anything else.
@@ -74,8 +84,9 @@ class MailpitServer:
         """Start Mailpit; return self once both its SMTP port and its API answer."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:

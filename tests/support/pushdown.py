@@ -33,15 +33,35 @@ ODD_STRINGS = ["a b", "a!", "a<b", 'q"uote', "back\\slash", "tab\there", "a&b"]
 NUMBERS = [0, 1, -1, 5, 100, Int64(5), Int64(2**40), 5.0, -0.0, 0.5, 1e-7, 1e21, float(2**53 + 2), 12345678901234]
 DATES_IN_BAND = [at(0), at(1), at(1), at(30), at(600)]
 DATES_OUT_OF_BAND = [datetime.datetime(1990, 5, 1), datetime.datetime(1969, 7, 20), datetime.datetime(2300, 1, 1)]
-OTHERS = [True, False, None, [], ["alpha", 5], [None], [at(1), at(2)], {"a": 1}, Binary(b"x"), Regex("^a"),
-          Timestamp(5, 1), OWNERS[0], OWNERS[1]]
+OTHERS = [
+    True,
+    False,
+    None,
+    [],
+    ["alpha", 5],
+    [None],
+    [at(1), at(2)],
+    {"a": 1},
+    Binary(b"x"),
+    Regex("^a"),
+    Timestamp(5, 1),
+    OWNERS[0],
+    OWNERS[1],
+]
 MISSING = object()
 
 
 def pool():
     """Every kind of value a mixed field draws from."""
-    return (PLAIN_STRINGS + ODD_STRINGS + NUMBERS + DATES_IN_BAND + DATES_OUT_OF_BAND + OTHERS
-            + [str(OWNERS[0]), MISSING, MISSING])
+    return (
+        PLAIN_STRINGS
+        + ODD_STRINGS
+        + NUMBERS
+        + DATES_IN_BAND
+        + DATES_OUT_OF_BAND
+        + OTHERS
+        + [str(OWNERS[0]), MISSING, MISSING]
+    )
 
 
 def mixed_docs(rng, n):
@@ -115,7 +135,7 @@ class Pair:
             for keys in indexes:
                 coll.create_index(keys)
             for start in range(0, len(docs), 100):
-                coll.insert_many(docs[start:start + 100], ordered=True)
+                coll.insert_many(docs[start : start + 100], ordered=True)
 
     def explain(self, find):
         """FerretDB's explain of a find on the pushdown server (it shows SQLite's plan)."""
@@ -143,8 +163,12 @@ def random_condition(rng, values):
     if op in ("$gt", "$gte", "$lt", "$lte") and rng.random() < 0.5:
         # a range with both ends, as the app's windows are
         other = rng.choice(values)
-        return {op: value, rng.choice(["$lt", "$lte"] if op in ("$gt", "$gte") else ["$gt", "$gte"]):
-                None if other is MISSING else other}
+        return {
+            op: value,
+            rng.choice(["$lt", "$lte"] if op in ("$gt", "$gte") else ["$gt", "$gte"]): None
+            if other is MISSING
+            else other,
+        }
     return {op: value}
 
 
@@ -178,8 +202,10 @@ def check_reads(pair, rng, flt, sort_fields, group_fields):
     pair.same(lambda c: raw(c.find(flt)), f"find {flt}")
     sort = random_sort(rng, sort_fields)
     skip, limit = rng.choice([0, 0, 1, 3, 15]), rng.choice([0, 1, 2, 5, 20])
-    pair.same(lambda c: raw(c.find(flt, sort=sort, skip=skip, limit=limit)),
-              f"find {flt} sort {sort} skip {skip} limit {limit}")
+    pair.same(
+        lambda c: raw(c.find(flt, sort=sort, skip=skip, limit=limit)),
+        f"find {flt} sort {sort} skip {skip} limit {limit}",
+    )
     pair.same(lambda c: raw(c.find(flt, {"_id": 1}, sort=sort[:1], limit=3)), f"find ids {flt} sort {sort[:1]}")
     pair.same(lambda c: raw(c.find(flt, sort=sort, batch_size=2)), f"find {flt} sort {sort} in batches of 2")
     field = rng.choice(group_fields)
@@ -190,14 +216,19 @@ def check_reads(pair, rng, flt, sort_fields, group_fields):
         pair.same(lambda c: c.count_documents(flt, **kwargs), f"count_documents {flt} {kwargs}")
     pair.same(lambda c: c.database.command("count", c.name, query=flt)["n"], f"count {flt}")
     if skip or limit:
-        pair.same(lambda c: c.database.command("count", c.name, query=flt, skip=skip, limit=limit)["n"],
-                  f"count {flt} skip {skip} limit {limit}")
+        pair.same(
+            lambda c: c.database.command("count", c.name, query=flt, skip=skip, limit=limit)["n"],
+            f"count {flt} skip {skip} limit {limit}",
+        )
     field = rng.choice(group_fields)
     pipeline = [{"$match": flt}, {"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
     pair.same(lambda c: raw(c.aggregate(pipeline)), f"group {pipeline}")
     one = rng.choice([1, Int64(1)])
-    pipeline = [{"$match": flt}, {"$group": {"_id": rng.choice([None, 1, "all"]), "n": {"$sum": one}}},
-                {"$project": {"n": 1}}]
+    pipeline = [
+        {"$match": flt},
+        {"$group": {"_id": rng.choice([None, 1, "all"]), "n": {"$sum": one}}},
+        {"$project": {"n": 1}},
+    ]
     pair.same(lambda c: raw(c.aggregate(pipeline)), f"constant group {pipeline}")
     if rng.random() < 0.2:
         # two accumulators: FerretDB sums the second to 0; not pushed, same answer
@@ -208,10 +239,14 @@ def check_reads(pair, rng, flt, sort_fields, group_fields):
 def check_writes(pair, rng, flt, sort_fields, tag):
     """Which document a single write picks, and how many a multi-write touches."""
     sort = random_sort(rng, sort_fields)
-    pair.same(lambda c: getattr(c.find_one_and_update(flt, {"$set": {"touched": tag}}, sort=sort), "raw", None),
-              f"find_one_and_update {flt} sort {sort}")
-    pair.same(lambda c: (lambda r: (r.matched_count, r.modified_count))(c.update_one(flt, {"$inc": {"hits": 1}})),
-              f"update_one {flt}")
+    pair.same(
+        lambda c: getattr(c.find_one_and_update(flt, {"$set": {"touched": tag}}, sort=sort), "raw", None),
+        f"find_one_and_update {flt} sort {sort}",
+    )
+    pair.same(
+        lambda c: (lambda r: (r.matched_count, r.modified_count))(c.update_one(flt, {"$inc": {"hits": 1}})),
+        f"update_one {flt}",
+    )
     pair.same(lambda c: c.update_many(flt, {"$set": {"seen": tag}}).matched_count, f"update_many {flt}")
     pair.same(lambda c: c.delete_one(flt).deleted_count, f"delete_one {flt}")
     pair.same(lambda c: raw(c.find()), f"contents after writes with {flt}")
@@ -243,8 +278,25 @@ CLEAN_INDEXES = [[("status", 1), ("due", 1)], [("owner", 1), ("created", -1)], [
 
 # Values whose JSON text is not the one obvious text: -0.0 equals 0, 5 equals 5.0 and Int64(5),
 # an ObjectId's text is a string's, dates outside 2001..2286 have other lengths.
-EDGE_VALUES = [0, -0.0, 5, 5.0, Int64(5), 1e21, float(2**53 + 2), OWNERS[0], str(OWNERS[0]), at(1),
-               datetime.datetime(1990, 5, 1), "a b", "a!", "a<b", "", None, True]
+EDGE_VALUES = [
+    0,
+    -0.0,
+    5,
+    5.0,
+    Int64(5),
+    1e21,
+    float(2**53 + 2),
+    OWNERS[0],
+    str(OWNERS[0]),
+    at(1),
+    datetime.datetime(1990, 5, 1),
+    "a b",
+    "a!",
+    "a<b",
+    "",
+    None,
+    True,
+]
 
 
 def edge_filters():
@@ -294,18 +346,23 @@ def as_explained(name, command):
     if name == "count":
         return [{"count": coll, "query": command.get("query", {})}]
     if name == "update":
-        return [{"find": coll, "filter": u["q"]} | ({} if u.get("multi") else {"limit": Int64(1)})
-                for u in command["updates"]]
+        return [
+            {"find": coll, "filter": u["q"]} | ({} if u.get("multi") else {"limit": Int64(1)})
+            for u in command["updates"]
+        ]
     if name == "delete":
-        return [{"find": coll, "filter": d["q"]} | ({"limit": Int64(1)} if d.get("limit") else {})
-                for d in command["deletes"]]
+        return [
+            {"find": coll, "filter": d["q"]} | ({"limit": Int64(1)} if d.get("limit") else {})
+            for d in command["deletes"]
+        ]
     return [{"find": coll, "filter": command.get("query", {}), "sort": command.get("sort", {}), "limit": Int64(1)}]
 
 
 def has_filter(explained):
     """Whether the explained command filters at all (an empty filter has nothing to search by)."""
-    return bool(explained.get("filter") or explained.get("query")
-                or (explained.get("pipeline") or [{}])[0].get("$match"))
+    return bool(
+        explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
+    )
 
 
 def _equalities(explained):
@@ -326,8 +383,11 @@ RANGES = ("$lt", "$lte", "$gt", "$gte")
 def _ranged(explained):
     """Whether the command's filter bounds a field (other than `_id`) with a range."""
     flt = explained.get("filter") or explained.get("query") or (explained.get("pipeline") or [{}])[0].get("$match")
-    return any(isinstance(condition, dict) and any(op in condition for op in RANGES)
-               for field, condition in (flt or {}).items() if not field.startswith("$") and field != "_id")
+    return any(
+        isinstance(condition, dict) and any(op in condition for op in RANGES)
+        for field, condition in (flt or {}).items()
+        if not field.startswith("$") and field != "_id"
+    )
 
 
 def plan_problems(uri, database, explained, unindexed=(), strict=False):

@@ -37,14 +37,29 @@ class RedisServer:
         """Start the server and return self once it answers PING; raise with its log if it cannot."""
         binary = redis_server_executable()
         if binary is None:
-            raise RuntimeError("no redis-server (or valkey-server) on PATH: `python3 scripts/preflight.py test` "
-                               "says how to install one")
+            raise RuntimeError(
+                "no redis-server (or valkey-server) on PATH: `python3 scripts/preflight.py test` "
+                "says how to install one"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--dir", str(self.log_path.parent)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.log_path.parent),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not self._answers():

@@ -157,9 +157,7 @@ class SmtpTestServer:
         with self._received:
             if not self._received.wait_for(lambda: len(self._messages) >= count, timeout):
                 got = [(m.message_id, m.rcpt_tos) for m in self._messages]
-                raise AssertionError(
-                    f"expected at least {count} message(s) within {timeout} s, got {len(got)}: {got}"
-                )
+                raise AssertionError(f"expected at least {count} message(s) within {timeout} s, got {len(got)}: {got}")
             return list(self._messages)
 
     def count_by_message_id(self) -> collections.Counter:

@@ -53,6 +53,9 @@ def clear_figures():
     from webapp.timeutil import utcnow
 
     since = utcnow()
-    wait_until(lambda: all(as_utc(r["beat_at"]) > since for r in heartbeats.list_workers() if r["alive"]), 10,
-               "a heartbeat from every live consumer")
+    wait_until(
+        lambda: all(as_utc(r["beat_at"]) > since for r in heartbeats.list_workers() if r["alive"]),
+        10,
+        "a heartbeat from every live consumer",
+    )
     DeliveryStats._get_collection().delete_many({})

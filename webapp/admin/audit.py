@@ -24,11 +24,17 @@ def audit_page():
     filters = {"actor": actor, "action": action or ""}
 
     def page_url(page):
-        args = {**filters, "page": page if page > 1 else None,
-                "per_page": per_page if per_page != PER_PAGE else None}
+        args = {**filters, "page": page if page > 1 else None, "per_page": per_page if per_page != PER_PAGE else None}
         return url_for("admin.audit_page", **{key: value for key, value in args.items() if value})
 
-    pager = SimpleNamespace(number=page, per_page=per_page, total=total, pages=max(1, ceil(total / per_page)),
-                            url=page_url)
-    return render_page_or_fragment("admin/audit.html", "admin/_audit_results.html", entries=entries, pager=pager,
-                                   filters=filters, actions=audit.ACTIONS)
+    pager = SimpleNamespace(
+        number=page, per_page=per_page, total=total, pages=max(1, ceil(total / per_page)), url=page_url
+    )
+    return render_page_or_fragment(
+        "admin/audit.html",
+        "admin/_audit_results.html",
+        entries=entries,
+        pager=pager,
+        filters=filters,
+        actions=audit.ACTIONS,
+    )

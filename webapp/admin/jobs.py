@@ -30,9 +30,15 @@ from webapp.web.templating import viewer_zone
 
 def _table():
     config = current_app.config
-    return job_tables.build(request.args, "admin.jobs_page", "admin.job_rows", current_user,
-                            owner_query=request.args.get("owner", ""), overdue_seconds=config["OVERDUE_SECONDS"],
-                            counts_max_age=config["JOB_COUNTS_SECONDS"])
+    return job_tables.build(
+        request.args,
+        "admin.jobs_page",
+        "admin.job_rows",
+        current_user,
+        owner_query=request.args.get("owner", ""),
+        overdue_seconds=config["OVERDUE_SECONDS"],
+        counts_max_age=config["JOB_COUNTS_SECONDS"],
+    )
 
 
 @bp.get("/jobs")
@@ -50,8 +56,9 @@ def old_job_rows():
 @bp.get("/jobs/rows")
 def job_rows():
     """The table body with counts and pager out of band; 304 when nothing changed (from the admin's change mark)."""
-    mark = job_tables.table_mark(current_user, request.args, everyone=True,
-                                 overdue_seconds=current_app.config["OVERDUE_SECONDS"])
+    mark = job_tables.table_mark(
+        current_user, request.args, everyone=True, overdue_seconds=current_app.config["OVERDUE_SECONDS"]
+    )
     unchanged = polling.unchanged_by_mark(mark)
     if unchanged is not None:
         return unchanged
@@ -70,8 +77,11 @@ def bulk_jobs():
     if form.get("send_at"):
         data["send_at"] = form["send_at"]
     if form.get("scope") == "all":
-        data["filter"] = {"status": form.get("status") or None, "owner": form.get("owner") or None,
-                          "overdue": form.get("overdue") == "1"}
+        data["filter"] = {
+            "status": form.get("status") or None,
+            "owner": form.get("owner") or None,
+            "overdue": form.get("overdue") == "1",
+        }
     else:
         data["ids"] = form.getlist("ids")
     problem = None
@@ -91,8 +101,10 @@ def bulk_jobs():
             message += f"; {len(data['ids']) - result.affected} ticked were no longer pending"
         message += "."
     if is_partial():
-        response = make_response(render_template("admin/_bulk_status.html", bulk_message=problem or message,
-                                                 bulk_error=bool(problem)), 422 if problem else 200)
+        response = make_response(
+            render_template("admin/_bulk_status.html", bulk_message=problem or message, bulk_error=bool(problem)),
+            422 if problem else 200,
+        )
         if not problem:
             response.headers["HX-Trigger"] = "refresh"  # the table polls at once
         return response
@@ -109,8 +121,13 @@ def job_detail(job_id):
     job = actions.get_job(job_id)
     owner = users.get_user(job.owner_id)
     content = job_tables.detail_fingerprint(job)
-    context = {"job": job, "owner": owner, "admin_view": True, "etag": polling.compose(mark, content),
-               "detail_url": url_for("admin.job_detail", job_id=job.id)}
+    context = {
+        "job": job,
+        "owner": owner,
+        "admin_view": True,
+        "etag": polling.compose(mark, content),
+        "detail_url": url_for("admin.job_detail", job_id=job.id),
+    }
     if is_partial():
         return polling.answer("jobs/_detail.html", mark, content, **context)
     return render_template("jobs/detail.html", **context)
@@ -119,8 +136,13 @@ def job_detail(job_id):
 @bp.post("/jobs/<job_id>/requeue")
 def requeue_job(job_id):
     """Send a FAILED (or IN_DOUBT) job again now, with a fresh set of attempts."""
-    return _act(job_id, "job_requeue", "Requeued",
-                lambda: actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]), queue=True)
+    return _act(
+        job_id,
+        "job_requeue",
+        "Requeued",
+        lambda: actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]),
+        queue=True,
+    )
 
 
 @bp.post("/jobs/<job_id>/close")

@@ -64,8 +64,9 @@ def build(config):
     """Read the figures and lay out the board for the viewer."""
     figures = stats_service.collect(config["OVERDUE_SECONDS"], queue_depth(), config["JOB_COUNTS_SECONDS"])
     zone_name = viewer_zone()
-    throughput = stacked_bars("throughput", figures.per_minute,
-                              [_minute_label(point["minute"], zone_name) for point in figures.per_minute])
+    throughput = stacked_bars(
+        "throughput", figures.per_minute, [_minute_label(point["minute"], zone_name) for point in figures.per_minute]
+    )
     history = stacked_bars("history", figures.per_day, [_day_label(point["day"]) for point in figures.per_day])
     board = StatusBoard(figures, throughput, history)
     board.etag = fingerprint(board, zone_name, shows_counted_at=bool(config["JOB_COUNTS_SECONDS"]))
@@ -79,11 +80,28 @@ def fingerprint(board, zone_name, shows_counted_at=False):
     """
     figures = board.stats
     shown_workers = [
-        (record["_id"], record["alive"], record.get("threads"), tuple(record.get("in_flight") or ()),
-         isoformat_z(record.get("started_at")), None if record["alive"] else isoformat_z(record.get("beat_at")))
+        (
+            record["_id"],
+            record["alive"],
+            record.get("threads"),
+            tuple(record.get("in_flight") or ()),
+            isoformat_z(record.get("started_at")),
+            None if record["alive"] else isoformat_z(record.get("beat_at")),
+        )
         for record in figures.workers
     ]
-    return etag_of(sorted(figures.counts.items()), figures.overdue["count"], board.overdue_minutes,
-                   figures.per_minute, figures.per_day, sorted(figures.lateness.items()), shown_workers,
-                   sorted(figures.queue.items()), sorted(figures.pause.items()), repr(figures.smtp),
-                   figures.overdue_seconds, zone_name, isoformat_z(figures.counted_at) if shows_counted_at else None)
+    return etag_of(
+        sorted(figures.counts.items()),
+        figures.overdue["count"],
+        board.overdue_minutes,
+        figures.per_minute,
+        figures.per_day,
+        sorted(figures.lateness.items()),
+        shown_workers,
+        sorted(figures.queue.items()),
+        sorted(figures.pause.items()),
+        repr(figures.smtp),
+        figures.overdue_seconds,
+        zone_name,
+        isoformat_z(figures.counted_at) if shows_counted_at else None,
+    )

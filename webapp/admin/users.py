@@ -26,9 +26,15 @@ def _listing(args):
     """One page of users with what their rows show (job counts, whether demotion is allowed)."""
     page, per_page = parse_page(args)
     users, total = accounts.list_users(page, per_page)
-    return {"users": users, "total": total, "page": page, "per_page": per_page,
-            "pages": max(1, -(-total // per_page)), "job_counts": actions.count_by_owner(u.id for u in users),
-            "admin_count": accounts.count_admins()}
+    return {
+        "users": users,
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+        "pages": max(1, -(-total // per_page)),
+        "job_counts": actions.count_by_owner(u.id for u in users),
+        "admin_count": accounts.count_admins(),
+    }
 
 
 @bp.get("/users")
@@ -81,22 +87,31 @@ def set_role(user_id):
             return response
         return redirect(url_for("pages.jobs_page"))
 
-    return _act_on_user(user_id, "role_change", change,
-                        lambda user: f"{user.email} is now {'an admin' if user.is_admin else 'a user'}.",
-                        detail=f"role set to {role}", leave=leave_if_self_demoted)
+    return _act_on_user(
+        user_id,
+        "role_change",
+        change,
+        lambda user: f"{user.email} is now {'an admin' if user.is_admin else 'a user'}.",
+        detail=f"role set to {role}",
+        leave=leave_if_self_demoted,
+    )
 
 
 @bp.post("/users/<user_id>/disable")
 def disable_user(user_id):
     """Disable an account: it cannot sign in, its sessions and tokens stop, its jobs wait."""
-    return _act_on_user(user_id, "account_disable",
-                        lambda: disabling.disable_account(user_id, by=current_user),
-                        lambda user: f"{user.email} is disabled: signed out everywhere, pending emails held.")
+    return _act_on_user(
+        user_id,
+        "account_disable",
+        lambda: disabling.disable_account(user_id, by=current_user),
+        lambda user: f"{user.email} is disabled: signed out everywhere, pending emails held.",
+    )
 
 
 @bp.post("/users/<user_id>/enable")
 def enable_user(user_id):
     """Enable an account again; its held emails that fell due are queued at once."""
+
     def enable():
         user, due = disabling.enable_account(user_id)
         for job_id, due_at in due:

@@ -55,8 +55,9 @@ def all_jobs():
         total = actions.total_from_counts(kept.counts, status)
     else:
         items, total = actions.list_jobs(owner_id=owner, status=status, page=page, per_page=per_page)
-    return page_out(AdminJobPageOut, items, total, page, per_page, job_out, counts=kept.counts,
-                    counted_at=kept.counted_at)
+    return page_out(
+        AdminJobPageOut, items, total, page, per_page, job_out, counts=kept.counts, counted_at=kept.counted_at
+    )
 
 
 @bp.post("/admin/bulk/jobs")
@@ -80,8 +81,11 @@ def any_job(job_id):
 
 
 @bp.post("/admin/jobs/<job_id>/retry")
-@describe(path=JobPath, responses={200: JobDetailOut},
-          errors={404: "No such job.", 409: "Only a FAILED or IN_DOUBT job can be requeued."})
+@describe(
+    path=JobPath,
+    responses={200: JobDetailOut},
+    errors={404: "No such job.", 409: "Only a FAILED or IN_DOUBT job can be requeued."},
+)
 @admin_required
 def retry_job(job_id):
     """Requeue a FAILED (or IN_DOUBT) job now."""
@@ -92,8 +96,11 @@ def retry_job(job_id):
 
 
 @bp.post("/admin/jobs/<job_id>/close")
-@describe(path=JobPath, responses={200: JobDetailOut},
-          errors={404: "No such job.", 409: "Only an IN_DOUBT job can be closed."})
+@describe(
+    path=JobPath,
+    responses={200: JobDetailOut},
+    errors={404: "No such job.", 409: "Only an IN_DOUBT job can be closed."},
+)
 @admin_required
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
@@ -113,8 +120,12 @@ def users():
 
 
 @bp.patch("/admin/users/<user_id>/role")
-@describe(path=UserPath, body=RoleInput, responses={200: UserOut},
-          errors={404: "No such user.", 409: "The last admin cannot be demoted."})
+@describe(
+    path=UserPath,
+    body=RoleInput,
+    responses={200: UserOut},
+    errors={404: "No such user.", 409: "The last admin cannot be demoted."},
+)
 @admin_required
 def set_role(user_id):
     """Promote or demote a user; the last admin stays an admin (409)."""
@@ -125,8 +136,11 @@ def set_role(user_id):
 
 
 @bp.post("/admin/users/<user_id>/disable")
-@describe(path=UserPath, responses={200: UserOut},
-          errors={404: "No such user.", 409: "You cannot disable yourself, nor the last admin."})
+@describe(
+    path=UserPath,
+    responses={200: UserOut},
+    errors={404: "No such user.", 409: "You cannot disable yourself, nor the last admin."},
+)
 @admin_required
 def disable_user(user_id):
     """Disable an account: no sign-in, its tokens and sessions refused, its jobs held (409: yourself, last admin)."""
@@ -155,6 +169,7 @@ def enable_user(user_id):
 def audit_log():
     """The audit log, newest first; `actor` (email or user id) and `action` filter it."""
     page, per_page = parse_page(request.args)
-    items, total = audit.list(actor=request.args.get("actor"), action=request.args.get("action"),
-                              page=page, per_page=per_page)
+    items, total = audit.list(
+        actor=request.args.get("actor"), action=request.args.get("action"), page=page, per_page=per_page
+    )
     return page_out(AuditPageOut, items, total, page, per_page, audit_out)

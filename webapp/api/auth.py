@@ -30,8 +30,11 @@ from webapp.web.throttle import signup_throttled
 
 
 @bp.post("/auth/register")
-@describe(body=Credentials, responses={201: RegisteredOut},
-          errors={409: "An account with this email exists.", 429: "Too many sign-ups from this address."})
+@describe(
+    body=Credentials,
+    responses={201: RegisteredOut},
+    errors={409: "An account with this email exists.", 429: "Too many sign-ups from this address."},
+)
 @signup_throttled()
 def register():
     """Create an account with role `user`."""
@@ -43,9 +46,14 @@ def register():
 
 
 @bp.post("/auth/login")
-@describe(body=LoginInput, responses={200: TokenOut},
-          errors={401: "Wrong email or password, or a disabled account (the same answer for all three).",
-                  429: "Too many sign-in attempts from this address or on this account."})
+@describe(
+    body=LoginInput,
+    responses={200: TokenOut},
+    errors={
+        401: "Wrong email or password, or a disabled account (the same answer for all three).",
+        429: "Too many sign-in attempts from this address or on this account.",
+    },
+)
 @login_throttled()
 def login():
     """Exchange credentials for a bearer token (same answer for unknown email, wrong password, disabled account)."""
@@ -56,8 +64,9 @@ def login():
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
     audit_event("sign_in", account, detail="API: token issued")
     expires = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    token = create_access_token(identity=str(account.id),
-                                additional_claims={"gen": account.token_generation or 0, **users.token_claims()})
+    token = create_access_token(
+        identity=str(account.id), additional_claims={"gen": account.token_generation or 0, **users.token_claims()}
+    )
     return TokenOut(access_token=token, token_type="Bearer", expires_in=int(expires.total_seconds()))
 
 

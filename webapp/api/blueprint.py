@@ -19,8 +19,9 @@ def json_body():
     (Too deep a nesting reads as malformed because of webapp.web.errors.JSONProvider.)
     """
     if not request.is_json:
-        raise AppError("Send a JSON body with Content-Type: application/json.", code="unsupported_media_type",
-                       status=415)
+        raise AppError(
+            "Send a JSON body with Content-Type: application/json.", code="unsupported_media_type", status=415
+        )
     data = request.get_json(silent=True)
     if data is None:
         raise AppError("The request body is not valid JSON.", code="malformed_json", status=400)

@@ -26,17 +26,28 @@ from webapp.web.throttle import job_create_throttled
 
 
 @bp.post("/users/jobs")
-@describe(body=JobInput, responses={201: JobDetailOut},
-          errors={429: "Too many jobs scheduled in a short time (`too_many_requests`, JOB_CREATE_RATE_LIMIT), "
-                       "or MAX_PENDING_JOBS_PER_USER jobs pending already (`quota_exceeded`)."})
+@describe(
+    body=JobInput,
+    responses={201: JobDetailOut},
+    errors={
+        429: "Too many jobs scheduled in a short time (`too_many_requests`, JOB_CREATE_RATE_LIMIT), "
+        "or MAX_PENDING_JOBS_PER_USER jobs pending already (`quota_exceeded`)."
+    },
+)
 @login_required
 @job_create_throttled(lambda: current_user.id)
 def create_job():
     """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
     config = current_app.config
-    job = actions.create_job(current_user.id, data, config["MAIL_DEFAULT_SENDER"], config["MAX_ATTEMPTS"],
-                          actions.pending_quota(config, current_user), timing=timing)
+    job = actions.create_job(
+        current_user.id,
+        data,
+        config["MAIL_DEFAULT_SENDER"],
+        config["MAX_ATTEMPTS"],
+        actions.pending_quota(config, current_user),
+        timing=timing,
+    )
     schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
     return job_out(job, with_history=True), 201
 
@@ -61,9 +72,15 @@ def get_job(job_id):
 
 
 @bp.patch("/users/jobs/<job_id>")
-@describe(path=JobPath, body=JobPatch, responses={200: JobDetailOut},
-          errors={404: "No such job (another user's counts as none).",
-                  409: "The job is no longer PENDING (a worker has it, or it is finished)."})
+@describe(
+    path=JobPath,
+    body=JobPatch,
+    responses={200: JobDetailOut},
+    errors={
+        404: "No such job (another user's counts as none).",
+        409: "The job is no longer PENDING (a worker has it, or it is finished).",
+    },
+)
 @login_required
 def reschedule_job(job_id):
     """Change a PENDING job (send time, zone, windows, expiry, recipients, subject, body); 409 once it runs."""
@@ -75,9 +92,14 @@ def reschedule_job(job_id):
 
 
 @bp.post("/users/jobs/<job_id>/cancel")
-@describe(path=JobPath, responses={200: JobDetailOut},
-          errors={404: "No such job (another user's counts as none).",
-                  409: "The job can no longer be cancelled (it is running or done)."})
+@describe(
+    path=JobPath,
+    responses={200: JobDetailOut},
+    errors={
+        404: "No such job (another user's counts as none).",
+        409: "The job can no longer be cancelled (it is running or done).",
+    },
+)
 @login_required
 def cancel_job(job_id):
     """Cancel a job that has not been sent yet."""

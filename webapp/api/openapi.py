@@ -24,8 +24,11 @@ IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 TAGS = {"auth": "Account", "users": "Jobs", "admin": "Admin"}
 DEFAULT_TAG = "Service"
 # Every 429 says when to come back (webapp/web/errors.py).
-RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
-               "schema": {"type": "integer", "minimum": 1}}
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
 # A werkzeug rule argument, `<name>` or `<converter(args):name>`.
 _RULE_ARGUMENT = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
 INFO_DESCRIPTION = """\
@@ -48,8 +51,11 @@ def api_rules(app):
 
 def undescribed_routes(app):
     """`METHOD /path` of each /api route that has no description (the document cannot show it)."""
-    return [f"{method} {rule.rule}" for rule, method in api_rules(app)
-            if getattr(app.view_functions[rule.endpoint], "__contract__", None) is None]
+    return [
+        f"{method} {rule.rule}"
+        for rule, method in api_rules(app)
+        if getattr(app.view_functions[rule.endpoint], "__contract__", None) is None
+    ]
 
 
 def openapi_document(app):
@@ -82,8 +88,12 @@ def build_document(app):
         "components": {
             "schemas": definitions.get("$defs", {}),
             "securitySchemes": {
-                SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                  "description": "A token from `POST /api/auth/login`."},
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A token from `POST /api/auth/login`.",
+                },
             },
         },
     }

@@ -25,15 +25,15 @@ class ScheduleOut(Out):
     to: list[str]
     subject: str
     body: str
-    cron: str = Field(examples=["0 9 * * mon-fri"], description="5 fields: minute hour day-of-month month "
-                                                               "day-of-week.")
+    cron: str = Field(examples=["0 9 * * mon-fri"], description="5 fields: minute hour day-of-month month day-of-week.")
     timezone: str
     windows: list[WindowOut]
     starts_at: UtcTimestamp | None
     until: UtcTimestamp | None
     max_runs: int | None = Field(ge=1)
-    catch_up: Literal[CatchUp.CHOICES] = Field(description="After a downtime: none (skip what was missed), "
-                                                          "latest (the most recent one), all.")
+    catch_up: Literal[CatchUp.CHOICES] = Field(
+        description="After a downtime: none (skip what was missed), latest (the most recent one), all."
+    )
     status: Literal[ScheduleStatus.ALL] = Field(description="finished: until or max_runs reached.")
     runs: int = Field(ge=0, description="Occurrences made into jobs so far.")
     next_runs: list[UtcTimestamp] = Field(max_length=5, description="The next (up to) 5 runs, UTC.")

@@ -36,9 +36,12 @@ def _fresh(schedule):
 
 
 @bp.post("/users/schedules")
-@describe(body=ScheduleInput, responses={201: ScheduleOut}, tag="Schedules",
-          errors={429: "Too many jobs or schedules made in a short time (`too_many_requests`, "
-                       "JOB_CREATE_RATE_LIMIT)."})
+@describe(
+    body=ScheduleInput,
+    responses={201: ScheduleOut},
+    tag="Schedules",
+    errors={429: "Too many jobs or schedules made in a short time (`too_many_requests`, JOB_CREATE_RATE_LIMIT)."},
+)
 @login_required
 @job_create_throttled(lambda: current_user.id)
 def create_schedule():
@@ -66,9 +69,16 @@ def get_schedule(schedule_id):
 
 
 @bp.patch("/users/schedules/<schedule_id>")
-@describe(path=SchedulePath, body=SchedulePatch, responses={200: ScheduleOut}, tag="Schedules",
-          errors={404: "No such schedule (another user's counts as none).",
-                  409: "Changed at the same moment by another request; load it again."})
+@describe(
+    path=SchedulePath,
+    body=SchedulePatch,
+    responses={200: ScheduleOut},
+    tag="Schedules",
+    errors={
+        404: "No such schedule (another user's counts as none).",
+        409: "Changed at the same moment by another request; load it again.",
+    },
+)
 @login_required
 def update_schedule(schedule_id):
     """Change a schedule or pause / resume it; its occurrences not yet running are made again."""
@@ -92,15 +102,17 @@ def all_schedules():
     """Every user's schedules, newest first, optionally of one owner (id or email)."""
     page, per_page = parse_page(request.args)
     owner = users.owner_id_for(request.args.get("owner"))
-    items, total = ([], 0) if owner is False else schedules.list_schedules(owner_id=owner, page=page,
-                                                                             per_page=per_page)
+    items, total = ([], 0) if owner is False else schedules.list_schedules(owner_id=owner, page=page, per_page=per_page)
     return page_out(SchedulePageOut, items, total, page, per_page, schedule_out)
 
 
 @bp.post("/admin/schedules/<schedule_id>/pause")
-@describe(path=SchedulePath, responses={200: ScheduleOut},
-          errors={404: "No such schedule.", 409: "The schedule is finished: there is nothing to pause."},
-          tag="Schedules")
+@describe(
+    path=SchedulePath,
+    responses={200: ScheduleOut},
+    errors={404: "No such schedule.", 409: "The schedule is finished: there is nothing to pause."},
+    tag="Schedules",
+)
 @admin_required
 def pause_schedule(schedule_id):
     """Pause anyone's schedule: no occurrence is made, those not yet running are cancelled."""

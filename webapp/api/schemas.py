@@ -34,8 +34,14 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 UtcTimestamp = Annotated[
     datetime,
     PlainSerializer(isoformat_z, return_type=str),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN,
-                    "examples": ["2026-12-01T08:00:00.000Z"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": TIMESTAMP_PATTERN,
+            "examples": ["2026-12-01T08:00:00.000Z"],
+        }
+    ),
 ]
 ObjectIdText = Annotated[str, Field(pattern=OBJECT_ID_PATTERN, examples=["6650c0ffee0ddba11ad0be15"])]
 StatusName = Literal[JobStatus.ALL]
@@ -82,18 +88,24 @@ class WindowOut(Out):
 
     days: list[Literal[timing.DAYS]] = Field(min_length=1)
     start: str = Field(pattern=HHMM_PATTERN, examples=["09:00"])
-    end: str = Field(pattern=HHMM_PATTERN, examples=["17:00"],
-                     description="Exclusive (23:59: to the end of the day); before `start`: the next day.")
+    end: str = Field(
+        pattern=HHMM_PATTERN,
+        examples=["17:00"],
+        description="Exclusive (23:59: to the end of the day); before `start`: the next day.",
+    )
 
 
 class UserOut(Out):
     id: ObjectIdText
     email: str
     role: RoleName
-    timezone: str = Field(description="IANA time zone: the default of new jobs and schedules, and the one the "
-                                      "pages show times in, e.g. `Europe/Paris`.")
-    windows: list[WindowOut] = Field(description="Default windows of jobs and schedules created without any; "
-                                                 "[] = any time.")
+    timezone: str = Field(
+        description="IANA time zone: the default of new jobs and schedules, and the one the "
+        "pages show times in, e.g. `Europe/Paris`."
+    )
+    windows: list[WindowOut] = Field(
+        description="Default windows of jobs and schedules created without any; [] = any time."
+    )
     disabled: bool = Field(description="Disabled by an admin: no sign-in, tokens refused, jobs held.")
     created_at: UtcTimestamp
 
@@ -126,8 +138,9 @@ class JobOut(Out):
     timezone: str = Field(description="The IANA zone its wall times and windows are read in.")
     windows: list[WindowOut] = Field(description="When it may go out ([] = any time).")
     expires_at: UtcTimestamp | None = Field(description="Not handed over by then: FAILED, `expired ...`.")
-    effective_send_at: UtcTimestamp = Field(description="When it actually goes out: `send_at` pushed to the next "
-                                                        "window opening (or its next retry).")
+    effective_send_at: UtcTimestamp = Field(
+        description="When it actually goes out: `send_at` pushed to the next window opening (or its next retry)."
+    )
     schedule_id: ObjectIdText | None = Field(description="The recurring schedule it is an occurrence of.")
     occurrence_at: UtcTimestamp | None = Field(description="The schedule's occurrence it stands for.")
 
@@ -149,14 +162,14 @@ class JobPageOut(Page):
 
 
 # One count per status, every status present (zeros included).
-StatusCounts = create_model(
-    "StatusCounts", __base__=Out, **{status: (int, Field(ge=0)) for status in JobStatus.ALL}
-)
+StatusCounts = create_model("StatusCounts", __base__=Out, **{status: (int, Field(ge=0)) for status in JobStatus.ALL})
 
 
 class AdminJobPageOut(JobPageOut):
-    counts: StatusCounts = Field(description="Everyone's jobs per status, as counted at `counted_at` (at most "
-                                             "JOB_COUNTS_SECONDS old); `total` comes from them when no owner is given.")
+    counts: StatusCounts = Field(
+        description="Everyone's jobs per status, as counted at `counted_at` (at most "
+        "JOB_COUNTS_SECONDS old); `total` comes from them when no owner is given."
+    )
     counted_at: UtcTimestamp
 
 

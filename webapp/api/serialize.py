@@ -13,8 +13,15 @@ from webapp.services.recurring.schedules import next_runs
 
 def user_out(user):
     """A user as the API shows it (never the password hash or the session and token generations)."""
-    return UserOut(id=str(user.id), email=user.email, role=user.role, timezone=user.timezone,
-                   windows=windows_out(user.windows), disabled=bool(user.disabled), created_at=user.created_at)
+    return UserOut(
+        id=str(user.id),
+        email=user.email,
+        role=user.role,
+        timezone=user.timezone,
+        windows=windows_out(user.windows),
+        disabled=bool(user.disabled),
+        created_at=user.created_at,
+    )
 
 
 def windows_out(windows):
@@ -24,16 +31,31 @@ def windows_out(windows):
 
 def audit_out(entry):
     """One audit log entry."""
-    return AuditEntryOut(id=str(entry.id), at=entry.at, action=entry.action, outcome=entry.outcome,
-                         actor_id=str(entry.actor_id) if entry.actor_id else None, actor_email=entry.actor_email,
-                         target_type=entry.target_type, target_id=entry.target_id, target_label=entry.target_label,
-                         ip=entry.ip, detail=entry.detail)
+    return AuditEntryOut(
+        id=str(entry.id),
+        at=entry.at,
+        action=entry.action,
+        outcome=entry.outcome,
+        actor_id=str(entry.actor_id) if entry.actor_id else None,
+        actor_email=entry.actor_email,
+        target_type=entry.target_type,
+        target_id=entry.target_id,
+        target_label=entry.target_label,
+        ip=entry.ip,
+        detail=entry.detail,
+    )
 
 
 def attempt_out(number, attempt):
     """One delivery attempt, numbered from 1."""
-    return AttemptOut(number=number, worker=attempt.worker, started_at=attempt.started_at,
-                      finished_at=attempt.finished_at, outcome=attempt.outcome, error=attempt.error)
+    return AttemptOut(
+        number=number,
+        worker=attempt.worker,
+        started_at=attempt.started_at,
+        finished_at=attempt.finished_at,
+        outcome=attempt.outcome,
+        error=attempt.error,
+    )
 
 
 def job_out(job, with_history=False):
@@ -71,11 +93,24 @@ def job_out(job, with_history=False):
 def schedule_out(schedule):
     """A recurring schedule with its next 5 runs."""
     return ScheduleOut(
-        id=str(schedule.id), owner_id=str(schedule.owner_id), to=list(schedule.to), subject=schedule.subject,
-        body=schedule.body, cron=schedule.cron, timezone=schedule.timezone, windows=windows_out(schedule.windows),
-        starts_at=schedule.starts_at, until=schedule.until, max_runs=schedule.max_runs, catch_up=schedule.catch_up,
-        status=schedule.status, runs=schedule.runs, next_runs=next_runs(schedule), created_at=schedule.created_at,
-        updated_at=schedule.updated_at)
+        id=str(schedule.id),
+        owner_id=str(schedule.owner_id),
+        to=list(schedule.to),
+        subject=schedule.subject,
+        body=schedule.body,
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        windows=windows_out(schedule.windows),
+        starts_at=schedule.starts_at,
+        until=schedule.until,
+        max_runs=schedule.max_runs,
+        catch_up=schedule.catch_up,
+        status=schedule.status,
+        runs=schedule.runs,
+        next_runs=next_runs(schedule),
+        created_at=schedule.created_at,
+        updated_at=schedule.updated_at,
+    )
 
 
 def page_out(model, items, total, page, per_page, item_out, **extra):

@@ -97,7 +97,9 @@ class WorkerOut(Out):
 
 
 class SmtpState(WorkerSmtp):
-    ok: bool | None = Field(description="True when the last hand-over is newer than the last error; None before either.")
+    ok: bool | None = Field(
+        description="True when the last hand-over is newer than the last error; None before either."
+    )
 
 
 class Queue(Out):
@@ -108,8 +110,9 @@ class Queue(Out):
 class StatsOut(Out):
     """The status page's figures (see the README, "The status page and metrics")."""
 
-    counts: StatusCounts = Field(description="Jobs per status, as counted at `counted_at` (at most "
-                                             "JOB_COUNTS_SECONDS old).")
+    counts: StatusCounts = Field(
+        description="Jobs per status, as counted at `counted_at` (at most JOB_COUNTS_SECONDS old)."
+    )
     counted_at: UtcTimestamp
     overdue: Overdue
     rates: Rates

@@ -43,8 +43,9 @@ def _signup_refused(message):
 
 def _login_refused(message):
     """The sign-in form again, with the email typed and why it was refused."""
-    return render_template("auth/login.html", values=_form(), errors={}, next_url=request.values.get("next", ""),
-                           failed=message)
+    return render_template(
+        "auth/login.html", values=_form(), errors={}, next_url=request.values.get("next", ""), failed=message
+    )
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -85,8 +86,9 @@ def login():
     user, why_not = users.check_sign_in(data.email, data.password)
     if why_not:
         audit_event("sign_in", user or data.email, outcome="failure", detail=f"page: {why_not}")
-        return render_template("auth/login.html", values=values, errors={}, next_url=next_url,
-                               failed="Wrong email or password."), 401
+        return render_template(
+            "auth/login.html", values=values, errors={}, next_url=next_url, failed="Wrong email or password."
+        ), 401
     audit_event("sign_in", user, detail="page: browser session")
     zone = _browser_zone()
     if zone and zone != user.timezone:

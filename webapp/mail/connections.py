@@ -81,8 +81,16 @@ class TimedConnection(Connection):
 
 def _settings_key(mail_state, timeout):
     """What a connection was opened with: a change of any of these means a new connection."""
-    return (mail_state.server, mail_state.port, mail_state.use_ssl, mail_state.use_tls,
-            mail_state.username, mail_state.password, tls_settings(mail_state), timeout)
+    return (
+        mail_state.server,
+        mail_state.port,
+        mail_state.use_ssl,
+        mail_state.use_tls,
+        mail_state.username,
+        mail_state.password,
+        tls_settings(mail_state),
+        timeout,
+    )
 
 
 class ConnectionSlot:

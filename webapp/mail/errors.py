@@ -88,8 +88,11 @@ def setup_failure(stage, exc, where):
     server for the text (`host:port`).
     """
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TransportSmtpError("tls", None, f"certificate verify failed: {exc.verify_message} "
-                                                f"({where}; MAIL_TLS_CA_FILE names a private CA)")
+        return TransportSmtpError(
+            "tls",
+            None,
+            f"certificate verify failed: {exc.verify_message} ({where}; MAIL_TLS_CA_FILE names a private CA)",
+        )
     if isinstance(exc, ssl.SSLError) or stage == "tls":
         return TransportSmtpError("tls", *_code_and_text(exc, where))
     code, text = _code_and_text(exc, where)
@@ -101,7 +104,8 @@ def setup_failure(stage, exc, where):
 
 def _is_network(exc):
     return isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)) or (
-        isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException))
+        isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
+    )
 
 
 def _code_and_text(exc, where):

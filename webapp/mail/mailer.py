@@ -115,8 +115,11 @@ def _mail_options(host, envelope):
         return []
     if not host.has_extn("smtputf8"):
         wide = [r.address for r in envelope.recipients if r.needs_smtputf8] or [envelope.sender]
-        raise PermanentSmtpError(None, f"the mail server does not offer SMTPUTF8, which the non-ASCII address "
-                                       f"{wide[0]} needs; it cannot be delivered through this server")
+        raise PermanentSmtpError(
+            None,
+            f"the mail server does not offer SMTPUTF8, which the non-ASCII address "
+            f"{wide[0]} needs; it cannot be delivered through this server",
+        )
     return ["SMTPUTF8", "BODY=8BITMIME"] if host.has_extn("8bitmime") else ["SMTPUTF8"]
 
 

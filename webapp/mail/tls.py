@@ -75,11 +75,16 @@ def warn_if_unverified(config, logger=log):
     if config.get("MAIL_TLS_VERIFY", True):
         return False
     if config.get("MAIL_USE_TLS") or config.get("MAIL_USE_SSL"):
-        logger.warning("MAIL_TLS_VERIFY=false: the certificate of the SMTP server %s:%s is NOT verified; "
-                       "anyone on the network path can pose as it and read MAIL_PASSWORD and every message. "
-                       "Give a private CA with MAIL_TLS_CA_FILE instead.",
-                       config.get("MAIL_SERVER"), config.get("MAIL_PORT"))
+        logger.warning(
+            "MAIL_TLS_VERIFY=false: the certificate of the SMTP server %s:%s is NOT verified; "
+            "anyone on the network path can pose as it and read MAIL_PASSWORD and every message. "
+            "Give a private CA with MAIL_TLS_CA_FILE instead.",
+            config.get("MAIL_SERVER"),
+            config.get("MAIL_PORT"),
+        )
     else:
-        logger.warning("MAIL_TLS_VERIFY=false has no effect: neither MAIL_USE_TLS nor MAIL_USE_SSL is set, "
-                       "so the SMTP connection is not encrypted at all")
+        logger.warning(
+            "MAIL_TLS_VERIFY=false has no effect: neither MAIL_USE_TLS nor MAIL_USE_SSL is set, "
+            "so the SMTP connection is not encrypted at all"
+        )
     return True

@@ -16,5 +16,20 @@ from webapp.models.user import User
 from webapp.models.window import Window
 from webapp.models.worker_beat import WorkerBeat
 
-__all__ = ["Attempt", "AuditEntry", "DeliveryControl", "DeliveryStats", "Job", "JobCounts", "JobStatus", "RateCounter",
-           "RevokedToken", "Role", "Schedule", "SweepTurn", "User", "Window", "WorkerBeat"]
+__all__ = [
+    "Attempt",
+    "AuditEntry",
+    "DeliveryControl",
+    "DeliveryStats",
+    "Job",
+    "JobCounts",
+    "JobStatus",
+    "RateCounter",
+    "RevokedToken",
+    "Role",
+    "Schedule",
+    "SweepTurn",
+    "User",
+    "Window",
+    "WorkerBeat",
+]

@@ -14,8 +14,20 @@ from webapp.services.recurring.inputs import ScheduleInput
 from webapp.services.scheduling import timing
 from webapp.services.validation import parse
 
-FIELDS = ("to", "subject", "body", "send_at", "timezone", "zone", "windows", "expires_at", "cron", "catch_up", "until",
-          "max_runs")
+FIELDS = (
+    "to",
+    "subject",
+    "body",
+    "send_at",
+    "timezone",
+    "zone",
+    "windows",
+    "expires_at",
+    "cron",
+    "catch_up",
+    "until",
+    "max_runs",
+)
 # The recipients box, in pieces: a quoted string, an <address>, a word, a hard separator
 # (comma, semicolon, line break) or spaces. No nested repetition: linear in the input.
 _PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|<[^<>]*>?|[^\s,;<>"]+|[,;\r\n]|[ \t\f\v]+')
@@ -75,8 +87,12 @@ class ParsedForm:
 def _api_fields(values, zone, recipients, errors):
     """The form's values in the API's shape (the schedule's fields only with a recurrence)."""
     # Browsers post textarea line breaks as CRLF; the API's bodies use LF.
-    data = {"to": recipients, "subject": values["subject"], "body": values["body"].replace("\r\n", "\n"),
-            "timezone": zone}
+    data = {
+        "to": recipients,
+        "subject": values["subject"],
+        "body": values["body"].replace("\r\n", "\n"),
+        "timezone": zone,
+    }
     try:
         windows = parse_windows_text(values["windows"])
     except ValueError as exc:
@@ -89,8 +105,7 @@ def _api_fields(values, zone, recipients, errors):
         data.update({name: value for name, value in (("send_at", send_at), ("expires_at", expires_at)) if value})
         return data
     data.update(cron=values["cron"].strip(), catch_up=values["catch_up"] or "latest")
-    data.update({name: value for name, value in (("starts_at", send_at), ("until", values["until"].strip()))
-                 if value})
+    data.update({name: value for name, value in (("starts_at", send_at), ("until", values["until"].strip())) if value})
     if expires_at:
         errors["expires_at"] = "is for a one-off email; a repeating one has its catch-up rule instead"
     if values["max_runs"].strip():
@@ -166,8 +181,9 @@ def parse_windows_text(text):
         match = _WINDOW_TEXT.fullmatch(part)
         if not match:
             raise ValueError(f"{part!r} is not days and hours, e.g. mon-fri 09:00-17:00")
-        windows.append({"days": _days(match["days"].strip()), "start": _hhmm(match["start"]),
-                        "end": _hhmm(match["end"])})
+        windows.append(
+            {"days": _days(match["days"].strip()), "start": _hhmm(match["start"]), "end": _hhmm(match["end"])}
+        )
     return windows
 
 

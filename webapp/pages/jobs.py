@@ -114,9 +114,14 @@ def create_job():
         message = f"Repeating “{schedule.subject}”{first}. See Schedules to pause or delete it."
     else:
         try:
-            job = actions.create_job(current_user.id, parsed.job_input, config["MAIL_DEFAULT_SENDER"],
-                                  config["MAX_ATTEMPTS"], actions.pending_quota(config, current_user),
-                                  timing=parsed.timing)
+            job = actions.create_job(
+                current_user.id,
+                parsed.job_input,
+                config["MAIL_DEFAULT_SENDER"],
+                config["MAX_ATTEMPTS"],
+                actions.pending_quota(config, current_user),
+                timing=parsed.timing,
+            )
         except QuotaExceeded as exc:
             response = make_response(_form_again(values, problem=exc.message), exc.status)
             response.headers["Retry-After"] = str(exc.retry_after)
@@ -144,8 +149,11 @@ def job_detail(job_id):
         return unchanged
     job = actions.get_job(job_id, owner_id=current_user.id)
     content = job_tables.detail_fingerprint(job)
-    context = {"job": job, "detail_url": url_for("pages.job_detail", job_id=job.id),
-               "etag": polling.compose(mark, content)}
+    context = {
+        "job": job,
+        "detail_url": url_for("pages.job_detail", job_id=job.id),
+        "etag": polling.compose(mark, content),
+    }
     if is_partial():
         return polling.answer("jobs/_detail.html", mark, content, **context)
     return render_template("jobs/detail.html", **context)

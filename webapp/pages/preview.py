@@ -14,8 +14,10 @@ from webapp.services.scheduling import timing
 from webapp.timeutil import OutOfRange
 from webapp.web.localtime import read_local
 
-NOTES = {"skipped": "does not exist that day (the clocks skip it): it is read as",
-         "repeated": "happens twice that day (the clocks go back): the first one is taken,"}
+NOTES = {
+    "skipped": "does not exist that day (the clocks skip it): it is read as",
+    "repeated": "happens twice that day (the clocks go back): the first one is taken,",
+}
 
 
 def shown(moment, tz):
@@ -66,16 +68,23 @@ def timing_preview(values, user, now):
         after = max(now, (start or now) - timedelta(milliseconds=1))
         remaining = int(values["max_runs"]) if values["max_runs"].strip().isdigit() else None
         runs = schedules.upcoming_runs(cron, zone_name, after, until, remaining)
-        preview["runs"] = [{"at": run, "shown": shown(run, tz),
-                            "goes_out": shown(timing.next_opening(run, windows, tz), tz)} for run in runs]
+        preview["runs"] = [
+            {"at": run, "shown": shown(run, tz), "goes_out": shown(timing.next_opening(run, windows, tz), tz)}
+            for run in runs
+        ]
         if not runs:
             errors["cron"] = "has no run " + ("before until" if until else "in the next 50 years")
         return preview
     send_at = start or now
     effective = timing.next_opening(send_at, windows, tz)
-    preview["send"] = {"typed": values["send_at"].strip().replace("T", " "), "note": NOTES.get(note),
-                       "shown": shown(send_at, tz), "now": start is None, "goes_out": shown(effective, tz),
-                       "waits": effective != send_at}
+    preview["send"] = {
+        "typed": values["send_at"].strip().replace("T", " "),
+        "note": NOTES.get(note),
+        "shown": shown(send_at, tz),
+        "now": start is None,
+        "goes_out": shown(effective, tz),
+        "waits": effective != send_at,
+    }
     expires_at, _ = _wall(values["expires_at"], tz, "expires_at", errors)
     if expires_at is not None and expires_at <= effective:
         errors["expires_at"] = "comes before it can go out: it would expire unsent"

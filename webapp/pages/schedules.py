@@ -39,8 +39,9 @@ def act(schedule_id, owner_id, action, done):
     if is_partial():
         if schedule is None:
             return "", 200
-        return render_template("schedules/_row.html", schedule=schedule, problem=problem,
-                               admin_view=owner_id is None), status
+        return render_template(
+            "schedules/_row.html", schedule=schedule, problem=problem, admin_view=owner_id is None
+        ), status
     flash(problem or done, "error" if problem else "success")
     return redirect(url_for("admin.schedules_page" if owner_id is None else "pages.schedules_page"))
 
@@ -49,22 +50,25 @@ def act(schedule_id, owner_id, action, done):
 @login_required
 def pause_schedule(schedule_id):
     """Pause: nothing more is made, the occurrence waiting to go out is cancelled."""
-    return act(schedule_id, current_user.id, lambda: schedules.set_status(schedule_id, current_user.id, "paused"),
-               "Paused.")
+    return act(
+        schedule_id, current_user.id, lambda: schedules.set_status(schedule_id, current_user.id, "paused"), "Paused."
+    )
 
 
 @bp.post("/schedules/<schedule_id>/resume")
 @login_required
 def resume_schedule(schedule_id):
     """Resume from now on (what was missed while paused is skipped)."""
-    return act(schedule_id, current_user.id, lambda: schedules.set_status(schedule_id, current_user.id, "active"),
-               "Resumed.")
+    return act(
+        schedule_id, current_user.id, lambda: schedules.set_status(schedule_id, current_user.id, "active"), "Resumed."
+    )
 
 
 @bp.post("/schedules/<schedule_id>/delete")
 @login_required
 def delete_schedule(schedule_id):
     """Delete: the occurrence waiting to go out is cancelled; those sent stay in My jobs."""
+
     def delete():
         schedules.delete_schedule(schedule_id, current_user.id)
 

@@ -72,9 +72,18 @@ def record(action, actor=None, target=None, outcome="success", ip=None, detail=N
     elif isinstance(actor, str):
         actor_email = actor.strip().lower()[:320]
     target_type, target_id, target_label = _target_fields(target)
-    entry = AuditEntry(at=utcnow(), action=action, outcome=outcome, actor_id=actor_id, actor_email=actor_email,
-                       target_type=target_type, target_id=_clip(target_id, 64), target_label=_clip(target_label, 320),
-                       ip=_clip(ip, 64), detail=_clip(detail, MAX_DETAIL_CHARS))
+    entry = AuditEntry(
+        at=utcnow(),
+        action=action,
+        outcome=outcome,
+        actor_id=actor_id,
+        actor_email=actor_email,
+        target_type=target_type,
+        target_id=_clip(target_id, 64),
+        target_label=_clip(target_label, 320),
+        ip=_clip(ip, 64),
+        detail=_clip(detail, MAX_DETAIL_CHARS),
+    )
     entry.save(force_insert=True)
     return entry
 

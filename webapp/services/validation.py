@@ -52,8 +52,9 @@ _CONTROL_CHARS = r"\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029"
 _CONTROL = re.compile(f"[{_CONTROL_CHARS}]")
 # What str.strip() removes (all of it in the BMP) but control characters, spelled out: `\s`
 # means three different sets in Python, ECMA-262 and ASCII-mode readers of a JSON Schema pattern.
-_BLANK_CHARS = "".join(f"\\u{code:04x}" for code in range(0x10000)
-                       if chr(code).isspace() and not _CONTROL.match(chr(code)))
+_BLANK_CHARS = "".join(
+    f"\\u{code:04x}" for code in range(0x10000) if chr(code).isspace() and not _CONTROL.match(chr(code))
+)
 # The same rules in JSON Schema, for the OpenAPI document (webapp/api/openapi.py): "has no
 # control character" and "has a character that is neither blank nor control". Unanchored
 # searches on purpose: a `$` also matches before a final newline in Python's `re` (and so in
@@ -67,8 +68,8 @@ ROLES = ("user", "admin")
 EMAIL_SCHEMA = {
     "examples": ["ada@example.com"],
     "description": "An email address with a domain name that has a dot (`ada@example.com`), checked for "
-                   "syntax only; special-use domains (.test, .local, .localhost, .invalid, .onion, .arpa) "
-                   "are refused.",
+    "syntax only; special-use domains (.test, .local, .localhost, .invalid, .onion, .arpa) "
+    "are refused.",
 }
 
 
@@ -135,8 +136,8 @@ RECIPIENT_SCHEMA = {
     **ONE_LINE_SCHEMA,
     "examples": ["ada@example.com", "Ada Lovelace <ada@example.com>"],
     "description": "An address (`ada@example.com`) or an address with a display name "
-                   "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted, "
-                   "special-use domains (.test, .local, ...) are refused.",
+    "(`Ada Lovelace <ada@example.com>`); international domains and local parts are accepted, "
+    "special-use domains (.test, .local, ...) are refused.",
 }
 RECIPIENTS_SCHEMA = {
     "anyOf": [
@@ -151,29 +152,44 @@ SEND_AT_SCHEMA = {
     "default": None,
     "examples": ["2031-06-01T09:00:00", "2031-06-01T09:00:00+02:00"],
     "description": "ISO-8601: a wall time read in `timezone` (without an offset; a time the clocks skip moves "
-                   "forward by the gap, one they repeat is its first occurrence), or with an offset or `Z` (the "
-                   "offset wins); from a minute in the past to 10 years ahead; omitted or null means now.",
+    "forward by the gap, one they repeat is its first occurrence), or with an offset or `Z` (the "
+    "offset wins); from a minute in the past to 10 years ahead; omitted or null means now.",
 }
 
-ZONE_SCHEMA = {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "null"}], "default": None,
-               "examples": ["Europe/Berlin"],
-               "description": "An IANA time zone name; default the account's (else UTC)."}
-WINDOWS_SCHEMA = {"anyOf": [{"type": "array", "items": WINDOW_SCHEMA, "maxItems": 20}, {"type": "null"}],
-                  "default": None,
-                  "description": "Availability windows in the job's zone; omitted: the account's; `[]`: any time."}
-EXPIRES_AT_SCHEMA = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None,
-                     "examples": ["2031-06-02T12:00:00"],
-                     "description": "ISO-8601, read like `send_at`; after `send_at` and after the first window "
-                                    "opening. Not handed to the SMTP server by then: FAILED, `last_error` "
-                                    "starting `expired`."}
+ZONE_SCHEMA = {
+    "anyOf": [{"type": "string", "maxLength": 64}, {"type": "null"}],
+    "default": None,
+    "examples": ["Europe/Berlin"],
+    "description": "An IANA time zone name; default the account's (else UTC).",
+}
+WINDOWS_SCHEMA = {
+    "anyOf": [{"type": "array", "items": WINDOW_SCHEMA, "maxItems": 20}, {"type": "null"}],
+    "default": None,
+    "description": "Availability windows in the job's zone; omitted: the account's; `[]`: any time.",
+}
+EXPIRES_AT_SCHEMA = {
+    "anyOf": [{"type": "string"}, {"type": "null"}],
+    "default": None,
+    "examples": ["2031-06-02T12:00:00"],
+    "description": "ISO-8601, read like `send_at`; after `send_at` and after the first window "
+    "opening. Not handed to the SMTP server by then: FAILED, `last_error` "
+    "starting `expired`.",
+}
 
 RecipientText = Annotated[StrictStr, Field(max_length=MAX_RECIPIENT_CHARS), AfterValidator(recipient)]
 # One recipient or a list, in the document as on the wire (MessageInput.how_many makes a list of one).
 Recipients = Annotated[list[RecipientText], WithJsonSchema(RECIPIENTS_SCHEMA)]
-SUBJECT_SCHEMA = {"pattern": NOT_BLANK_PATTERN, **ONE_LINE_SCHEMA, "examples": ["Hello"],
-                  "description": "One line, not blank; tab is the only control character allowed."}
-BODY_SCHEMA = {"maxLength": MAX_BODY_BYTES, "examples": ["See you at nine."],
-               "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB in UTF-8."}
+SUBJECT_SCHEMA = {
+    "pattern": NOT_BLANK_PATTERN,
+    **ONE_LINE_SCHEMA,
+    "examples": ["Hello"],
+    "description": "One line, not blank; tab is the only control character allowed.",
+}
+BODY_SCHEMA = {
+    "maxLength": MAX_BODY_BYTES,
+    "examples": ["See you at nine."],
+    "description": f"Any text up to {MAX_BODY_BYTES // 1024} KB in UTF-8.",
+}
 
 
 class MessageInput(_Strict):
@@ -235,10 +251,10 @@ class JobTimingInput(_Strict):
     """
 
     send_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant), WithJsonSchema(SEND_AT_SCHEMA)] = None
-    timezone: Annotated[StrictStr | None, Field(max_length=64), AfterValidator(known_zone),
-                        WithJsonSchema(ZONE_SCHEMA)] = None
-    windows: Annotated[list[WindowInput] | None, AfterValidator(window_list),
-                       WithJsonSchema(WINDOWS_SCHEMA)] = None
+    timezone: Annotated[
+        StrictStr | None, Field(max_length=64), AfterValidator(known_zone), WithJsonSchema(ZONE_SCHEMA)
+    ] = None
+    windows: Annotated[list[WindowInput] | None, AfterValidator(window_list), WithJsonSchema(WINDOWS_SCHEMA)] = None
     expires_at: Annotated[StrictStr | None, AfterValidator(wall_or_instant), WithJsonSchema(EXPIRES_AT_SCHEMA)] = None
 
 

@@ -59,8 +59,9 @@ def register_error_handlers(app):
         if wants_json():
             response = make_response(json_error(exc.status, exc.code, exc.message, exc.fields))
         else:
-            response = make_response(render_template("errors/error.html", status=exc.status, message=exc.message),
-                                     exc.status)
+            response = make_response(
+                render_template("errors/error.html", status=exc.status, message=exc.message), exc.status
+            )
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
@@ -83,8 +84,10 @@ def register_error_handlers(app):
     @app.errorhandler(CSRFError)
     def handle_csrf_error(exc):
         # flask-wtf's own words ("The CSRF token is missing.") do not tell a person what to do.
-        message = ("This form was not accepted because its security token is missing or out of date. "
-                   "Go back, reload the page and try again.")
+        message = (
+            "This form was not accepted because its security token is missing or out of date. "
+            "Go back, reload the page and try again."
+        )
         if wants_json():
             return json_error(400, "csrf_failed", message)
         return render_template("errors/error.html", status=400, title="Form expired", message=message), 400

@@ -90,12 +90,14 @@ def table_mark(viewer, args, everyone=False, overdue_seconds=None):
     if everyone and overdue_seconds is not None and args.get("overdue") == "1":
         return None
     mark = viewer.all_jobs_mark if everyone else viewer.jobs_mark
-    return polling.mark_of("all" if everyone else "own", str(viewer.id), mark or 0,
-                           sorted(args.items(multi=True)), viewer_zone())
+    return polling.mark_of(
+        "all" if everyone else "own", str(viewer.id), mark or 0, sorted(args.items(multi=True)), viewer_zone()
+    )
 
 
-def build(args, endpoint, rows_endpoint, viewer, owner_id=None, owner_query=None, overdue_seconds=None,
-          counts_max_age=0):
+def build(
+    args, endpoint, rows_endpoint, viewer, owner_id=None, owner_query=None, overdue_seconds=None, counts_max_age=0
+):
     """Read filters and page from `args` and load the rows; bad filters raise ValidationFailed.
 
     `viewer` is the signed-in account (its change marks make the ETag);
@@ -129,25 +131,62 @@ def build(args, endpoint, rows_endpoint, viewer, owner_id=None, owner_query=None
             counts, counted_at = kept.counts, kept.counted_at
         else:
             counts = actions.status_counts(owner_id)
-        items, total = actions.list_jobs(owner_id=owner_id, status=None if due_before else status, page=page,
-                                      per_page=per_page, due_before=due_before, with_total=due_before is not None)
+        items, total = actions.list_jobs(
+            owner_id=owner_id,
+            status=None if due_before else status,
+            page=page,
+            per_page=per_page,
+            due_before=due_before,
+            with_total=due_before is not None,
+        )
         if due_before is None:
             total = actions.total_from_counts(counts, status)
     owner_emails = users.emails_by_id([job.owner_id for job in items]) if everyone else {}
-    table = JobTable(endpoint, rows_endpoint, items, total, page, per_page, counts, filters, owner_emails,
-                     owner_unknown, mark=mark, counted_at=counted_at)
+    table = JobTable(
+        endpoint,
+        rows_endpoint,
+        items,
+        total,
+        page,
+        per_page,
+        counts,
+        filters,
+        owner_emails,
+        owner_unknown,
+        mark=mark,
+        counted_at=counted_at,
+    )
     table.etag = polling.compose(mark, fingerprint(table))
     return table
 
 
 def fingerprint(table):
     """A hash of everything the rows, counts and pager show, and of the zone they are shown in."""
-    rows = [(str(job.id), job.status, job.attempts, job.max_attempts, isoformat_z(job.updated_at),
-             isoformat_z(job.send_at), isoformat_z(job.next_attempt_at), isoformat_z(job.sent_at), job.last_error)
-            for job in table.items]
+    rows = [
+        (
+            str(job.id),
+            job.status,
+            job.attempts,
+            job.max_attempts,
+            isoformat_z(job.updated_at),
+            isoformat_z(job.send_at),
+            isoformat_z(job.next_attempt_at),
+            isoformat_z(job.sent_at),
+            job.last_error,
+        )
+        for job in table.items
+    ]
     owners = sorted((str(key), value) for key, value in table.owner_emails.items())
-    return etag_of(rows, owners, table.total, table.page, table.per_page, sorted(table.counts.items()),
-                   sorted(table.filters.items()), viewer_zone())
+    return etag_of(
+        rows,
+        owners,
+        table.total,
+        table.page,
+        table.per_page,
+        sorted(table.counts.items()),
+        sorted(table.filters.items()),
+        viewer_zone(),
+    )
 
 
 def detail_mark(viewer, job_id, everyone=False):
@@ -158,6 +197,15 @@ def detail_mark(viewer, job_id, everyone=False):
 
 def detail_fingerprint(job):
     """A hash of what a job's detail view shows that can change by itself."""
-    return etag_of(str(job.id), job.status, job.attempts, isoformat_z(job.updated_at), isoformat_z(job.send_at),
-                   isoformat_z(job.sent_at), job.last_error, len(job.attempts_log),
-                   [(a.outcome, isoformat_z(a.finished_at), a.error) for a in job.attempts_log], viewer_zone())
+    return etag_of(
+        str(job.id),
+        job.status,
+        job.attempts,
+        isoformat_z(job.updated_at),
+        isoformat_z(job.send_at),
+        isoformat_z(job.sent_at),
+        job.last_error,
+        len(job.attempts_log),
+        [(a.outcome, isoformat_z(a.finished_at), a.error) for a in job.attempts_log],
+        viewer_zone(),
+    )

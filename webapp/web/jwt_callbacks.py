@@ -54,6 +54,7 @@ def register_jwt_callbacks(jwt):
         if g.get("jwt_refusal") == "disabled":
             return json_error(401, "account_disabled", "This account is disabled; ask an admin.")
         if g.get("jwt_refusal") == "superseded":
-            return json_error(401, "token_revoked", "The token was revoked when the account was disabled; "
-                                                    "log in again.")
+            return json_error(
+                401, "token_revoked", "The token was revoked when the account was disabled; log in again."
+            )
         return json_error(401, "unknown_user", "The account for this token no longer exists.")

@@ -78,4 +78,3 @@ def format_local(value, zone_name, with_seconds=True):
         return _wall_clock(moment.astimezone(zone(zone_name)), with_seconds)
     except OverflowError:
         return _wall_clock(moment, with_seconds) + " UTC"
-

@@ -59,7 +59,8 @@ class MongoCounterStorage(Storage):
         for _ in range(_MAX_TRIES):
             now = utcnow()
             counter = _counters().find_one_and_update(
-                {"_id": key, "expire_at": {"$gt": now}}, {"$inc": {"count": amount}},
+                {"_id": key, "expire_at": {"$gt": now}},
+                {"$inc": {"count": amount}},
                 return_document=ReturnDocument.AFTER,
             )
             if counter is not None:

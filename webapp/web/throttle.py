@@ -118,7 +118,7 @@ def retry_after_seconds(request_limit):
 
 
 def in_words(seconds):
-    """"in 40 seconds", "in 3 minutes", "in 2 hours": when to try again, for people."""
+    """ "in 40 seconds", "in 3 minutes", "in 2 hours": when to try again, for people."""
     if seconds < 90:
         return f"in {seconds} second{'s' if seconds != 1 else ''}"
     if seconds < 2 * 3600:
@@ -132,6 +132,7 @@ def _inline(page, message):
     The API (and a page that passed no `page`) gets None: webapp.web.errors answers with the
     JSON error shape or the error page. Either way webapp.web.errors adds `Retry-After`.
     """
+
     def on_breach(request_limit):
         if page is None or wants_json():
             return None
@@ -150,15 +151,28 @@ def login_throttled(page=None):
 
     def decorate(view):
         limit = _setting("LOGIN_RATE_LIMIT")
-        per_ip = limiter.shared_limit(limit, scope="login-ip", key_func=ip_key, methods=["POST"],
-                                      error_message=LOGIN_MESSAGE, on_breach=on_breach)
-        per_account = limiter.shared_limit(limit, scope=ACCOUNT_SCOPE, key_func=account_key, methods=["POST"],
-                                           deduct_when=failed_sign_in,
-                                           exempt_when=address_is_clean_at_a_full_account,
-                                           error_message=LOGIN_MESSAGE, on_breach=on_breach)
-        per_account_ip = limiter.shared_limit(limit, scope=ACCOUNT_IP_SCOPE, key_func=account_ip_key,
-                                              methods=["POST"], deduct_when=failed_sign_in,
-                                              error_message=LOGIN_MESSAGE, on_breach=on_breach)
+        per_ip = limiter.shared_limit(
+            limit, scope="login-ip", key_func=ip_key, methods=["POST"], error_message=LOGIN_MESSAGE, on_breach=on_breach
+        )
+        per_account = limiter.shared_limit(
+            limit,
+            scope=ACCOUNT_SCOPE,
+            key_func=account_key,
+            methods=["POST"],
+            deduct_when=failed_sign_in,
+            exempt_when=address_is_clean_at_a_full_account,
+            error_message=LOGIN_MESSAGE,
+            on_breach=on_breach,
+        )
+        per_account_ip = limiter.shared_limit(
+            limit,
+            scope=ACCOUNT_IP_SCOPE,
+            key_func=account_ip_key,
+            methods=["POST"],
+            deduct_when=failed_sign_in,
+            error_message=LOGIN_MESSAGE,
+            on_breach=on_breach,
+        )
         return per_ip(per_account(per_account_ip(view)))
 
     return decorate
@@ -166,9 +180,14 @@ def login_throttled(page=None):
 
 def signup_throttled(page=None):
     """Throttle account creation per IP (`SIGNUP_RATE_LIMIT`), page and API alike (each try costs a hash)."""
-    return limiter.shared_limit(_setting("SIGNUP_RATE_LIMIT"), scope="signup-ip", key_func=ip_key,
-                                methods=["POST"], error_message=f"{SIGNUP_MESSAGE} Try again later.",
-                                on_breach=_inline(page, SIGNUP_MESSAGE))
+    return limiter.shared_limit(
+        _setting("SIGNUP_RATE_LIMIT"),
+        scope="signup-ip",
+        key_func=ip_key,
+        methods=["POST"],
+        error_message=f"{SIGNUP_MESSAGE} Try again later.",
+        on_breach=_inline(page, SIGNUP_MESSAGE),
+    )
 
 
 def job_create_throttled(user_id, page=None):
@@ -177,7 +196,11 @@ def job_create_throttled(user_id, page=None):
     `user_id()` names the signed-in user; put this decorator inside the one that signs
     the user in, so it runs after authentication.
     """
-    return limiter.shared_limit(_setting("JOB_CREATE_RATE_LIMIT"), scope="job-create",
-                                key_func=lambda: f"user:{user_id()}", methods=["POST"],
-                                error_message=f"{JOB_CREATE_MESSAGE} Wait a little and try again.",
-                                on_breach=_inline(page, JOB_CREATE_MESSAGE))
+    return limiter.shared_limit(
+        _setting("JOB_CREATE_RATE_LIMIT"),
+        scope="job-create",
+        key_func=lambda: f"user:{user_id()}",
+        methods=["POST"],
+        error_message=f"{JOB_CREATE_MESSAGE} Wait a little and try again.",
+        on_breach=_inline(page, JOB_CREATE_MESSAGE),
+    )

@@ -36,8 +36,9 @@ def ensure_admin(email, password):
     if user is not None and user.role == Role.ADMIN:
         return ALREADY_ADMIN, user
     if not password:
-        raise ValidationFailed("ADMIN_PASSWORD is needed to create or promote the admin.",
-                               {"ADMIN_PASSWORD": "is required"})
+        raise ValidationFailed(
+            "ADMIN_PASSWORD is needed to create or promote the admin.", {"ADMIN_PASSWORD": "is required"}
+        )
     validation.parse(validation.Credentials, {"email": email, "password": password})
     outcome = PROMOTED
     if user is None:

@@ -69,10 +69,14 @@ def enable_account(user_id):
 
 def hold_jobs_of(owner_id):
     """Mark the owner's unfinished jobs held (one update on the owner_id index); returns how many."""
-    return Job._get_collection().update_many(
-        {"owner_id": owner_id, "status": {"$nin": list(JobStatus.FINAL)}},
-        {"$set": {"held": HELD_OWNER_DISABLED}},
-    ).modified_count
+    return (
+        Job._get_collection()
+        .update_many(
+            {"owner_id": owner_id, "status": {"$nin": list(JobStatus.FINAL)}},
+            {"$set": {"held": HELD_OWNER_DISABLED}},
+        )
+        .modified_count
+    )
 
 
 def release_jobs_of(owner_id, now=None):

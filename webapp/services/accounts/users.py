@@ -214,8 +214,11 @@ def revoke_token(user, jti, expires_at, now=None):
     if not _JTI.fullmatch(jti):
         raise ValueError(f"not a token id this app issues: {jti!r}")
     now = now or utcnow()
-    expired = {f"revoked_tokens.{old}": "" for old, until in (user.revoked_tokens or {}).items()
-               if as_utc(until) <= now and old != jti}
+    expired = {
+        f"revoked_tokens.{old}": ""
+        for old, until in (user.revoked_tokens or {}).items()
+        if as_utc(until) <= now and old != jti
+    }
     update = {"$set": {f"revoked_tokens.{jti}": expires_at}}
     if expired:
         update["$unset"] = expired

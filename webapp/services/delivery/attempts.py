@@ -94,9 +94,19 @@ def claim(job_id, worker_id, lease_seconds, now=None):
     if job is not None:
         _changed(job)
         return job, None
-    seen = _collection().find_one({"_id": job_id}, {"status": 1, "next_attempt_at": 1, "attempts": 1, "held": 1,
-                                                    "max_attempts": 1, "attempts_left": 1, "last_error": 1,
-                                                    "owner_id": 1})
+    seen = _collection().find_one(
+        {"_id": job_id},
+        {
+            "status": 1,
+            "next_attempt_at": 1,
+            "attempts": 1,
+            "held": 1,
+            "max_attempts": 1,
+            "attempts_left": 1,
+            "last_error": 1,
+            "owner_id": 1,
+        },
+    )
     if seen is None or seen["status"] != JobStatus.PENDING or seen.get("held"):
         return None, None
     if as_utc(seen["next_attempt_at"]) > now:
@@ -118,11 +128,20 @@ def claim_job(job_id, worker_id, lease_seconds, now=None):
 def _add_attempts_left(job):
     """Give a job stored before `attempts_left` existed its counter; True if this call set it."""
     left = max(job["max_attempts"] - job["attempts"], 0)
-    return _collection().update_one(
-        {"_id": job["_id"], "attempts_left": {"$exists": False}, "attempts": job["attempts"],
-         "max_attempts": job["max_attempts"]},
-        {"$set": {"attempts_left": left}},
-    ).matched_count == 1
+    return (
+        _collection()
+        .update_one(
+            {
+                "_id": job["_id"],
+                "attempts_left": {"$exists": False},
+                "attempts": job["attempts"],
+                "max_attempts": job["max_attempts"],
+            },
+            {"$set": {"attempts_left": left}},
+        )
+        .matched_count
+        == 1
+    )
 
 
 def exhausted_error(job, reason=None):
@@ -174,8 +193,13 @@ def enter_data_stage(job, lease_seconds):
     now = utcnow()
     result = _collection().update_one(
         _fenced(job, {"lease_expires_at": {"$gt": now}}),
-        {"$set": {"delivery_stage": DeliveryStage.DATA, "updated_at": now,
-                  "lease_expires_at": now + timedelta(seconds=lease_seconds)}},
+        {
+            "$set": {
+                "delivery_stage": DeliveryStage.DATA,
+                "updated_at": now,
+                "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            }
+        },
     )
     if result.matched_count != 1:
         raise LeaseLost(str(job["_id"]))
@@ -230,8 +254,12 @@ def mark_waiting(job, error, retry_at):
     """
     now = utcnow()
     update = {
-        "$set": {"status": JobStatus.PENDING, "next_attempt_at": retry_at, "updated_at": now,
-                 "last_error": error[:2000]},
+        "$set": {
+            "status": JobStatus.PENDING,
+            "next_attempt_at": retry_at,
+            "updated_at": now,
+            "last_error": error[:2000],
+        },
         "$inc": {"attempts": -1, "attempts_left": 1, "transport_waits": 1},
         "$pop": {"attempts_log": 1},
         "$unset": LEASE_FIELDS,
@@ -244,8 +272,12 @@ def mark_in_doubt(job, error):
     """The data went out and no answer came, and the policy is `hold`: IN_DOUBT; False if fenced out."""
     now = utcnow()
     text = f"{error}; delivery is in doubt"
-    fields = {"status": JobStatus.IN_DOUBT, "updated_at": now, "last_error": text[:2000],
-              **attempt_fields(job, "in_doubt", now, text)}
+    fields = {
+        "status": JobStatus.IN_DOUBT,
+        "updated_at": now,
+        "last_error": text[:2000],
+        **attempt_fields(job, "in_doubt", now, text),
+    }
     result = _collection().update_one(_fenced(job), {"$set": fields, "$unset": LEASE_FIELDS})
     return _changed(job, result.matched_count == 1)
 
@@ -261,11 +293,16 @@ def release_claim(job, reason):
     """Give a claimed job back before DATA (shutdown, lost database): PENDING now, or FAILED
     when that was its last attempt (the claim counted it, and no job runs more than max_attempts)."""
     now = utcnow()
-    fields = {"status": JobStatus.PENDING, "next_attempt_at": now, "updated_at": now,
-              **attempt_fields(job, "released", now, reason)}
+    fields = {
+        "status": JobStatus.PENDING,
+        "next_attempt_at": now,
+        "updated_at": now,
+        **attempt_fields(job, "released", now, reason),
+    }
     if job["attempts"] >= job["max_attempts"]:
         fields.pop("next_attempt_at")
         fields.update(status=JobStatus.FAILED, last_error=exhausted_error(job, reason)[:2000])
-    _collection().update_one(_fenced(job, {"delivery_stage": DeliveryStage.CLAIMED}),
-                             {"$set": fields, "$unset": LEASE_FIELDS})
+    _collection().update_one(
+        _fenced(job, {"delivery_stage": DeliveryStage.CLAIMED}), {"$set": fields, "$unset": LEASE_FIELDS}
+    )
     _changed(job)

@@ -49,8 +49,10 @@ def plan_retry(job, candidate, error):
     retry_at = retry_time(job, candidate)
     expires_at = job.get("expires_at")
     if expires_at is not None and retry_at >= as_utc(expires_at):
-        return None, (f"{EXPIRED}: the next attempt could start at {isoformat_z(retry_at)} at the earliest, not before "
-                      f"{isoformat_z(expires_at)} (expires_at); last error: {error}")
+        return None, (
+            f"{EXPIRED}: the next attempt could start at {isoformat_z(retry_at)} at the earliest, not before "
+            f"{isoformat_z(expires_at)} (expires_at); last error: {error}"
+        )
     return retry_at, None
 
 
@@ -69,8 +71,13 @@ def expire_pending(now, limit=1000):
         return 0
     result = collection.update_many(
         {"_id": {"$in": [job["_id"] for job in found]}, **expired},
-        {"$set": {"status": JobStatus.FAILED, "updated_at": now,
-                  "last_error": f"{EXPIRED}: still waiting when expires_at passed; not sent"}},
+        {
+            "$set": {
+                "status": JobStatus.FAILED,
+                "updated_at": now,
+                "last_error": f"{EXPIRED}: still waiting when expires_at passed; not sent",
+            }
+        },
     )
     if result.modified_count:
         change_marks.bump({job.get("owner_id") for job in found})

@@ -108,8 +108,12 @@ class LeaseRenewer:
         stages = [held.stage for held in leases]  # the send may move on meanwhile
         sent_at = time.monotonic()
         try:
-            matched = attempts.renew_leases([(held.job, held.lease_seconds, stage == DeliveryStage.DATA)
-                                             for held, stage in zip(leases, stages, strict=True)])
+            matched = attempts.renew_leases(
+                [
+                    (held.job, held.lease_seconds, stage == DeliveryStage.DATA)
+                    for held, stage in zip(leases, stages, strict=True)
+                ]
+            )
         except PyMongoError as exc:
             log.warning("could not renew %d lease(s): %s", len(leases), exc)
             return

@@ -67,8 +67,11 @@ def record_change(action, actor):
 def pause(actor):
     """Pause delivery now; pausing again keeps the first pause's time and author. Its `paused_at`."""
     try:
-        _collection().update_one({"_id": DELIVERY, "paused": {"$ne": True}},
-                                 {"$set": {"paused": True, "paused_at": utcnow(), "paused_by": actor}}, upsert=True)
+        _collection().update_one(
+            {"_id": DELIVERY, "paused": {"$ne": True}},
+            {"$set": {"paused": True, "paused_at": utcnow(), "paused_by": actor}},
+            upsert=True,
+        )
     except DuplicateKeyError:
         pass  # already paused: the upsert found no unpaused document and could not insert a second one
     else:
@@ -79,8 +82,9 @@ def pause(actor):
 def resume(actor):
     """Let delivery run again; the caller then queues the due jobs."""
     now = utcnow()
-    _collection().update_one({"_id": DELIVERY}, {"$set": {"paused": False, "resumed_at": now, "resumed_by": actor}},
-                             upsert=True)
+    _collection().update_one(
+        {"_id": DELIVERY}, {"$set": {"paused": False, "resumed_at": now, "resumed_by": actor}}, upsert=True
+    )
     record_change("resumed", actor)
     read_pause()
 
@@ -95,7 +99,13 @@ def pause_state(workers):
     paused = bool(doc.get("paused"))
     paused_at = as_utc(doc.get("paused_at")) if paused else None
     live = [record for record in workers if record["alive"]]
-    acknowledged = sum(1 for record in live if paused and record.get("paused_seen")
-                       and as_utc(record["paused_seen"]) == paused_at)
-    return {"paused": paused, "paused_at": isoformat_z(paused_at),
-            "paused_by": doc.get("paused_by") if paused else None, "acknowledged_by": acknowledged, "workers": len(live)}
+    acknowledged = sum(
+        1 for record in live if paused and record.get("paused_seen") and as_utc(record["paused_seen"]) == paused_at
+    )
+    return {
+        "paused": paused,
+        "paused_at": isoformat_z(paused_at),
+        "paused_by": doc.get("paused_by") if paused else None,
+        "acknowledged_by": acknowledged,
+        "workers": len(live),
+    }

@@ -46,8 +46,12 @@ def _recover(job, settings, now):
     if status == JobStatus.PENDING:  # again at once, or at the next opening of its windows
         fields["next_attempt_at"] = retry_time(job, now)
     result = Job._get_collection().update_one(
-        {"_id": job["_id"], "status": JobStatus.RUNNING, "lease_token": job["lease_token"],
-         "lease_expires_at": {"$lt": now}},
+        {
+            "_id": job["_id"],
+            "status": JobStatus.RUNNING,
+            "lease_token": job["lease_token"],
+            "lease_expires_at": {"$lt": now},
+        },
         {"$set": fields, "$unset": LEASE_FIELDS},
     )
     if result.matched_count != 1:
@@ -68,8 +72,15 @@ def recover_expired_leases(settings, now=None):
     recovered = []
     # The zone and windows too: a job given back waits for the next opening of its windows. The owner:
     # their tables' change marks move on.
-    fields = {"lease_token": 1, "delivery_stage": 1, "attempts": 1, "max_attempts": 1, "timezone": 1, "windows": 1,
-              "owner_id": 1}
+    fields = {
+        "lease_token": 1,
+        "delivery_stage": 1,
+        "attempts": 1,
+        "max_attempts": 1,
+        "timezone": 1,
+        "windows": 1,
+        "owner_id": 1,
+    }
     for job in Job._get_collection().find(query, fields):
         status = _recover(job, settings, now)
         if status:
@@ -96,9 +107,14 @@ def due_unqueued_jobs(grace_seconds=5.0, limit=10000, now=None):
     now = now or utcnow()
     cursor = (
         Job._get_collection()
-        .find({"status": JobStatus.PENDING, "next_attempt_at": {"$lte": now - timedelta(seconds=grace_seconds)},
-               "held": {"$exists": False}},  # held jobs wait for their owner to be enabled
-              {"_id": 1, "next_attempt_at": 1})
+        .find(
+            {
+                "status": JobStatus.PENDING,
+                "next_attempt_at": {"$lte": now - timedelta(seconds=grace_seconds)},
+                "held": {"$exists": False},
+            },  # held jobs wait for their owner to be enabled
+            {"_id": 1, "next_attempt_at": 1},
+        )
         .sort("next_attempt_at", 1)
         .limit(limit)
     )

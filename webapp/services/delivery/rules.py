@@ -109,7 +109,8 @@ def record_failure(job, exc, settings):
         # and the job waits with its own backoff (the count of such waits) until the settings are fixed;
         # like a retry, for the next opening of its windows, and FAILED as expired if that is too late.
         retry_at, expired = expiry.plan_retry(
-            job, utcnow() + backoff_delay(job.get("transport_waits", 0) + 1, settings), error)
+            job, utcnow() + backoff_delay(job.get("transport_waits", 0) + 1, settings), error
+        )
         if expired:
             if not attempts.mark_failed(job, expired, None):
                 return DeliveryResult("lease_lost")
@@ -169,8 +170,9 @@ def _send_claimed(job, held, settings, send):
         nonlocal data_started
         if settings.in_doubt_policy == "hold" or not held.fence():
             written_at = time.monotonic()
-            retry_while_unreachable(lambda: attempts.enter_data_stage(job, settings.lease_seconds),
-                                    settings.lease_seconds, what)
+            retry_while_unreachable(
+                lambda: attempts.enter_data_stage(job, settings.lease_seconds), settings.lease_seconds, what
+            )
             held.confirmed(written_at)
         held.entering_data()
         data_started = True
@@ -188,13 +190,20 @@ def _send_claimed(job, held, settings, send):
         attempts.note_lease_lost(job)
         return DeliveryResult("lease_lost")
     except TransportSmtpError as exc:
-        log.warning("job %s waits, no attempt used: the SMTP connection or account failed: %s", job_id,
-                    exc.describe())
-        return retry_while_unreachable(lambda failure=exc: record_failure(job, failure, settings), settings.record_retry_seconds, what)
+        log.warning("job %s waits, no attempt used: the SMTP connection or account failed: %s", job_id, exc.describe())
+        return retry_while_unreachable(
+            lambda failure=exc: record_failure(job, failure, settings), settings.record_retry_seconds, what
+        )
     except (TransientSmtpError, PermanentSmtpError) as exc:
-        log.info("job %s: %s failure: %s", job_id, "permanent" if isinstance(exc, PermanentSmtpError)
-                 else "transient", exc.describe())
-        return retry_while_unreachable(lambda failure=exc: record_failure(job, failure, settings), settings.record_retry_seconds, what)
+        log.info(
+            "job %s: %s failure: %s",
+            job_id,
+            "permanent" if isinstance(exc, PermanentSmtpError) else "transient",
+            exc.describe(),
+        )
+        return retry_while_unreachable(
+            lambda failure=exc: record_failure(job, failure, settings), settings.record_retry_seconds, what
+        )
     except Exception as exc:
         if accepted or isinstance(exc, PyMongoError):
             # Sent (only recording it failed), or the database is away: the caller retries,
@@ -205,8 +214,9 @@ def _send_claimed(job, held, settings, send):
         # SMTP error: it counts, and the job retries with backoff until max_attempts, then FAILED.
         log.exception("job %s: delivery attempt failed with an unexpected error", job_id)
         failure = TransientSmtpError(None, f"unexpected error: {type(exc).__name__}: {exc}", in_doubt=data_started)
-        return retry_while_unreachable(lambda: record_failure(job, failure, settings),
-                                       settings.record_retry_seconds, what)
+        return retry_while_unreachable(
+            lambda: record_failure(job, failure, settings), settings.record_retry_seconds, what
+        )
     except BaseException as exc:
         # Shutdown (KeyboardInterrupt, SystemExit): hand the job back now if we can;
         # if not, its lease runs out and recovery does it.

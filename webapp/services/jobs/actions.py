@@ -72,8 +72,7 @@ def create_job(owner_id, job_input, sender, max_attempts, max_pending=None, timi
     now = now or utcnow()
     timing = timing or job_timing.resolve_new(job_input, None, now)
     job_id = ObjectId()
-    job = new_job(job_id, owner_id, job_input.to, job_input.subject, job_input.body, timing, sender, max_attempts,
-                  now)
+    job = new_job(job_id, owner_id, job_input.to, job_input.subject, job_input.body, timing, sender, max_attempts, now)
     job.save(force_insert=True)
     # Soon, not now: the API's create is on the delivery path's budget of round trips.
     change_marks.note(owner_id)
@@ -194,9 +193,13 @@ def reschedule_job(job_id, owner_id, change, user, now=None):
     now = now or utcnow()
     timing = job_timing.resolve_change(change, job, user, now)
     updates = {f"set__{name}": getattr(change, name) for name in ("to", "subject", "body") if name in given}
-    updates.update(set__send_at=timing.send_at, set__timezone=timing.timezone,
-                   set__next_attempt_at=timing.effective_send_at,
-                   set__windows=[Window(**window) for window in timing.windows], set__updated_at=now)
+    updates.update(
+        set__send_at=timing.send_at,
+        set__timezone=timing.timezone,
+        set__next_attempt_at=timing.effective_send_at,
+        set__windows=[Window(**window) for window in timing.windows],
+        set__updated_at=now,
+    )
     if timing.expires_at is None:
         updates["unset__expires_at"] = True
     else:
@@ -253,4 +256,3 @@ def close_in_doubt(job_id):
         raise Conflict(f"Only IN_DOUBT jobs can be closed; this one is {job.status}.")
     change_marks.bump([updated.owner_id])
     return updated
-

@@ -145,15 +145,15 @@ def run(data, admin_zone, overdue_seconds, now):
         if data.send_at is None:
             errors["send_at"] = "is required to reschedule"
         else:
-            send_at = job_timing.read_or_error(data.send_at, timing.zone(data.timezone or admin_zone), now, errors,
-                                               "send_at")
+            send_at = job_timing.read_or_error(
+                data.send_at, timing.zone(data.timezone or admin_zone), now, errors, "send_at"
+            )
     if data.ids is not None:
         query = selection(ids=data.ids)
     else:
         status = actions.check_status_filter(data.filter.status)
         overdue_before = now - timedelta(seconds=overdue_seconds) if data.filter.overdue else None
-        query = selection(owner_id=users.owner_id_for(data.filter.owner), status=status,
-                          overdue_before=overdue_before)
+        query = selection(owner_id=users.owner_id_for(data.filter.owner), status=status, overdue_before=overdue_before)
     if errors:
         raise ValidationFailed("Some fields are not valid.", errors)
     return apply(data.action, query, now, send_at)

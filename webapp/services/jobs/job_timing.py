@@ -44,8 +44,10 @@ def account_zone(user):
 
 def account_windows(user):
     """The account's default windows as dicts ([] = any time)."""
-    return [window.as_dict() if hasattr(window, "as_dict") else dict(window)
-            for window in (getattr(user, "windows", None) or [])]
+    return [
+        window.as_dict() if hasattr(window, "as_dict") else dict(window)
+        for window in (getattr(user, "windows", None) or [])
+    ]
 
 
 def to_ms(moment):
@@ -90,8 +92,10 @@ def check_expiry(expires_at, send_at, effective, errors, tz_name):
     if expires_at <= send_at:
         errors["expires_at"] = "must be after send_at"
     elif expires_at <= effective:
-        errors["expires_at"] = (f"is before the job can first go out ({effective.isoformat()} UTC, the next "
-                                f"opening of its windows in {tz_name}): it would expire unsent")
+        errors["expires_at"] = (
+            f"is before the job can first go out ({effective.isoformat()} UTC, the next "
+            f"opening of its windows in {tz_name}): it would expire unsent"
+        )
 
 
 def resolve_new(data, user, now):

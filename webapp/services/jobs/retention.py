@@ -41,13 +41,20 @@ def purge_batch(days, now=None, batch=BATCH):
     collection = Job._get_collection()
     deleted = 0
     for status in JobStatus.FINAL:
-        expired = list(collection.find({"status": status, "updated_at": {"$lt": before}}, {"owner_id": 1},
-                                       sort=[("updated_at", 1)], limit=batch))
+        expired = list(
+            collection.find(
+                {"status": status, "updated_at": {"$lt": before}},
+                {"owner_id": 1},
+                sort=[("updated_at", 1)],
+                limit=batch,
+            )
+        )
         if not expired:
             continue
         # Both conditions again: a job requeued (or otherwise changed) since the read stays.
-        deleted += collection.delete_many({"_id": {"$in": [job["_id"] for job in expired]}, "status": status,
-                                           "updated_at": {"$lt": before}}).deleted_count
+        deleted += collection.delete_many(
+            {"_id": {"$in": [job["_id"] for job in expired]}, "status": status, "updated_at": {"$lt": before}}
+        ).deleted_count
         change_marks.bump({job["owner_id"] for job in expired})
     return deleted
 

@@ -148,8 +148,12 @@ def lateness_summary(buckets, maximum):
     """{p50, p95, p99, max} in seconds from a histogram and its exact maximum (all None without samples)."""
     if not sum(buckets):
         return {"p50": None, "p95": None, "p99": None, "max": None}
-    return {"p50": percentile(buckets, 0.50, maximum), "p95": percentile(buckets, 0.95, maximum),
-            "p99": percentile(buckets, 0.99, maximum), "max": round(maximum, 3)}
+    return {
+        "p50": percentile(buckets, 0.50, maximum),
+        "p95": percentile(buckets, 0.95, maximum),
+        "p99": percentile(buckets, 0.99, maximum),
+        "max": round(maximum, 3),
+    }
 
 
 def last_hour(now, minutes=60):
@@ -173,12 +177,18 @@ def last_days(now, days=30):
     """Per-day outcomes for the last `days` UTC days, today included, oldest first."""
     moments = [as_utc(now) - timedelta(days=back) for back in range(days - 1, -1, -1)]
     docs = _by_id(day_id(moment) for moment in moments)
-    return [{"day": day_id(moment), **{name: docs.get(day_id(moment), {}).get(name, 0) for name in OUTCOMES}}
-            for moment in moments]
+    return [
+        {"day": day_id(moment), **{name: docs.get(day_id(moment), {}).get(name, 0) for name in OUTCOMES}}
+        for moment in moments
+    ]
 
 
 def totals():
     """Outcomes and the lateness histogram since the beginning: {sent, failed, retried, buckets, sum, count}."""
     doc = _collection().find_one({"_id": TOTALS_ID}) or {}
-    return {**{name: doc.get(name, 0) for name in OUTCOMES}, "buckets": _buckets(doc),
-            "sum": doc.get("late_sum", 0.0), "count": doc.get("late_count", 0)}
+    return {
+        **{name: doc.get(name, 0) for name in OUTCOMES},
+        "buckets": _buckets(doc),
+        "sum": doc.get("late_sum", 0.0),
+        "count": doc.get("late_count", 0),
+    }

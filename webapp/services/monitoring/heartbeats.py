@@ -67,8 +67,10 @@ def worker_to_json(record, now=None):
         "threads": record.get("threads", 0),
         "in_flight": list(record.get("in_flight") or []),
         "paused_seen": isoformat_z(record.get("paused_seen")),
-        "smtp": {"last_ok_at": isoformat_z(smtp.get("last_ok_at")),
-                 "last_error": _error_to_json(smtp.get("last_error"))},
+        "smtp": {
+            "last_ok_at": isoformat_z(smtp.get("last_ok_at")),
+            "last_error": _error_to_json(smtp.get("last_error")),
+        },
     }
 
 

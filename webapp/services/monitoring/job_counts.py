@@ -55,7 +55,8 @@ def recount(now=None):
     took_ms = round((time.perf_counter() - start) * 1000, 2)
     now = now or utcnow()
     before = _collection().find_one_and_update(
-        {"_id": ALL_JOBS}, {"$set": {"counts": counts, "counted_at": now, "took_ms": took_ms}}, upsert=True)
+        {"_id": ALL_JOBS}, {"$set": {"counts": counts, "counted_at": now, "took_ms": took_ms}}, upsert=True
+    )
     if before is None or before.get("counts") != counts:
         change_marks.bump_admins()
     return Counts(counts, now)

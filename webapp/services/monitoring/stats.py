@@ -34,8 +34,11 @@ def overdue(now, overdue_seconds):
 
     Held jobs (their owner is disabled) wait on purpose: they are not late.
     """
-    query = {"status": JobStatus.PENDING, "next_attempt_at": {"$lt": now - timedelta(seconds=overdue_seconds)},
-             "held": {"$exists": False}}
+    query = {
+        "status": JobStatus.PENDING,
+        "next_attempt_at": {"$lt": now - timedelta(seconds=overdue_seconds)},
+        "held": {"$exists": False},
+    }
     collection = Job._get_collection()
     count = collection.count_documents(query)
     oldest = None
@@ -110,5 +113,4 @@ def collect(overdue_seconds, queue, counts_max_age=0, now=None):
 def health():
     """{workers_alive, paused} for /api/health: two small reads."""
     records = heartbeats.list_workers()
-    return {"workers_alive": sum(1 for record in records if record["alive"]),
-            "paused": pause.read_pause() is not None}
+    return {"workers_alive": sum(1 for record in records if record["alive"]), "paused": pause.read_pause() is not None}

@@ -206,4 +206,3 @@ def observed(send, tally=TALLY):
                 raise
 
     return send_and_observe
-

@@ -72,8 +72,11 @@ class MaterializeSettings:
 
     @classmethod
     def from_config(cls, config):
-        return cls(sender=config["MAIL_DEFAULT_SENDER"], max_attempts=config["MAX_ATTEMPTS"],
-                   misfire_seconds=config["SCHEDULE_MISFIRE_SECONDS"])
+        return cls(
+            sender=config["MAIL_DEFAULT_SENDER"],
+            max_attempts=config["MAX_ATTEMPTS"],
+            misfire_seconds=config["SCHEDULE_MISFIRE_SECONDS"],
+        )
 
 
 @dataclass
@@ -193,11 +196,21 @@ def _make(doc, times, now, settings):
         occurrence = as_utc(occurrence)
         effective = _effective(doc, occurrence)
         windows = [dict(window) for window in doc.get("windows") or []]
-        timing_ = JobTiming(occurrence, doc.get("timezone") or "UTC", windows,
-                            _expiry(doc, occurrence, effective, settings), effective)
+        timing_ = JobTiming(
+            occurrence, doc.get("timezone") or "UTC", windows, _expiry(doc, occurrence, effective, settings), effective
+        )
         job_id = occurrence_job_id(doc["_id"], doc["version"], occurrence)
-        job = actions.new_job(job_id, doc["owner_id"], doc["to"], doc["subject"], doc["body"], timing_,
-                           settings.sender, settings.max_attempts, now)
+        job = actions.new_job(
+            job_id,
+            doc["owner_id"],
+            doc["to"],
+            doc["subject"],
+            doc["body"],
+            timing_,
+            settings.sender,
+            settings.max_attempts,
+            now,
+        )
         job.schedule_id, job.occurrence_at, job.held = doc["_id"], occurrence, held
         try:
             Job._get_collection().insert_one(job.to_mongo())
@@ -213,8 +226,9 @@ def _cancel(doc, made, now):
     """Cancel jobs this pass made for a schedule that was paused, changed or deleted meanwhile."""
     collection = Job._get_collection()
     for job_id, _ in made:
-        collection.update_one({"_id": job_id, "status": JobStatus.PENDING},
-                              {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}})
+        collection.update_one(
+            {"_id": job_id, "status": JobStatus.PENDING}, {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}}
+        )
     if made:
         change_marks.bump([doc["owner_id"]])
 
@@ -236,8 +250,10 @@ def _carry_out(doc, now, settings):
     """Make the stored plan's jobs, then mark it done; cancel them if the schedule moved on."""
     made = _make(doc, doc["planned"], now, settings)
     collection = Schedule._get_collection()
-    done = collection.update_one({"_id": doc["_id"], "version": doc["version"], "plan_id": doc["plan_id"]},
-                                 set_or_unset({"planned": [], "due_at": doc.get("due_after_plan")}))
+    done = collection.update_one(
+        {"_id": doc["_id"], "version": doc["version"], "plan_id": doc["plan_id"]},
+        set_or_unset({"planned": [], "due_at": doc.get("due_after_plan")}),
+    )
     if done.matched_count == 0:  # a newer plan, or a person changed the schedule (a new version)
         current = collection.find_one({"_id": doc["_id"]}, {"version": 1})
         if current is None or current["version"] != doc["version"]:
@@ -256,17 +272,30 @@ def materialize(doc, now, settings):
     if doc.get("status") != ScheduleStatus.ACTIVE or doc.get("due_at") is None or as_utc(doc["due_at"]) > now:
         return []
     plan = plan_occurrences(doc, now, settings)
-    update = {"plan_id": uuid.uuid4().hex, "cursor_at": plan.cursor_at, "runs": doc["runs"] + len(plan.times),
-              "planned": plan.times, "due_after_plan": plan.due_at, "updated_at": now,
-              "due_at": now if plan.times else plan.due_at}
+    update = {
+        "plan_id": uuid.uuid4().hex,
+        "cursor_at": plan.cursor_at,
+        "runs": doc["runs"] + len(plan.times),
+        "planned": plan.times,
+        "due_after_plan": plan.due_at,
+        "updated_at": now,
+        "due_at": now if plan.times else plan.due_at,
+    }
     if plan.next_made_at is not None:
         update["next_made_at"] = plan.next_made_at
     if plan.due_at is None:
         update["status"] = ScheduleStatus.FINISHED
     won = Schedule._get_collection().find_one_and_update(
-        {"_id": doc["_id"], "version": doc["version"], "plan_id": doc.get("plan_id"), "planned": [],
-         "status": ScheduleStatus.ACTIVE},
-        set_or_unset(update), return_document=True)
+        {
+            "_id": doc["_id"],
+            "version": doc["version"],
+            "plan_id": doc.get("plan_id"),
+            "planned": [],
+            "status": ScheduleStatus.ACTIVE,
+        },
+        set_or_unset(update),
+        return_document=True,
+    )
     if won is None or not plan.times:
         return []
     return _carry_out(won, now, settings)

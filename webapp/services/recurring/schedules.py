@@ -70,10 +70,22 @@ def create_schedule(user, data, now=None):
     if errors:
         raise ValidationFailed("Some fields are not valid.", errors)
     schedule = Schedule(
-        owner_id=user.id, to=list(data.to), subject=data.subject, body=data.body, cron=data.cron,
-        timezone=zone_name, windows=[Window(**window) for window in windows], starts_at=starts_at, until=until,
-        max_runs=data.max_runs, catch_up=data.catch_up, cursor_at=max(now, (starts_at or now) - ONE_MS),
-        planned=[], due_at=now, created_at=now, updated_at=now,
+        owner_id=user.id,
+        to=list(data.to),
+        subject=data.subject,
+        body=data.body,
+        cron=data.cron,
+        timezone=zone_name,
+        windows=[Window(**window) for window in windows],
+        starts_at=starts_at,
+        until=until,
+        max_runs=data.max_runs,
+        catch_up=data.catch_up,
+        cursor_at=max(now, (starts_at or now) - ONE_MS),
+        planned=[],
+        due_at=now,
+        created_at=now,
+        updated_at=now,
     )
     schedule.save(force_insert=True)
     return schedule
@@ -115,20 +127,30 @@ def cancel_pending_occurrences(schedule_id, now):
 def cancel_jobs(job_ids, now):
     """PENDING → CANCELLED for each of `job_ids` (by `_id`, each conditional); how many."""
     collection = Job._get_collection()
-    return sum(collection.update_one({"_id": job_id, "status": JobStatus.PENDING},
-                                     {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}}).modified_count
-               for job_id in job_ids)
+    return sum(
+        collection.update_one(
+            {"_id": job_id, "status": JobStatus.PENDING}, {"$set": {"status": JobStatus.CANCELLED, "updated_at": now}}
+        ).modified_count
+        for job_id in job_ids
+    )
 
 
 def _replan(schedule, fields, now):
     """One write conditional on the version seen: the new fields, a new version, planning afresh."""
     active = fields.get("status", schedule.status) == ScheduleStatus.ACTIVE
     starts_at = fields.get("starts_at", schedule.starts_at)
-    fields.update(version=schedule.version + 1, planned=[], plan_id=None, next_made_at=None, updated_at=now,
-                  cursor_at=max(now, as_utc(starts_at) - ONE_MS) if starts_at else now,
-                  due_at=now if active else None)
-    result = Schedule._get_collection().update_one({"_id": schedule.id, "version": schedule.version},
-                                                   set_or_unset(fields))
+    fields.update(
+        version=schedule.version + 1,
+        planned=[],
+        plan_id=None,
+        next_made_at=None,
+        updated_at=now,
+        cursor_at=max(now, as_utc(starts_at) - ONE_MS) if starts_at else now,
+        due_at=now if active else None,
+    )
+    result = Schedule._get_collection().update_one(
+        {"_id": schedule.id, "version": schedule.version}, set_or_unset(fields)
+    )
     if result.matched_count == 0:
         raise Conflict("The schedule was changed at the same moment; load it again and retry.")
     cancel_pending_occurrences(schedule.id, now)
@@ -199,5 +221,6 @@ def next_runs(schedule, now=None, count=NEXT_RUNS):
         return runs
     remaining = schedule.max_runs - schedule.runs if schedule.max_runs else None
     after = max(as_utc(schedule.cursor_at), now, made or now)
-    return runs + upcoming_runs(schedule.cron, schedule.timezone, after, as_utc(schedule.until), remaining,
-                                count - len(runs))
+    return runs + upcoming_runs(
+        schedule.cron, schedule.timezone, after, as_utc(schedule.until), remaining, count - len(runs)
+    )

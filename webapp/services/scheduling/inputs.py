@@ -13,8 +13,10 @@ from pydantic import field_validator
 from webapp.services.scheduling import timing
 
 ZONE_MESSAGE = "must be an IANA time zone name, e.g. Europe/Berlin or America/New_York"
-WHEN_MESSAGE = ("must be ISO-8601: a wall time read in `timezone` (2031-07-01T09:00:00) "
-                "or with an offset or Z (2031-07-01T09:00:00+02:00)")
+WHEN_MESSAGE = (
+    "must be ISO-8601: a wall time read in `timezone` (2031-07-01T09:00:00) "
+    "or with an offset or Z (2031-07-01T09:00:00+02:00)"
+)
 
 
 def omitted_means_unchanged(schema):
@@ -55,7 +57,7 @@ WINDOW_SCHEMA = {
     },
     "examples": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
     "description": "In the owner's zone; `end` exclusive (23:59: to the end of the day); `start` after `end` "
-                   "runs past midnight; `start` equal to `end` is refused.",
+    "runs past midnight; `start` equal to `end` is refused.",
 }
 
 

@@ -53,8 +53,10 @@ def parse_cron(text):
             match = _PART.fullmatch(part)
             words = set(re.findall(r"[a-z]+", part))
             if not match or words - _NAMES.get(index, set()):
-                raise ValueError(f"the {FIELD_NAMES[index]} field {typed[index]!r} is not standard cron "
-                                 "(numbers, names, *, ranges a-b, lists a,b and steps /n)")
+                raise ValueError(
+                    f"the {FIELD_NAMES[index]} field {typed[index]!r} is not standard cron "
+                    "(numbers, names, *, ranges a-b, lists a,b and steps /n)"
+                )
     expression = " ".join(fields)
     try:
         CronSim(expression, _EPOCH)
@@ -119,4 +121,3 @@ def next_runs(expression, tz, after, count=5, until=None):
 def occurrence_after(expression, tz, after):
     """The first instant strictly after `after`, or None if there is none within 50 years."""
     return next(iter(occurrences_after(expression, tz, after)), None)
-

@@ -104,8 +104,11 @@ class Window:
 
     def as_dict(self):
         """The API's shape (days in week order)."""
-        return {"days": [DAYS[day] for day in sorted(self.days)], "start": self.start.strftime("%H:%M"),
-                "end": self.end.strftime("%H:%M")}
+        return {
+            "days": [DAYS[day] for day in sorted(self.days)],
+            "start": self.start.strftime("%H:%M"),
+            "end": self.end.strftime("%H:%M"),
+        }
 
 
 def parse_hhmm(text):
