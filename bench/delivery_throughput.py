@@ -95,7 +95,7 @@ def database_alone(stack, jobs, threads):
                 item = next(pending, None)
             if item is None:
                 return
-            job = attempts.claim_job(item[0], f"bench-{n}", 6)
+            job = attempts.claim(item[0], f"bench-{n}", 6)[0]
             attempts.mark_sent(job)
 
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from webapp.mail.mailer import send_email
 from webapp.services.delivery import pause
 from webapp.services.delivery import recovery
 from webapp.services.delivery import rules
+from webapp.services.delivery.rules import DeliveryOutcome
 from webapp.services.monitoring.tally import TALLY
 from webapp.services.monitoring.tally import observed
 from webapp.timeutil import as_utc
@@ -136,7 +137,7 @@ def deliver_job(job_id, due_at=None):
             # recovery (every consumer's maintenance thread) gives the job back. Try again meanwhile.
             retry_later(deliver_job, oid, due_at, exc)
             return
-        if result.outcome == "skipped":
+        if result.outcome == DeliveryOutcome.SKIPPED:
             log.info(
                 "job %s: skipped (not pending: sent, cancelled or taken by another task)%s",
                 oid,

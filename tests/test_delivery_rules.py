@@ -68,7 +68,7 @@ def test_the_database_lets_exactly_one_concurrent_claim_win(app):
 
     def claim_all(i):
         for job in claimed:
-            if attempts.claim_job(job.id, f"worker-{i}", 30):
+            if attempts.claim(job.id, f"worker-{i}", 30)[0]:
                 wins.append(job.id)
 
     run_together(12, claim_all)
@@ -83,10 +83,10 @@ def test_the_database_lets_exactly_one_concurrent_claim_win(app):
 
 def test_a_stale_lease_can_neither_fail_renew_nor_send_the_job(app):
     job = new_job()
-    stale = attempts.claim_job(job.id, "worker-a", 30)
+    stale = attempts.claim(job.id, "worker-a", 30)[0]
     later = after_lease(stale)
     assert recovery.recover_expired_leases(SETTINGS, now=later) == [(job.id, JobStatus.PENDING)]
-    current = attempts.claim_job(job.id, "worker-b", 30, now=later)
+    current = attempts.claim(job.id, "worker-b", 30, now=later)[0]
 
     assert attempts.mark_failed(stale, "451 late", None) is False
     assert attempts.mark_failed(stale, "451 late", utcnow()) is False
@@ -105,7 +105,7 @@ def test_a_stale_lease_can_neither_fail_renew_nor_send_the_job(app):
 
 def test_data_cannot_start_on_a_lease_that_ran_out(app):
     job = new_job()
-    claim = attempts.claim_job(job.id, "worker-a", 30)
+    claim = attempts.claim(job.id, "worker-a", 30)[0]
     # The worker stalled (a long GC pause, a frozen VM) until its lease was over.
     Job._get_collection().update_one({"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}})
     with pytest.raises(LeaseLost):
@@ -115,12 +115,12 @@ def test_data_cannot_start_on_a_lease_that_ran_out(app):
 
 def test_a_message_accepted_after_the_lease_ran_out_is_not_sent_again(app):
     job = new_job()
-    slow = attempts.claim_job(job.id, "worker-a", 30)
+    slow = attempts.claim(job.id, "worker-a", 30)[0]
     attempts.enter_data_stage(slow, 30)
     # worker-a is stuck in DATA past its lease; the sweep (policy resend) hands the job on.
     later = after_lease(stored(job.id))
     assert recovery.recover_expired_leases(SETTINGS, now=later) == [(job.id, JobStatus.PENDING)]
-    second = attempts.claim_job(job.id, "worker-b", 30, now=later)
+    second = attempts.claim(job.id, "worker-b", 30, now=later)[0]
 
     assert attempts.mark_sent(slow) is True  # the SMTP server's 250 for worker-a arrives
     with pytest.raises(LeaseLost):
@@ -146,7 +146,7 @@ def test_a_worker_whose_lease_was_taken_over_before_data_sends_nothing(app, smtp
             {"_id": job.id}, {"$set": {"lease_expires_at": utcnow() - timedelta(seconds=1)}}
         )
         assert recovery.recover_expired_leases(settings) == [(job.id, JobStatus.PENDING)]
-        assert attempts.claim_job(job.id, "worker-b", 30) is not None
+        assert attempts.claim(job.id, "worker-b", 30)[0] is not None
         time.sleep(settings.lease_seconds / 3 + 0.5)  # a round of worker-a's lease renewals comes and goes
 
     def send(job, before_data, on_accepted):
@@ -161,7 +161,7 @@ def test_a_worker_whose_lease_was_taken_over_before_data_sends_nothing(app, smtp
 
 
 def test_concurrent_sweepers_recover_each_expired_lease_exactly_once(app):
-    claims = [attempts.claim_job(new_job().id, "dead-worker", 30) for _ in range(25)]
+    claims = [attempts.claim(new_job().id, "dead-worker", 30)[0] for _ in range(25)]
     later = max(after_lease(claim) for claim in claims)
     recovered = []
     run_together(8, lambda i: recovered.extend(recovery.recover_expired_leases(SETTINGS, now=later)))
@@ -282,7 +282,7 @@ def test_the_mailer_tells_a_missing_reply_from_a_refusal(app, smtp):
 def held_in_doubt(owner_id):
     """A job whose worker died while its data was going out, recovered under policy `hold`."""
     job = new_job(owner_id)
-    claim = attempts.claim_job(job.id, "dead-worker", 30)
+    claim = attempts.claim(job.id, "dead-worker", 30)[0]
     attempts.enter_data_stage(claim, 30)
     assert recovery.recover_expired_leases(HOLD, now=after_lease(stored(job.id))) == [(job.id, JobStatus.IN_DOUBT)]
     return job
@@ -374,7 +374,7 @@ def test_a_pending_job_whose_attempts_are_used_up_is_failed_and_never_claimed(ap
         {"_id": job.id}, {"$set": {"attempts": 5, "attempts_left": 0, "last_error": "KeyError: 'x'"}}
     )
 
-    assert attempts.claim_job(job.id, "worker", 30) is None
+    assert attempts.claim(job.id, "worker", 30)[0] is None
     assert deliver(job.id, "worker", SETTINGS, broken_send).outcome == "skipped"
 
     doc = stored(job.id)
@@ -388,12 +388,12 @@ def test_jobs_stored_before_attempts_left_existed_get_it_once_and_keep_their_lim
     for job, used in ((used_up, 5), (halfway, 2)):
         Job._get_collection().update_one({"_id": job.id}, {"$set": {"attempts": used}, "$unset": {"attempts_left": ""}})
 
-    assert attempts.claim_job(used_up.id, "worker", 30) is None
+    assert attempts.claim(used_up.id, "worker", 30)[0] is None
     doc = stored(used_up.id)
     assert doc["status"] == JobStatus.FAILED and doc["attempts"] == 5 and doc["attempts_left"] == 0
 
     wins = []
-    run_together(8, lambda i: wins.append(attempts.claim_job(halfway.id, f"worker-{i}", 30)))
+    run_together(8, lambda i: wins.append(attempts.claim(halfway.id, f"worker-{i}", 30)[0]))
     assert len([claim for claim in wins if claim]) == 1
     doc = stored(halfway.id)
     assert doc["status"] == JobStatus.RUNNING and doc["attempts"] == 3 and doc["attempts_left"] == 2

@@ -291,7 +291,7 @@ def test_app_queries_use_an_index(servers):
             actions.count_by_owner([u.id for u in users])
             actions.get_job(str(job.id), owner_id=job.owner_id)
             actions.cancel_job(str(job.id))
-            claimed = attempts.claim_job(Job.objects(status=JobStatus.PENDING).first().id, "w1", 30)
+            claimed = attempts.claim(Job.objects(status=JobStatus.PENDING).first().id, "w1", 30)[0]
             attempts.renew_leases([(claimed, 30, False)])
             attempts.still_holds(claimed)
             attempts.enter_data_stage(claimed, 30)

@@ -262,7 +262,6 @@ class FuzzWorld:
             assert response.status_code == 201, response.json
             now = datetime.now(UTC)
             attempt = Attempt(
-                number=1,
                 worker="fuzz-worker",
                 started_at=now,
                 finished_at=now,

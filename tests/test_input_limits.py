@@ -111,7 +111,6 @@ def plant_extreme_jobs(owner_id):
         data = parse(JobInput, {"to": "r@example.com", "subject": f"extreme {status}", "body": "b"})
         job = actions.create_job(owner_id, data, "scheduler@mailjobs.test", 5)
         attempt = {
-            "number": 1,
             "worker": "w",
             "started_at": extreme,
             "finished_at": extreme,

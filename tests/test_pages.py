@@ -335,7 +335,6 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
     started = datetime(YEAR, 1, 1, 9, 0, 1, tzinfo=UTC)
     job.attempts_log = [
         Attempt(
-            number=1,
             worker="w1",
             started_at=started,
             finished_at=started + timedelta(seconds=1),

@@ -223,7 +223,7 @@ def test_a_job_recovered_from_a_dead_worker_shows_in_its_owners_open_table(app, 
         "scheduler@mailjobs.test",
         5,
     )
-    claimed = attempts.claim_job(job.id, "a-worker-about-to-die", 30)
+    claimed = attempts.claim(job.id, "a-worker-about-to-die", 30)[0]
     flush_marks()
     etag = page_etag(pages, "/jobs")
     assert poll(pages, "/jobs/rows", etag).status_code == 304
@@ -445,7 +445,7 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
 
     # A wait for the mail server (connection refused): RUNNING, then PENDING again with the reason.
     waiting = stored("waits for the server")
-    claimed = attempts.claim_job(ObjectId(waiting), "w1", 30)
+    claimed = attempts.claim(ObjectId(waiting), "w1", 30)[0]
     mine = Watcher(pages, "/jobs", "/jobs/rows")
     assert attempts.mark_waiting(claimed, "connection refused by the mail server", utcnow() + timedelta(minutes=1))
     flush_marks()

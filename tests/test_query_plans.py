@@ -56,7 +56,7 @@ def stored(app, api):
             message_id=f"<{ObjectId()}@x>",
             status=status,
             attempts=1,
-            attempts_log=[{"number": 1, "outcome": "sent"}],
+            attempts_log=[{"outcome": "sent"}],
             created_at=now - timedelta(minutes=n),
             updated_at=now - timedelta(days=4 * n),
             **fields,

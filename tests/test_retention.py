@@ -30,9 +30,7 @@ def stored(subject, status, last_change, owner_id=None, next_attempt_at=None, **
         attempts=1,
         created_at=last_change - timedelta(minutes=5),
         updated_at=last_change,
-        attempts_log=[
-            {"number": 1, "worker": "w", "started_at": last_change, "finished_at": last_change, "outcome": "sent"}
-        ],
+        attempts_log=[{"worker": "w", "started_at": last_change, "finished_at": last_change, "outcome": "sent"}],
         **fields,
     )
     job.save(force_insert=True)

@@ -245,7 +245,7 @@ def test_a_job_given_back_by_lease_recovery_waits_for_the_next_opening_of_its_wi
         ObjectId(), data, "scheduler@mailjobs.test", 5, timing=job_timing.resolve_new(data, None, now)
     )
     with app.app_context():
-        assert attempts.claim_job(job.id, "worker-that-dies", 30) is not None
+        assert attempts.claim(job.id, "worker-that-dies", 30)[0] is not None
     later = opens + timedelta(minutes=5)  # the lease ran out, and the window is closed
     assert recovery.recover_expired_leases(DeliverySettings(lease_seconds=30), now=later) == [(job.id, "PENDING")]
     stored = Job._get_collection().find_one({"_id": job.id})

@@ -198,7 +198,7 @@ def test_a_disabled_owners_emails_wait_and_go_out_late_once_enabled(app, client,
     job = Job.objects.get(id=created["id"])
     assert (job.status, job.held, job.attempts) == ("PENDING", "owner_disabled", 0)
     assert smtp.messages == []
-    assert attempts.claim_job(job.id, "any-worker", 30) is None
+    assert attempts.claim(job.id, "any-worker", 30)[0] is None
     assert job.id not in [job_id for job_id, _ in recovery.due_unqueued_jobs(grace_seconds=0)]  # nor re-queued
     assert stats.overdue(utcnow(), 0)["count"] == 0  # nor shown as late on the status page: it waits on purpose
 

@@ -28,13 +28,13 @@ from webapp.mail.addresses import parse_recipient
 from webapp.services.errors import ValidationFailed
 from webapp.services.jobs import job_timing
 from webapp.services.jobs.bulk import BulkInput
+from webapp.services.jobs.job_timing import check_range
 from webapp.services.recurring.inputs import ScheduleInput
 from webapp.services.validation import AccountSettings
 from webapp.services.validation import Credentials
 from webapp.services.validation import JobInput
 from webapp.services.validation import LoginInput
 from webapp.services.validation import RoleInput
-from webapp.services.validation import check_send_at
 from webapp.services.validation import one_line_text
 from webapp.services.validation import parse
 from webapp.services.validation import parse_page
@@ -243,14 +243,15 @@ def test_a_body_is_at_most_100_kb_of_utf8_whatever_the_characters(char, offset):
 @example(datetime(2026, 1, 1, tzinfo=UTC), AHEAD_MAX)
 @example(datetime(2026, 1, 1, tzinfo=UTC), AHEAD_MAX + timedelta(microseconds=1))
 def test_send_at_runs_from_a_minute_back_to_ten_years_ahead(now, delta):
+    # The rule production applies (job_timing.check_range, called for every send_at and expires_at).
     moment = now + delta
+    errors = {}
+    check_range(moment, now, errors, "send_at")
     if -PAST_GRACE <= delta <= AHEAD_MAX:
-        assert check_send_at(moment, now) == moment
+        assert errors == {}
     else:
-        with pytest.raises(
-            ValueError, match="more than a minute in the past" if delta < timedelta(0) else "more than 10 years ahead"
-        ):
-            check_send_at(moment, now)
+        expected = "more than a minute in the past" if delta < timedelta(0) else "more than 10 years ahead"
+        assert expected in errors["send_at"]
 
 
 @PROPERTIES

@@ -143,7 +143,7 @@ def claim_race_scenario(fleet, mail, waves=3, jobs_per_wave=8, copies=4, consume
     as always). There are as many workers as tasks in a wave, so every copy
     is picked up before the job is due, passes the worker's check (the job is
     still PENDING), and sleeps until the due instant: then `copies` workers
-    call `claim_job` for the same job at once. Exactly one may win: one
+    call `attempts.claim` for the same job at once. Exactly one may win: one
     attempt per job, `claims_lost` = the other copies, no duplicate.
     """
     from tasks.delivery import deliver_job  # noqa: PLC0415

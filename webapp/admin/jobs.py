@@ -9,7 +9,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from tasks.delivery import schedule_delivery
+from webapp import operations
 from webapp.admin.blueprint import bp
 from webapp.auth.blueprint import safe_next
 from webapp.services.accounts import users
@@ -21,7 +21,6 @@ from webapp.services.validation import parse
 from webapp.timeutil import utcnow
 from webapp.web import job_tables
 from webapp.web import polling
-from webapp.web.audit_trail import audited
 from webapp.web.htmx import is_partial
 from webapp.web.htmx import render_page_or_fragment
 from webapp.web.localtime import format_local
@@ -88,12 +87,10 @@ def bulk_jobs():
     try:
         if data.get("ids") == []:
             raise ValidationFailed("Nothing ticked.", {"ids": "tick some rows, or choose every pending job"})
-        result = bulk.run(parse(bulk.BulkInput, data), viewer_zone(), current_app.config["OVERDUE_SECONDS"], utcnow())
+        result = operations.run_bulk(current_app.config, parse(bulk.BulkInput, data), viewer_zone(), utcnow())
     except ValidationFailed as exc:
         problem = "; ".join(f"{name.replace('_', ' ')} {message}" for name, message in exc.fields.items())
     else:
-        for job_id, due in result.queue:
-            schedule_delivery(job_id, due, 0)
         message = f"{result.affected} pending job{'s' if result.affected != 1 else ''} {VERBS[result.action]}"
         if result.action == "reschedule":
             message += f" to {format_local(result.queue[0][1], viewer_zone())}" if result.queue else ""
@@ -138,29 +135,26 @@ def requeue_job(job_id):
     """Send a FAILED (or IN_DOUBT) job again now, with a fresh set of attempts."""
     return _act(
         job_id,
-        "job_requeue",
         "Requeued",
-        lambda: actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"]),
-        queue=True,
+        lambda: operations.requeue_job(current_app.config, current_user, job_id, request.remote_addr),
     )
 
 
 @bp.post("/jobs/<job_id>/close")
 def close_job(job_id):
     """Mark an IN_DOUBT job as delivered, without sending it again."""
-    return _act(job_id, "job_close", "Marked as delivered:", lambda: actions.close_in_doubt(job_id))
+    return _act(
+        job_id, "Marked as delivered:", lambda: operations.close_in_doubt(current_user, job_id, request.remote_addr)
+    )
 
 
-def _act(job_id, audit_action, done, action, queue=False):
-    """Run an admin action on a job (audited); HTMX gets the row back, a plain form a redirect."""
+def _act(job_id, done, action):
+    """Run an admin action on a job (webapp.operations audits it); HTMX gets the row back, a form a redirect."""
     try:
-        with audited(audit_action, current_user, ("job", job_id, None)):
-            job = action()
+        job = action()
         problem, status = None, 200
     except Conflict as exc:
         job, problem, status = actions.get_job(job_id), exc.message, 409
-    if queue and problem is None:
-        schedule_delivery(job.id, job.next_attempt_at, 0)
     if is_partial():
         owners = users.emails_by_id([job.owner_id])
         return render_template("admin/_row.html", job=job, owner_emails=owners, problem=problem), status

@@ -8,13 +8,10 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from tasks.maintenance import queue_due_now
+from webapp import operations
 from webapp.admin import status_board
 from webapp.admin.blueprint import bp
-from webapp.services.delivery import pause
 from webapp.timeutil import parse_iso8601
-from webapp.web.audit_trail import DELIVERY
-from webapp.web.audit_trail import audit_event
 from webapp.web.htmx import is_partial
 from webapp.web.htmx import render_if_changed
 from webapp.web.htmx import render_page_or_fragment
@@ -59,17 +56,14 @@ def status_board_poll():
 @bp.post("/delivery/pause")
 def pause_delivery():
     """Pause delivery: jobs stay PENDING, sends in flight finish."""
-    pause.pause(current_user.email)
-    audit_event("delivery_pause", current_user, target=DELIVERY)
+    operations.pause_delivery(current_user, request.remote_addr)
     return _switched("Delivery is paused. Jobs wait, PENDING, until you resume it.")
 
 
 @bp.post("/delivery/resume")
 def resume_delivery():
     """Resume delivery and queue every due job at once."""
-    pause.resume(current_user.email)
-    queued = queue_due_now()
-    audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
+    queued = operations.resume_delivery(current_user, request.remote_addr)
     return _switched(f"Delivery resumed: {queued} due job{'s' if queued != 1 else ''} queued now.")
 
 

@@ -8,7 +8,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from tasks.delivery import schedule_delivery
+from webapp import operations
 from webapp.admin.blueprint import bp
 from webapp.services.accounts import disabling
 from webapp.services.accounts import users as accounts  # `users` is a page of them below
@@ -44,7 +44,8 @@ def users_page():
 
 
 def _act_on_user(user_id, audit_action, action, done, detail=None, leave=None):
-    """Run `action()` (which returns the user) audited; HTMX gets the page's rows back, a form a redirect.
+    """Run `action()` (which returns the user) audited as `audit_action` (None: it audits itself);
+    HTMX gets the page's rows back, a form a redirect.
 
     The rows come back whole: who may be demoted or disabled can change with any action.
     `done(user)` says what happened, for the flash message; `leave(user)` may answer
@@ -52,8 +53,11 @@ def _act_on_user(user_id, audit_action, action, done, detail=None, leave=None):
     """
     problem, status = None, 200
     try:
-        with audited(audit_action, current_user, ("user", user_id, None), detail=detail) as event:
-            user = event.target = action()
+        if audit_action is None:  # the action audits itself (webapp.operations)
+            user = action()
+        else:
+            with audited(audit_action, current_user, ("user", user_id, None), detail=detail) as event:
+                user = event.target = action()
     except (Conflict, ValidationFailed) as exc:
         problem, status = exc.message, exc.status
         user = accounts.get_user(user_id)
@@ -112,10 +116,9 @@ def disable_user(user_id):
 def enable_user(user_id):
     """Enable an account again; its held emails that fell due are queued at once."""
 
-    def enable():
-        user, due = disabling.enable_account(user_id)
-        for job_id, due_at in due:
-            schedule_delivery(job_id, due_at, 0)
-        return user
-
-    return _act_on_user(user_id, "account_enable", enable, lambda user: f"{user.email} is enabled again.")
+    return _act_on_user(
+        user_id,
+        None,
+        lambda: operations.enable_account(current_user, user_id, request.remote_addr),
+        lambda user: f"{user.email} is enabled again.",
+    )

@@ -4,7 +4,7 @@ from flask import current_app
 from flask import request
 from flask_jwt_extended import current_user
 
-from tasks.delivery import schedule_delivery
+from webapp import operations
 from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
@@ -66,9 +66,7 @@ def all_jobs():
 def bulk_jobs():
     """Send now, cancel or reschedule many PENDING jobs: `ids`, or every job `filter` matches."""
     data = parse(bulk.BulkInput, json_body())
-    result = bulk.run(data, job_timing.account_zone(current_user), current_app.config["OVERDUE_SECONDS"], utcnow())
-    for job_id, due in result.queue:
-        schedule_delivery(job_id, due, 0)
+    result = operations.run_bulk(current_app.config, data, job_timing.account_zone(current_user), utcnow())
     return BulkOut(action=result.action, affected=result.affected, queued=len(result.queue))
 
 
@@ -89,9 +87,7 @@ def any_job(job_id):
 @admin_required
 def retry_job(job_id):
     """Requeue a FAILED (or IN_DOUBT) job now."""
-    with audited("job_requeue", current_user, ("job", job_id, None)):
-        job = actions.requeue_job(job_id, current_app.config["MAX_ATTEMPTS"])
-    schedule_delivery(job.id, job.next_attempt_at, 0)
+    job = operations.requeue_job(current_app.config, current_user, job_id, request.remote_addr)
     return job_out(job, with_history=True)
 
 
@@ -154,12 +150,7 @@ def disable_user(user_id):
 @admin_required
 def enable_user(user_id):
     """Enable an account again; its held jobs that fell due meanwhile are queued now."""
-    with audited("account_enable", current_user, ("user", user_id, None)) as event:
-        user, due = disabling.enable_account(user_id)
-        event.target = user
-        event.detail = f"{len(due)} held jobs due, queued now" if due else None
-    for job_id, due_at in due:
-        schedule_delivery(job_id, due_at, 0)
+    user = operations.enable_account(current_user, user_id, request.remote_addr)
     return user_out(user)
 
 

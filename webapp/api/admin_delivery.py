@@ -1,10 +1,11 @@
 """Admins: the delivery system's figures, and the pause switch."""
 
 from flask import current_app
+from flask import request
 from flask_jwt_extended import current_user
 
-from tasks.maintenance import queue_due_now
 from tasks.queue import queue_depth
+from webapp import operations
 from webapp.api.blueprint import admin_required
 from webapp.api.blueprint import bp
 from webapp.api.contract import describe
@@ -14,8 +15,6 @@ from webapp.api.status_schemas import StatsOut
 from webapp.services.delivery import pause
 from webapp.services.monitoring import heartbeats
 from webapp.services.monitoring import stats
-from webapp.web.audit_trail import DELIVERY
-from webapp.web.audit_trail import audit_event
 
 
 @bp.get("/admin/stats")
@@ -40,8 +39,7 @@ def delivery_state():
 @admin_required
 def pause_delivery():
     """Stop handing email to the SMTP server (jobs stay PENDING; sends in flight finish)."""
-    pause.pause(current_user.email)
-    audit_event("delivery_pause", current_user, target=DELIVERY)
+    operations.pause_delivery(current_user, request.remote_addr)
     return pause.pause_state(heartbeats.list_workers())
 
 
@@ -50,7 +48,5 @@ def pause_delivery():
 @admin_required
 def resume_delivery():
     """Deliver again, and queue every due job at once (each still goes out once)."""
-    pause.resume(current_user.email)
-    queued = queue_due_now()
-    audit_event("delivery_resume", current_user, target=DELIVERY, detail=f"{queued} due jobs queued")
+    queued = operations.resume_delivery(current_user, request.remote_addr)
     return {**pause.pause_state(heartbeats.list_workers()), "queued": queued}

@@ -4,7 +4,7 @@ from flask import current_app
 from flask import request
 from flask_jwt_extended import current_user
 
-from tasks.delivery import schedule_delivery
+from webapp import operations
 from webapp.api.blueprint import bp
 from webapp.api.blueprint import json_body
 from webapp.api.blueprint import login_required
@@ -39,16 +39,7 @@ from webapp.web.throttle import job_create_throttled
 def create_job():
     """Schedule an email; it is queued for its send time right away (429 past the rate limit or the quota)."""
     data, timing = job_timing.parse_new_job(json_body(), current_user, utcnow())
-    config = current_app.config
-    job = actions.create_job(
-        current_user.id,
-        data,
-        config["MAIL_DEFAULT_SENDER"],
-        config["MAX_ATTEMPTS"],
-        actions.pending_quota(config, current_user),
-        timing=timing,
-    )
-    schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
+    job = operations.schedule_job(current_app.config, current_user, data, timing)
     return job_out(job, with_history=True), 201
 
 
@@ -85,9 +76,7 @@ def get_job(job_id):
 def reschedule_job(job_id):
     """Change a PENDING job (send time, zone, windows, expiry, recipients, subject, body); 409 once it runs."""
     data = parse(JobPatch, json_body())
-    job = actions.reschedule_job(job_id, current_user.id, data, current_user)
-    # A task queued for the old time finds the job not due and does nothing; this one sends it.
-    schedule_delivery(job.id, job.next_attempt_at, current_app.config["SCHEDULE_LEAD_SECONDS"])
+    job = operations.reschedule_job(current_app.config, current_user, job_id, data)
     return job_out(job, with_history=True)
 
 

@@ -49,15 +49,6 @@ def api_rules(app):
             yield rule, method
 
 
-def undescribed_routes(app):
-    """`METHOD /path` of each /api route that has no description (the document cannot show it)."""
-    return [
-        f"{method} {rule.rule}"
-        for rule, method in api_rules(app)
-        if getattr(app.view_functions[rule.endpoint], "__contract__", None) is None
-    ]
-
-
 def openapi_document(app):
     """The document for `app`, built on first use and kept on the app."""
     document = app.extensions.get("openapi_document")

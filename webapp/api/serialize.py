@@ -116,13 +116,3 @@ def schedule_out(schedule):
 def page_out(model, items, total, page, per_page, item_out, **extra):
     """One page of a list as `model` (items, total, page, per_page, and any `extra` fields)."""
     return model(items=[item_out(item) for item in items], total=total, page=page, per_page=per_page, **extra)
-
-
-def user_to_json(user):
-    """A user as a JSON-ready dict (for code that builds answers by hand)."""
-    return user_out(user).model_dump(mode="json")
-
-
-def job_to_json(job, with_history=False):
-    """A job as a JSON-ready dict (for code that builds answers by hand)."""
-    return job_out(job, with_history).model_dump(mode="json")

@@ -7,6 +7,8 @@ lost its lease cannot overwrite newer state (every change is conditional on
 the token it holds).
 """
 
+from enum import StrEnum
+
 from mongoengine import DateTimeField
 from mongoengine import Document
 from mongoengine import EmbeddedDocument
@@ -41,14 +43,26 @@ class DeliveryStage:
     DATA = "data"
 
 
-class Attempt(EmbeddedDocument):
-    """One delivery attempt, shown to users as the job's history."""
+class AttemptOutcome(StrEnum):
+    """How one attempt ended, as its entry in the job's history says (webapp/services/delivery/attempts.py)."""
 
-    number = IntField(required=True)
+    RUNNING = "running"  # claimed, not finished yet
+    SENT = "sent"  # the server answered 250 to the message
+    RETRY = "retry"  # failed for now; another attempt is planned
+    FAILED = "failed"  # failed for good (a permanent refusal, or no attempts left)
+    LEASE_EXPIRED = "lease_expired"  # its worker died before the message data; recovered
+    IN_DOUBT = "in_doubt"  # its worker died while sending the data: it may have arrived
+    LEASE_LOST = "lease_lost"  # its worker stalled past the lease and another took the job over
+    RELEASED = "released"  # given back unsent (a connection, TLS or account failure): no attempt used
+
+
+class Attempt(EmbeddedDocument):
+    """One delivery attempt, shown to users as the job's history (its place in the list is its number)."""
+
     worker = StringField()
     started_at = DateTimeField()
     finished_at = DateTimeField()
-    outcome = StringField()  # running, sent, retry, failed, lease_expired, in_doubt
+    outcome = StringField(choices=tuple(AttemptOutcome))
     error = StringField()
 
 

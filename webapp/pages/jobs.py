@@ -10,8 +10,8 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
-from tasks.delivery import schedule_delivery
 from tasks.schedules import materialize_schedule
+from webapp import operations
 from webapp.auth.blueprint import safe_next
 from webapp.pages.blueprint import bp
 from webapp.pages.forms import form_values
@@ -114,19 +114,11 @@ def create_job():
         message = f"Repeating “{schedule.subject}”{first}. See Schedules to pause or delete it."
     else:
         try:
-            job = actions.create_job(
-                current_user.id,
-                parsed.job_input,
-                config["MAIL_DEFAULT_SENDER"],
-                config["MAX_ATTEMPTS"],
-                actions.pending_quota(config, current_user),
-                timing=parsed.timing,
-            )
+            job = operations.schedule_job(config, current_user, parsed.job_input, parsed.timing)
         except QuotaExceeded as exc:
             response = make_response(_form_again(values, problem=exc.message), exc.status)
             response.headers["Retry-After"] = str(exc.retry_after)
             return response
-        schedule_delivery(job.id, job.next_attempt_at, config["SCHEDULE_LEAD_SECONDS"])
         # The table below is about to refresh: its mark must have moved already (the API's create waits).
         change_marks.bump([current_user.id])
         message = f"Scheduled “{job.subject}” for {format_local(job.send_at, parsed.zone)} ({parsed.zone})."

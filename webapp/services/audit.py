@@ -6,7 +6,9 @@ no request and no form, only what an entry holds, so a password cannot end up he
 passing the wrong thing along; `detail` is one short sentence.
 """
 
+from contextlib import contextmanager
 from datetime import timedelta
+from types import SimpleNamespace
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -14,6 +16,7 @@ from bson.errors import InvalidId
 from webapp.models import AuditEntry
 from webapp.models import Job
 from webapp.models import User
+from webapp.services.errors import AppError
 from webapp.services.errors import ValidationFailed
 from webapp.timeutil import utcnow
 
@@ -127,3 +130,22 @@ def purge_older_than(days, now=None):
     if not days:
         return 0
     return AuditEntry.objects(at__lt=(now or utcnow()) - timedelta(days=days)).delete()
+
+
+@contextmanager
+def recorded(action, actor, target=None, ip=None, detail=None):
+    """Record `action` when the block ends: a success, or a failure with the refusal's message.
+
+    The block may set `.target` (say, the user it loaded), `.actor` and `.detail` on what it
+    gets; a refusal (an AppError: 404, 409, ...) is recorded and raised again.
+
+        with audit.recorded("role_change", admin, ("user", user_id, None), ip) as event:
+            event.target = users.set_role(user_id, role)
+    """
+    event = SimpleNamespace(actor=actor, target=target, detail=detail)
+    try:
+        yield event
+    except AppError as exc:
+        record(action, event.actor, event.target, "failure", ip, exc.message)
+        raise
+    record(action, event.actor, event.target, "success", ip, event.detail)

@@ -30,7 +30,6 @@ from webapp.services.scheduling.inputs import known_zone
 from webapp.services.scheduling.inputs import omitted_means_unchanged
 from webapp.services.scheduling.inputs import wall_or_instant
 from webapp.services.scheduling.inputs import window_list
-from webapp.timeutil import utcnow
 
 MAX_RECIPIENTS = 50
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit
@@ -89,16 +88,6 @@ def recipient(value):
     if len(str(parsed)) > MAX_RECIPIENT_CHARS:
         raise ValueError(f"must be at most {MAX_RECIPIENT_CHARS} characters")
     return parsed
-
-
-def check_send_at(moment, now=None):
-    """Raise ValueError unless `moment` (aware) is within the documented range from now."""
-    now = now or utcnow()
-    if moment < now - PAST_TOLERANCE:
-        raise ValueError(TOO_EARLY)
-    if moment > now + MAX_AHEAD:
-        raise ValueError(TOO_LATE)
-    return moment
 
 
 class _Strict(BaseModel):

@@ -15,6 +15,7 @@ from pymongo import UpdateOne
 
 from webapp.models import Job
 from webapp.models import JobStatus
+from webapp.models.job import AttemptOutcome
 from webapp.models.job import DeliveryStage
 from webapp.services.jobs import change_marks
 from webapp.timeutil import as_utc
@@ -64,7 +65,7 @@ def _claim_update(worker_id, lease_seconds, now):
             "updated_at": now,
         },
         "$inc": {"attempts": 1, "attempts_left": -1},
-        "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": "running"}},
+        "$push": {"attempts_log": {"worker": worker_id, "started_at": now, "outcome": AttemptOutcome.RUNNING}},
     }
 
 
@@ -118,11 +119,6 @@ def claim(job_id, worker_id, lease_seconds, now=None):
     if seen["attempts_left"] <= 0:
         _fail_exhausted(seen, now)
     return None, None
-
-
-def claim_job(job_id, worker_id, lease_seconds, now=None):
-    """Atomically move a due PENDING job to RUNNING with a fresh lease; None if not ours (see `claim`)."""
-    return claim(job_id, worker_id, lease_seconds, now)[0]
 
 
 def _add_attempts_left(job):
@@ -215,14 +211,19 @@ def mark_sent(job):
     """
     now = utcnow()
     update = {
-        "$set": {"status": JobStatus.COMPLETED, "sent_at": now, "updated_at": now, **attempt_fields(job, "sent", now)},
+        "$set": {
+            "status": JobStatus.COMPLETED,
+            "sent_at": now,
+            "updated_at": now,
+            **attempt_fields(job, AttemptOutcome.SENT, now),
+        },
         # Absent, not null: a stored null in a field turns FerretDB's sort pushdown off for it.
         "$unset": {**LEASE_FIELDS, "last_error": ""},
     }
     completed = _collection().update_one({"_id": job["_id"], "status": {"$ne": JobStatus.COMPLETED}}, update)
     if not completed.matched_count:
         # Someone else already completed it, so this copy was a duplicate: keep the history true.
-        _collection().update_one({"_id": job["_id"]}, {"$set": attempt_fields(job, "sent", now)})
+        _collection().update_one({"_id": job["_id"]}, {"$set": attempt_fields(job, AttemptOutcome.SENT, now)})
     _changed(job)
     return bool(completed.matched_count)
 
@@ -235,7 +236,7 @@ def mark_failed(job, error, retry_at):
         fields["status"] = JobStatus.FAILED
     else:
         fields.update(status=JobStatus.PENDING, next_attempt_at=retry_at)
-    fields.update(attempt_fields(job, "failed" if retry_at is None else "retry", now, error))
+    fields.update(attempt_fields(job, AttemptOutcome.FAILED if retry_at is None else AttemptOutcome.RETRY, now, error))
     # The server answered about the message: the connection works, so a later wait starts its backoff afresh.
     unset = {**LEASE_FIELDS, "transport_waits": ""}
     result = _collection().update_one(_fenced(job), {"$set": fields, "$unset": unset})
@@ -276,7 +277,7 @@ def mark_in_doubt(job, error):
         "status": JobStatus.IN_DOUBT,
         "updated_at": now,
         "last_error": text[:2000],
-        **attempt_fields(job, "in_doubt", now, text),
+        **attempt_fields(job, AttemptOutcome.IN_DOUBT, now, text),
     }
     result = _collection().update_one(_fenced(job), {"$set": fields, "$unset": LEASE_FIELDS})
     return _changed(job, result.matched_count == 1)
@@ -285,7 +286,9 @@ def mark_in_doubt(job, error):
 def note_lease_lost(job):
     """Close this attempt's history entry after losing the lease (the entry is ours alone)."""
     error = "lease lost before the message data was sent; this attempt sent nothing"
-    _collection().update_one({"_id": job["_id"]}, {"$set": attempt_fields(job, "lease_lost", utcnow(), error)})
+    _collection().update_one(
+        {"_id": job["_id"]}, {"$set": attempt_fields(job, AttemptOutcome.LEASE_LOST, utcnow(), error)}
+    )
     _changed(job)
 
 
@@ -297,7 +300,7 @@ def release_claim(job, reason):
         "status": JobStatus.PENDING,
         "next_attempt_at": now,
         "updated_at": now,
-        **attempt_fields(job, "released", now, reason),
+        **attempt_fields(job, AttemptOutcome.RELEASED, now, reason),
     }
     if job["attempts"] >= job["max_attempts"]:
         fields.pop("next_attempt_at")

@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from webapp.models import Job
 from webapp.models import JobStatus
 from webapp.models import SweepTurn
+from webapp.models.job import AttemptOutcome
 from webapp.models.job import DeliveryStage
 from webapp.services.delivery.attempts import LEASE_FIELDS
 from webapp.services.delivery.attempts import attempt_fields
@@ -36,11 +37,11 @@ def _recover(job, settings, now):
     in_doubt = job.get("delivery_stage") == DeliveryStage.DATA
     exhausted = job["attempts"] >= job["max_attempts"]
     if in_doubt and settings.in_doubt_policy == "hold":
-        status, outcome = JobStatus.IN_DOUBT, "in_doubt"
+        status, outcome = JobStatus.IN_DOUBT, AttemptOutcome.IN_DOUBT
     elif exhausted:
-        status, outcome = JobStatus.FAILED, "in_doubt" if in_doubt else "lease_expired"
+        status, outcome = JobStatus.FAILED, AttemptOutcome.IN_DOUBT if in_doubt else AttemptOutcome.LEASE_EXPIRED
     else:
-        status, outcome = JobStatus.PENDING, "in_doubt" if in_doubt else "lease_expired"
+        status, outcome = JobStatus.PENDING, AttemptOutcome.IN_DOUBT if in_doubt else AttemptOutcome.LEASE_EXPIRED
     error = DIED_WHILE_SENDING if in_doubt else WORKER_DIED
     fields = {"status": status, "updated_at": now, "last_error": error, **attempt_fields(job, outcome, now, error)}
     if status == JobStatus.PENDING:  # again at once, or at the next opening of its windows

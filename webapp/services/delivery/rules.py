@@ -30,6 +30,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from pymongo.errors import ConnectionFailure
 from pymongo.errors import PyMongoError
@@ -68,11 +69,23 @@ class DeliverySettings:
         )
 
 
+class DeliveryOutcome(StrEnum):
+    """What one run of `deliver` did, for the task that called it (and the process tally)."""
+
+    SENT = "sent"  # the server took the message
+    RETRY = "retry"  # it failed for now; an attempt was used and another is planned at retry_at
+    WAITING = "waiting"  # the connection, TLS or account failed: no attempt used, tried again at retry_at
+    FAILED = "failed"  # failed for good
+    IN_DOUBT = "in_doubt"  # the worker lost the job while sending the data (held for an admin)
+    SKIPPED = "skipped"  # not ours to send now (not due, not PENDING, paused, held): retry_at if due later
+    LEASE_LOST = "lease_lost"  # another worker took the job over; this one wrote nothing
+
+
 @dataclass(frozen=True)
 class DeliveryResult:
     """What happened to one delivery attempt; `retry_at` is set when it must be tried again."""
 
-    outcome: str  # sent, retry, waiting, failed, in_doubt, skipped, lease_lost
+    outcome: DeliveryOutcome
     retry_at: object = None
 
 
@@ -113,14 +126,14 @@ def record_failure(job, exc, settings):
         )
         if expired:
             if not attempts.mark_failed(job, expired, None):
-                return DeliveryResult("lease_lost")
-            return DeliveryResult("failed")
+                return DeliveryResult(DeliveryOutcome.LEASE_LOST)
+            return DeliveryResult(DeliveryOutcome.FAILED)
         if not attempts.mark_waiting(job, error, retry_at):
-            return DeliveryResult("lease_lost")
-        return DeliveryResult("waiting", retry_at=retry_at)
+            return DeliveryResult(DeliveryOutcome.LEASE_LOST)
+        return DeliveryResult(DeliveryOutcome.WAITING, retry_at=retry_at)
     if exc.in_doubt and settings.in_doubt_policy == "hold":
         held = attempts.mark_in_doubt(job, error)
-        return DeliveryResult("in_doubt" if held else "lease_lost")
+        return DeliveryResult(DeliveryOutcome.IN_DOUBT if held else DeliveryOutcome.LEASE_LOST)
     give_up = isinstance(exc, PermanentSmtpError) or job["attempts"] >= job["max_attempts"]
     retry_at = None
     if not give_up:  # the retry waits for the job's windows, and fails as expired if that is too late
@@ -128,8 +141,8 @@ def record_failure(job, exc, settings):
         if expired:
             error, give_up = expired, True
     if not attempts.mark_failed(job, error, retry_at):
-        return DeliveryResult("lease_lost")
-    return DeliveryResult("failed" if give_up else "retry", retry_at=retry_at)
+        return DeliveryResult(DeliveryOutcome.LEASE_LOST)
+    return DeliveryResult(DeliveryOutcome.FAILED if give_up else DeliveryOutcome.RETRY, retry_at=retry_at)
 
 
 def deliver(job_id, worker_id, settings, send, renewer=RENEWER):
@@ -145,11 +158,11 @@ def deliver(job_id, worker_id, settings, send, renewer=RENEWER):
     sent_at = time.monotonic()
     job, due_later = attempts.claim(job_id, worker_id, settings.lease_seconds)
     if job is None:
-        return DeliveryResult("skipped", retry_at=due_later)
+        return DeliveryResult(DeliveryOutcome.SKIPPED, retry_at=due_later)
     expired = expiry.expired_error(job, utcnow())
     if expired:  # past its expiry: FAILED without sending (the claimed document says so, no read)
         attempts.mark_failed(job, expired, None)
-        return DeliveryResult("failed")
+        return DeliveryResult(DeliveryOutcome.FAILED)
     held = renewer.hold(job, settings.lease_seconds, sent_at)
     try:
         return _send_claimed(job, held, settings, send)
@@ -188,7 +201,7 @@ def _send_claimed(job, held, settings, send):
     except LeaseLost:
         log.warning("job %s: lease lost before sending; another worker owns it", job_id)
         attempts.note_lease_lost(job)
-        return DeliveryResult("lease_lost")
+        return DeliveryResult(DeliveryOutcome.LEASE_LOST)
     except TransportSmtpError as exc:
         log.warning("job %s waits, no attempt used: the SMTP connection or account failed: %s", job_id, exc.describe())
         return retry_while_unreachable(
@@ -222,7 +235,7 @@ def _send_claimed(job, held, settings, send):
         # if not, its lease runs out and recovery does it.
         _release_unless_sent(job, exc, accepted)
         raise
-    return DeliveryResult("sent")
+    return DeliveryResult(DeliveryOutcome.SENT)
 
 
 def _release_unless_sent(job, exc, accepted):

@@ -31,7 +31,8 @@ from webapp.timeutil import utcnow
 # The same buckets feed the status page's percentiles and the Prometheus histogram.
 LATENESS_BOUNDS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 OUTCOMES = ("sent", "failed", "retried")
-# Delivery results (webapp.services.delivery.rules.DeliveryResult.outcome) counted as outcomes;
+# Delivery results (webapp.services.delivery.rules.DeliveryOutcome, plain strings here: monitoring sits
+# above delivery but the tally is fed by the task) counted as outcomes;
 # "sent" is counted at the SMTP server's 250 instead (see `observed`).
 COUNTED_RESULTS = {"failed": "failed", "retry": "retried"}
 
