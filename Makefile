@@ -37,9 +37,9 @@ preflight-run preflight-test: preflight-%:
 	@$(PREFLIGHT) $* --python "$(PYTHON313)"
 
 screenshots: $(VENV)/.installed-test $(FERRETDB)  ## refresh docs/screenshots from the browser tests
-	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py tests/test_status_browser.py \
-	  tests/test_schedule_browser.py \
-	  tests/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/web/test_browser.py tests/monitoring/test_status_browser.py \
+	  tests/recurring/test_schedule_browser.py \
+	  tests/api/test_openapi.py::test_the_docs_page_shows_every_operation_in_chromium_under_our_csp
 
 bench: $(VENV)/.installed-test $(FERRETDB)  ## every benchmark (reads, delivery, status, scheduling) at quick sizes: JSON, and bench/results/latest.json
 	$(PY) -m bench

@@ -1,6 +1,6 @@
 """Cost per job, counted: database round trips and Redis commands from POST /api/users/jobs to COMPLETED.
 
-Runs tests/support/delivery_cost.py (the same counting tests/test_delivery_cost.py
+Runs tests/support/delivery_cost.py (the same counting tests/delivery/test_delivery_cost.py
 asserts on) in a process of its own: a real API call, a real Huey consumer on
 Redis, FerretDB, an SMTP server, every MongoDB command seen by a pymongo
 CommandListener, Redis INFO commandstats read before and after each job.

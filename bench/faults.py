@@ -1,6 +1,6 @@
 """Fault tolerance in numbers: a consumer killed -9 mid-send, and a burst on many consumers. Prints JSON.
 
-The same scenarios tests/test_faults.py asserts on (tests/support/faults.py),
+The same scenarios tests/delivery/test_faults.py asserts on (tests/support/faults.py),
 run here on their own servers: FerretDB (SQLite, this repo's build), a
 throwaway Redis, an SMTP server, real `huey_consumer` and `flask sweep`
 processes.

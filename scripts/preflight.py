@@ -6,7 +6,7 @@
 Prints the exact commands that install what is missing (Debian, Ubuntu, macOS) and exits 1,
 rather than letting a build stop after minutes or the suite fail test by test. Standard
 library only: it runs before the venv exists. The finders are shared with the tests
-(tests/conftest.py starts the suite's own Redis, tests/test_browser.py launches Chromium).
+(tests/conftest.py starts the suite's own Redis, tests/web/test_browser.py launches Chromium).
 """
 
 import argparse

@@ -26,6 +26,7 @@ from tests.support.consumer import HueyConsumer
 from tests.support.faults import FaultySmtp
 from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
+from tests.support.pages import PageClient
 from tests.support.redis_server import RedisServer
 from tests.support.smtp import SmtpTestServer
 
@@ -244,7 +245,7 @@ def api(client):
     return ApiClient(client)
 
 
-# --- the browser tests (tests/test_browser.py, tests/test_status_browser.py) ------------------------
+# --- the browser tests (tests/web/test_browser.py, tests/monitoring/test_status_browser.py) ------------------------
 # Here, not in a test module: Playwright's sync API can run once per process, so they share it.
 
 
@@ -302,3 +303,9 @@ def open_browser(browser, live_server):
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture()
+def pages(client):
+    """The app's pages as a signed-out browser would use them (forms with their CSRF token)."""
+    return PageClient(client)

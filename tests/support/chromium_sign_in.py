@@ -3,7 +3,7 @@
     python -m tests.support.chromium_sign_in URL EMAIL PASSWORD
 
 A separate process because Playwright's sync API cannot start a second time inside one
-that already runs it (tests/test_browser.py keeps a browser open for the whole session).
+that already runs it (tests/web/test_browser.py keeps a browser open for the whole session).
 """
 
 import json

@@ -15,7 +15,7 @@ Jobs go one at a time (each due a moment after it is created, so the
 scheduled path is the one measured), so everything a worker thread does
 between one POST and the COMPLETED status belongs to that job.
 
-Used by tests/test_delivery_cost.py (which asserts the exact commands) and
+Used by tests/delivery/test_delivery_cost.py (which asserts the exact commands) and
 bench/delivery_cost.py (which prints them). Runs in a process of its own:
 `python -m tests.support.delivery_cost [--mongodb-uri URI] [--jobs N]` prints JSON.
 """

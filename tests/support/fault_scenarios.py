@@ -1,4 +1,4 @@
-"""The fault scenarios tests/test_faults.py asserts on and bench/faults.py measures.
+"""The fault scenarios tests/delivery/test_faults.py asserts on and bench/faults.py measures.
 
 Each runs real consumer processes (a Fleet) against the test SMTP server that
 stalls on request (FaultySmtp), and returns its numbers as a dict. The process
@@ -13,7 +13,7 @@ from tests.support.faults import all_completed
 from tests.support.faults import job_docs
 from tests.support.faults import make_jobs
 from tests.support.faults import statuses
-from tests.support.faults import wait_until
+from tests.support.waiting import wait_until
 
 
 def kill_scenario(fleet, mail, jobs=8, workers=4, lease_seconds=3):

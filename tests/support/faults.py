@@ -1,6 +1,6 @@
 """Fault injection with real processes: consumers to kill, pollers, a Redis to stop, a slow SMTP.
 
-Shared by tests/test_faults.py (which asserts) and bench/faults.py (which
+Shared by tests/delivery/test_faults.py (which asserts) and bench/faults.py (which
 prints the numbers); the scenarios they run are in tests/support/fault_scenarios.py. The process running these must already have the app's
 environment and a connected app (the jobs are created through the services).
 """
@@ -9,7 +9,6 @@ import asyncio
 import collections
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -18,6 +17,7 @@ from tests.support.consumer import HueyConsumer
 from tests.support.ferretdb import free_port
 from tests.support.redis_server import RedisServer  # noqa: F401 - tests and bench/ import it from here
 from tests.support.smtp import SmtpTestServer
+from tests.support.waiting import wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,16 +146,6 @@ def _answers(url):
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
         return False
-
-
-def wait_until(predicate, timeout, what):
-    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def make_jobs(count, send_at=None, max_attempts=5, queue=True):

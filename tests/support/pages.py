@@ -48,3 +48,13 @@ class PageClient:
 
     def logout(self):
         return self.post("/logout")
+
+
+def make_admin(email="root@example.com", pages=None):
+    """Make `email` an admin (created with PASSWORD if new); sign `pages` in as them when given. The user."""
+    from webapp.services.accounts import users
+
+    admin = users.create_or_promote_admin(email, PASSWORD)
+    if pages is not None:
+        assert pages.login(email).status_code == 302
+    return admin

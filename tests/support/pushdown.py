@@ -1,4 +1,4 @@
-"""Documents, queries and comparisons for tests/test_ferretdb_pushdown.py.
+"""Documents, queries and comparisons for tests/ferretdb/test_ferretdb_pushdown.py.
 
 A `Pair` is one collection on two FerretDB servers (pushdown, and the handler alone); the
 `check_*` functions run the same reads and writes on both and assert identical answers.

@@ -1,24 +1,12 @@
 """Helpers for the status tests: consumers that beat fast, a clean slate of figures, waiting."""
 
-import time
 from pathlib import Path
 
 from tests.support.consumer import HueyConsumer
+from tests.support.waiting import wait_until
 
 # Fast heartbeats, so "dead after 3 missed beats" takes 1.5 s, not 6.
 FAST_BEAT = 0.5
-
-
-def wait_until(predicate, timeout, what):
-    """Poll `predicate` until it returns something truthy; return it, or fail saying `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class Consumers:

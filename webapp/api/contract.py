@@ -15,7 +15,7 @@ A status the description does not list is a bug, raised as one. Errors are raise
 (webapp.web.errors) and answered in the error shape; the statuses every route of a kind can
 give are added for it (401 with a bearer token, 403 for admins, 400/413/415/422 with a
 JSON body, 422 with a query), and `errors` adds the rest (404, 409, 429, ...).
-tests/test_openapi.py fails for any /api route without a description.
+tests/api/test_openapi.py fails for any /api route without a description.
 """
 
 from dataclasses import dataclass

@@ -3,7 +3,7 @@
 Datetimes go out as ISO-8601 in UTC with milliseconds and a `Z` (`2026-12-01T08:00:00.000Z`),
 ids as 24 hexadecimal digits. The query-string models describe what `parse_page` and
 `check_status_filter` read (the same constants bound both; they stay functions because the
-pages share them); tests/test_openapi.py checks the bounds at their edges.
+pages share them); tests/api/test_openapi.py checks the bounds at their edges.
 """
 
 from datetime import datetime

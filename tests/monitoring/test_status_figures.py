@@ -23,7 +23,8 @@ from tests.support.pages import PageClient
 from tests.support.status import FAST_BEAT
 from tests.support.status import Consumers
 from tests.support.status import clear_figures
-from tests.support.status import wait_until
+from tests.support.waiting import iso
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("shared_consumer_stopped")
 
@@ -67,10 +68,6 @@ def worker_of(client, admin, consumer):
     """The stats' record of this consumer process (None if absent)."""
     pid = consumer.process.pid
     return next((w for w in stats(client, admin)["workers"] if w["pid"] == pid), None)
-
-
-def iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def create_job(client, headers, **fields):

@@ -7,11 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.waiting import iso
+
 pytestmark = pytest.mark.usefixtures("consumer")
-
-
-def iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def watch_statuses(client, headers, job_id, until, timeout=20):

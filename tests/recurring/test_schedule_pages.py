@@ -16,11 +16,6 @@ YEAR = datetime.now(UTC).year + 1
 SPRING = max(day for day in range(25, 32) if datetime(YEAR, 3, day).weekday() == 6)  # Europe's change
 
 
-@pytest.fixture()
-def pages(client):
-    return PageClient(client)
-
-
 def post_form(pages, htmx=True, **fields):
     form = {
         "to": "reader@example.com",

@@ -190,7 +190,7 @@ def test_unknown_api_path_answers_json(client):
 def test_health_says_ok_when_the_database_answers(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    # ok, or degraded when no consumer is alive or delivery is paused (tests/test_status.py)
+    # ok, or degraded when no consumer is alive or delivery is paused (tests/monitoring/test_status_figures.py)
     assert response.json["database"] == "ok" and response.json["status"] in {"ok", "degraded"}
 
 

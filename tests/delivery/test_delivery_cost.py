@@ -15,7 +15,7 @@ from pathlib import Path
 
 from webapp.services.jobs.change_marks import FLUSH_DELAY
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def measured(database, app, *extra):

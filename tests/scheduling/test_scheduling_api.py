@@ -40,10 +40,6 @@ def create(client, headers, **fields):
     return client.post("/api/users/jobs", json=job(**fields), headers=headers)
 
 
-def iso(moment):
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @pytest.mark.parametrize(
     "zone, day, wall, expected",
     [

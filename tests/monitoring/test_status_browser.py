@@ -1,7 +1,7 @@
 """The admin status page in a real browser: the chart draws, a live consumer is listed, pause and resume work.
 
 Against a live server, the suite's shared consumer (a real `huey_consumer`, heartbeat every 2 s) and the
-test SMTP server. Screenshots (desktop and phone) go where tests/test_browser.py puts its own.
+test SMTP server. Screenshots (desktop and phone) go where tests/web/test_browser.py puts its own.
 """
 
 import re
@@ -16,7 +16,7 @@ from tests.support.browser import PASSWORD
 from tests.support.browser import screenshot
 from tests.support.browser import sign_in
 from tests.support.status import clear_figures
-from tests.support.status import wait_until
+from tests.support.waiting import wait_until
 
 ADMIN = "ops@example.com"
 

@@ -29,7 +29,7 @@ from tests.support.gunicorn import server_env
 from tests.support.pages import PASSWORD
 from tests.support.pages import PageClient
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROD_SECRET_KEY = secrets.token_hex(32)
 PROD_JWT_SECRET_KEY = secrets.token_hex(32)
 # Far more than the old shape could hold (2 sync workers) and than 2 gthread workers x 4 threads.

@@ -15,19 +15,11 @@ import pytest
 from bson import DatetimeMS
 
 from tests.support.pages import PageClient
+from tests.support.waiting import iso
 
 HUGE_PAGE = "9223372036854775807"
 EAST, WEST = "Pacific/Kiritimati", "Etc/GMT+12"  # UTC+14 and UTC-12
 NESTED = "[" * 100_000 + "]" * 100_000
-
-
-@pytest.fixture()
-def pages(client):
-    return PageClient(client)
-
-
-def iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def post_job(client, headers, **fields):
@@ -145,7 +137,7 @@ def extreme_dates_forgotten(database):
     pushes a sort or range on a date field to SQLite only while every date in it has 13 digits of
     milliseconds (2001 to 2286; scripts/ferretdb-patches/04). One planted datetime.max leaves sorts on
     created_at to FerretDB's handler until it restarts: still correct, but later tests of query plans
-    (tests/test_query_plans.py) would see the plans of a polluted collection, not a real one.
+    (tests/ferretdb/test_query_plans.py) would see the plans of a polluted collection, not a real one.
     """
     yield
     from webapp.models import Job

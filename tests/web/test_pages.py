@@ -1,36 +1,24 @@
 """The HTML pages without a browser: sign-in, the schedule form, live-table fragments, CSRF, roles, escaping."""
 
 import re
-import time
 import uuid
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-import pytest
-
 from tests.support.pages import PageClient
+from tests.support.pages import make_admin
+from tests.support.waiting import wait_for_status
 
 XSS = "<script>alert(1)</script>"
 # A year that stays within send_at's range (at most 10 years ahead) whenever the suite runs.
 YEAR = datetime.now(UTC).year + 2
 
 
-@pytest.fixture()
-def pages(client):
-    return PageClient(client)
-
-
 def stored_jobs():
     from webapp.models import Job
 
     return list(Job.objects.order_by("created_at"))
-
-
-def make_admin(email="root@example.com"):
-    from webapp.services.accounts import users
-
-    return users.create_or_promote_admin(email, "correct-horse-9")
 
 
 def schedule(pages, htmx=False, **fields):
@@ -354,29 +342,6 @@ def test_the_detail_page_shows_the_message_and_attempt_history(pages):
 # --- escaping -----------------------------------------------------------------------------------
 
 
-def test_html_in_a_subject_or_body_is_shown_as_text_everywhere(client, app):
-    make_admin("root@example.com")
-    user = PageClient(client)
-    user.signup()
-    schedule(user, subject=XSS, body=f"<b>bold</b>{XSS}", to="x@example.com")
-    [job] = stored_jobs()
-    admin = PageClient(app.test_client())
-    admin.login("root@example.com")
-    for who, path in (
-        (user, "/jobs"),
-        (user, "/jobs/rows"),
-        (user, f"/jobs/{job.id}"),
-        (admin, "/admin/jobs"),
-        (admin, "/admin/jobs/rows"),
-        (admin, f"/admin/jobs/{job.id}"),
-    ):
-        page = who.get(path, htmx=path.endswith("rows")).get_data(as_text=True)
-        assert "<script>alert" not in page, path
-        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
-    detail = user.get(f"/jobs/{job.id}").get_data(as_text=True)
-    assert "&lt;b&gt;bold&lt;/b&gt;" in detail and "<b>bold</b>" not in detail
-
-
 # --- the admin panel ----------------------------------------------------------------------------
 
 
@@ -449,16 +414,6 @@ def test_admin_promotes_and_demotes_but_never_the_last_admin(client, app):
     assert users.find_user_by_email("root@example.com").is_admin
 
 
-def wait_for_status(job, statuses, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.reload()
-        if job.status in statuses:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job stayed {job.status}, expected one of {statuses}")
-
-
 def test_admin_requeues_a_failed_job_and_it_goes_out(client, app, consumer, smtp):
     make_admin("root@example.com")
     user = PageClient(client)
@@ -466,7 +421,7 @@ def test_admin_requeues_a_failed_job_and_it_goes_out(client, app, consumer, smtp
     smtp.reject_recipients({"moved@example.com": "550 5.1.1 No such user"})
     schedule(user, subject="bounced", to="moved@example.com")
     [job] = stored_jobs()
-    wait_for_status(job, {"FAILED"})
+    wait_for_status(job.id, {"FAILED"}, timeout=15)
 
     admin = PageClient(app.test_client())
     admin.login("root@example.com")
@@ -476,7 +431,7 @@ def test_admin_requeues_a_failed_job_and_it_goes_out(client, app, consumer, smtp
     response = admin.post(f"/admin/jobs/{job.id}/requeue", htmx=True)
     assert response.status_code == 200
     assert response.get_data(as_text=True).lstrip().startswith(f'<tr id="job-{job.id}"')
-    wait_for_status(job, {"COMPLETED"})
+    wait_for_status(job.id, {"COMPLETED"}, timeout=15)
     [message] = smtp.wait_for(1)
     assert message.message_id == job.message_id
     again = admin.post(f"/admin/jobs/{job.id}/requeue", htmx=True)
@@ -497,7 +452,7 @@ def test_sign_in_is_throttled_per_account_and_per_ip(app, client, monkeypatch):
     statuses = [first.login(target, "wrong-password").status_code for _ in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert "Too many sign-in attempts" in first.login(target, "x").get_data(as_text=True)
-    # Another machine, same account: one try (it might be the owner: tests/test_doors.py), then
+    # Another machine, same account: one try (it might be the owner: tests/accounts/test_sign_in_and_secrets.py), then
     # refused by the per-account bucket, on the API too.
     other = PageClient(app.test_client(), ip=ip(2))
     assert other.login(target, "wrong-password").status_code == 401

@@ -13,19 +13,14 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-import pytest
-
 from tests.support.commands import RECORDER
 from tests.support.pages import PASSWORD
 from tests.support.pages import PageClient
+from tests.support.pages import make_admin
+from tests.support.waiting import wait_for_status
 
 YEAR = datetime.now(UTC).year + 2
 ETAG = re.compile(r"data-etag='(\"[^\"]+\")'")
-
-
-@pytest.fixture()
-def pages(client):
-    return PageClient(client)
 
 
 def schedule(pages, subject, send_at=f"{YEAR}-01-01T10:00"):
@@ -63,15 +58,6 @@ def commands_of(pages, path, etag):
     return answer, [(c.name, c.collection) for c in sent.in_this_thread()]
 
 
-def make_admin(pages):
-    from webapp.services.accounts import users
-
-    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    users.create_or_promote_admin(email, PASSWORD)
-    assert pages.login(email).status_code == 302
-    return email
-
-
 def test_an_unchanged_poll_is_a_304_from_one_round_trip_the_session_account(app, client, pages):
     pages.signup()
     schedule(pages, "first")
@@ -92,7 +78,7 @@ def test_an_unchanged_poll_is_a_304_from_one_round_trip_the_session_account(app,
         assert sent == [("find", "users")], (path, sent)
 
     admin = PageClient(app.test_client())
-    make_admin(admin)
+    make_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", admin)
     for path, rows in (
         ("/admin/jobs", "/admin/jobs/rows"),
         ("/admin/jobs?status=PENDING", "/admin/jobs/rows?status=PENDING"),
@@ -134,7 +120,7 @@ def test_a_changed_table_answers_its_poll_with_the_change(app, client, pages, ap
 
     # requeued by an admin: the owner's table and the admin's both change
     admin = PageClient(app.test_client())
-    make_admin(admin)
+    make_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", admin)
     admin_etag = page_etag(admin, "/admin/jobs")
     # As a worker giving up leaves it: FAILED, and its marks moved on (attempts.mark_failed does both).
     Job.objects(id=job.id).update_one(set__status="FAILED")
@@ -156,15 +142,6 @@ def row_status(response):
     )
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def wait_for_status(subject, status, timeout=20):
-    from webapp.models import Job
-
-    deadline = time.monotonic() + timeout
-    while Job.objects.get(subject=subject).status != status:
-        assert time.monotonic() < deadline, f"{subject} never became {status}"
-        time.sleep(0.05)
 
 
 def changed_poll(pages, path, etag, timeout=5):
@@ -195,12 +172,12 @@ def test_each_write_of_a_delivery_by_a_consumer_changes_the_tables_etag(app, cli
     assert poll(pages, "/jobs/rows", etag).status_code == 304
 
     # The claim (in the consumer's process) moves the mark: the table shows RUNNING.
-    wait_for_status("delivered", "RUNNING")
+    wait_for_status(created.json["id"], "RUNNING")
     running = changed_poll(pages, "/jobs/rows", etag)
     # The row's own badge (the status counts name every status, so the page always holds the word).
     assert running.status_code == 200 and row_status(running) == "RUNNING", "the claim never reached the mark"
     # Then the 250: each ETag is moments old, so only a moved mark makes the poll look at the table again.
-    wait_for_status("delivered", "COMPLETED")
+    wait_for_status(created.json["id"], "COMPLETED")
     done = changed_poll(pages, "/jobs/rows", running.headers["ETag"])
     assert done.status_code == 200, "the consumer's COMPLETED never reached the table's mark"
     assert row_status(done) == "COMPLETED"
@@ -259,7 +236,7 @@ def test_sign_out_and_disable_refuse_the_poll_instead_of_a_304(app, client, page
     assert poll(pages, "/jobs/rows", etag).status_code == 401
 
     admin = PageClient(app.test_client())
-    admin_email = make_admin(admin)
+    admin_email = make_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", admin).email
     admin_etag = page_etag(admin, "/admin/jobs")
     assert poll(admin, "/admin/jobs/rows", admin_etag).status_code == 304
     users.create_or_promote_admin("other-admin@example.com", PASSWORD)
@@ -301,7 +278,7 @@ def test_the_overdue_backlog_changes_with_time_so_its_poll_looks_at_the_table(ap
     from webapp.models import Job
 
     admin = PageClient(client)
-    make_admin(admin)
+    make_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", admin)
     etag = page_etag(admin, "/admin/jobs?overdue=1")
     assert poll(admin, "/admin/jobs/rows?overdue=1", etag).status_code == 304
     # Stored without moving any mark: to the admin's mark nothing happened, as when a PENDING job
@@ -369,7 +346,7 @@ def test_every_change_scheduling_makes_moves_the_etag(app, client, pages, api):
     owner = User.objects.get(email=email)
     headers = api.login(email, PASSWORD)
     admin = PageClient(app.test_client())
-    admin_email = make_admin(admin)
+    admin_email = make_admin(f"admin-{uuid.uuid4().hex[:8]}@example.com", admin).email
     root = api.login(admin_email, PASSWORD)
 
     def create(subject, **fields):

@@ -50,7 +50,7 @@ from tests.support.pushdown import random_sort
 from tests.support.pushdown import raw
 from tests.support.pushdown import string_queries
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("FERRETDB_BIN") or str(PROJECT_ROOT / "var" / "bin" / "ferretdb")
 SEED = int(os.environ.get("PUSHDOWN_SEED", "20250101"))
 

@@ -26,7 +26,7 @@ from tests.support.faults import all_completed
 from tests.support.faults import job_docs
 from tests.support.faults import make_jobs
 from tests.support.faults import statuses
-from tests.support.faults import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("shared_consumer_stopped")]
 

@@ -17,7 +17,7 @@ from bson import ObjectId
 from huey.storage import RedisStorage
 
 from tests.support.faults import Fleet
-from tests.support.faults import wait_until
+from tests.support.waiting import wait_until
 from webapp.models import Job
 from webapp.models import Schedule
 from webapp.services.delivery import pause

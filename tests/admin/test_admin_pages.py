@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support.pages import PageClient
+from tests.support.waiting import iso
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +25,6 @@ def delivery_not_paused(app):
 @pytest.fixture()
 def admin(api):
     return api.admin()
-
-
-def iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def create_job(client, headers, **fields):

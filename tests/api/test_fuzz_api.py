@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REPORT = PROJECT_ROOT / "test-results" / "fuzz-api.json"
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 # A client address of the fuzzer's own, so that its sign-in and sign-up buckets are its own.
@@ -50,7 +50,7 @@ CONFIG = {
     # "Valid requests are accepted" is checked where JSON Schema can state the whole rule. An
     # address (email-validator's syntax) or a send_at (a range measured from now) cannot be, so
     # a value the schema admits may be refused, rightly: not checked on these two operations.
-    # Their rules are proved by tests/test_validation_properties.py and tests/test_api_*.py.
+    # Their rules are proved by tests/jobs/test_validation_properties.py and tests/test_api_*.py.
     # 413 (a body over MAX_CONTENT_LENGTH, documented on every body) refuses invalid data too.
     "checks": {
         "negative_data_rejection": {
@@ -394,7 +394,7 @@ def leave_no_mail_in_flight():
     from webapp.services.delivery import pause
 
     if pause.read_pause() is not None:
-        pause.resume("tests/test_fuzz_api.py")
+        pause.resume("tests/api/test_fuzz_api.py")
     Schedule.objects.delete()  # no consumer makes more of their occurrences
     Job.objects(status="PENDING").delete()
     deadline = time.monotonic() + 30

@@ -1,7 +1,7 @@
 """Recurring schedules through the API, and the materializer driven with an explicit `now`.
 
 No consumer here: occurrences are made by the services (as the sweep and the maintenance thread
-call them) and checked in the job tables; tests/test_schedule_faults.py sends them for real.
+call them) and checked in the job tables; tests/recurring/test_schedule_faults.py sends them for real.
 """
 
 from datetime import UTC

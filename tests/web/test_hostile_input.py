@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.pages import PASSWORD
 from tests.support.pages import PageClient
+from tests.support.pages import make_admin
 
 ZERO_ID = "000000000000000000000000"
 # Markup in text, an attribute break-out in a quoted display name, and an entity that must not be decoded.
@@ -34,15 +35,6 @@ def stored_jobs():
     from webapp.models import Job
 
     return list(Job.objects.order_by("created_at"))
-
-
-def make_admin(app, email="root@example.com"):
-    from webapp.services.accounts import users
-
-    users.create_or_promote_admin(email, PASSWORD)
-    admin = PageClient(app.test_client())
-    assert admin.login(email).status_code == 302
-    return admin
 
 
 def static_file(client):
@@ -80,7 +72,8 @@ def test_markup_in_subject_body_and_recipients_is_shown_as_text_on_every_page(ap
     assert scheduled.status_code == 302
     [job] = stored_jobs()
     assert job.to == [recipient]  # kept as typed, display name included
-    admin = make_admin(app)
+    admin = PageClient(app.test_client())
+    make_admin(pages=admin)
     flash_page = user.get("/jobs")  # the flash message names the subject
     failed = Job.objects(id=job.id).modify(new=True, set__status="FAILED", set__last_error=f"550 {SCRIPT}")
 
@@ -110,7 +103,8 @@ def test_markup_in_subject_body_and_recipients_is_shown_as_text_on_every_page(ap
 def test_markup_typed_at_sign_in_is_shown_as_text_in_the_audit_log(app, client):
     PageClient(client).login(f"{SCRIPT}@example.com", "guess")
     client.post("/api/auth/login", json={"email": IMG, "password": "guess"})
-    admin = make_admin(app)
+    admin = PageClient(app.test_client())
+    make_admin(pages=admin)
     for response in (admin.get("/admin/audit"), admin.get("/admin/audit?action=sign_in", htmx=True)):
         page = response.get_data(as_text=True)
         assert SCRIPT not in page and IMG not in page

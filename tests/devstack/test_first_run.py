@@ -17,7 +17,7 @@ from tests.support.ferretdb import FerretDBServer
 from tests.support.ferretdb import free_port
 from tests.support.live_server import LiveServer
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-9"
 
 
@@ -70,7 +70,7 @@ def test_make_test_stops_at_once_with_install_commands_when_redis_and_chromium_a
             "-o",
             "var/bin/mailpit",
             "test",
-            "PYTEST_ARGS=--collect-only -q tests/test_config.py",
+            "PYTEST_ARGS=--collect-only -q tests/devstack/test_config.py",
         ],
         cwd=PROJECT_ROOT,
         env=bare_env(tmp_path, PATH=bin_dir),
@@ -161,7 +161,7 @@ def test_with_test_mongodb_uri_the_suite_starts_no_ferretdb_and_kill_tests_skip(
             "-rs",
             "-p",
             "no:cacheprovider",
-            "tests/test_newcomer.py",
+            "tests/devstack/test_first_run.py",
             "-k",
             "ferretdb_a_test_may_kill or creates_once_then_leaves",
         ],

@@ -7,7 +7,7 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.status import wait_until
+from tests.support.waiting import wait_until
 
 
 def scrape(client, **kwargs):

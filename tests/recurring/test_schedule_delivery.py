@@ -13,6 +13,8 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
+from tests.support.waiting import iso
+from tests.support.waiting import wait_for_status
 from webapp.mail.mailer import send_email
 from webapp.models import Job
 from webapp.models import SweepTurn
@@ -23,22 +25,8 @@ from webapp.timeutil import utcnow
 pytestmark = pytest.mark.usefixtures("consumer")
 
 
-def iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def fetch(client, headers, job_id):
     return client.get(f"/api/users/jobs/{job_id}", headers=headers).json
-
-
-def wait_for_status(client, headers, job_id, statuses, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = fetch(client, headers, job_id)
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job never reached {statuses}: {fetch(client, headers, job_id)}")
 
 
 def test_a_job_moved_later_is_not_sent_at_its_old_time_and_goes_once_at_the_new_one(client, api, smtp):
@@ -103,7 +91,8 @@ def test_a_job_that_cannot_get_through_before_its_expiry_fails_as_expired_and_is
             "expires_at": iso(now + timedelta(seconds=2)),
         },
     ).json
-    final = wait_for_status(client, headers, job["id"], {"FAILED", "COMPLETED"})
+    wait_for_status(job["id"], {"FAILED", "COMPLETED"})
+    final = fetch(client, headers, job["id"])
     assert final["status"] == "FAILED"
     assert final["last_error"].startswith("expired"), final["last_error"]
     assert "421 4.3.2" in final["last_error"]  # and it says what stood in the way
@@ -134,7 +123,8 @@ def test_a_claimed_job_past_its_expiry_is_failed_without_sending(app, client, ap
         {"$set": {"next_attempt_at": utcnow() - timedelta(minutes=5), "expires_at": utcnow() - timedelta(minutes=1)}},
     )
     schedule_delivery(Job.objects(message_id=job["message_id"]).first().id, utcnow(), 0)
-    final = wait_for_status(client, headers, job["id"], {"FAILED", "COMPLETED"})
+    wait_for_status(job["id"], {"FAILED", "COMPLETED"})
+    final = fetch(client, headers, job["id"])
     assert final["status"] == "FAILED" and final["last_error"].startswith("expired: not handed to the SMTP server")
     assert [attempt["outcome"] for attempt in final["attempts_log"]] == ["failed"]
     time.sleep(1)
@@ -266,7 +256,7 @@ def _job_with(data, now):
 
 
 def test_while_the_smtp_server_is_down_a_wait_keeps_to_the_window_and_the_expiry_still_fails_the_job(app, smtp):
-    """A refused connection uses no attempt and the job waits (tests/test_faults.py); a job with
+    """A refused connection uses no attempt and the job waits (tests/delivery/test_faults.py); a job with
     windows waits for their next opening (the wait, 2 to 4 minutes, ends after this minute's
     window closes: tomorrow), and a job whose next try would come after its expiry is FAILED as
     expired instead of waiting on."""

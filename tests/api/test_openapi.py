@@ -1,7 +1,7 @@
 """The API describes itself: GET /api/openapi.json (OpenAPI 3.1) names every /api route, its
 errors and the shape of every answer, and /api/docs shows it in a browser under our CSP.
 
-The fuzz test (tests/test_fuzz_api.py) attacks the API from this document; here the document
+The fuzz test (tests/api/test_fuzz_api.py) attacks the API from this document; here the document
 itself is checked, real answers are held to it, and the regressions the fuzzer found stay fixed.
 """
 
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from tests.support.browser import screenshot
 from webapp.web.security_headers import CONTENT_SECURITY_POLICY
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 ERROR_REF = "#/components/schemas/ErrorOut"
 
