@@ -102,14 +102,7 @@ def make_plan(env: Mapping[str, str], root: Path, bin_dir: Path) -> Plan:
     programs.append(_web(root, bin_dir, web_port, _count(env, "WEB_CONCURRENCY", 2)))
     programs.append(_worker(bin_dir, _count(env, "HUEY_WORKERS", 4)))
     programs.append(_bootstrap(bin_dir, url, mail_where))
-    return Plan(
-        programs=programs,
-        child_env=child_env,
-        directories=directories,
-        summary=summary,
-        url=url,
-        ports=ports,
-    )
+    return Plan(programs=programs, child_env=child_env, directories=directories, summary=summary, url=url, ports=ports)
 
 
 def _ferretdb(root: Path, data: Path, port: int) -> Program:

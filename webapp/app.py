@@ -31,11 +31,7 @@ from webapp.web.jwt_callbacks import register_jwt_callbacks
 def create_app(config=None):
     """Build the app from `config` (a Config object) or from the environment."""
     config = config or load_config()
-    app = Flask(
-        __name__,
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder="static",
-    )
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"), static_folder="static")
     app.config.from_object(config)
     configure_logging(app.config["LOG_LEVEL"])
     trust_proxies(app, app.config["TRUSTED_PROXIES"])

@@ -155,10 +155,7 @@ def test_a_revoked_token_stays_revoked_when_redis_restarts_empty(app, tmp_path):
         broker.stop()
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
-)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic dXNlcjpwYXNz"}])
 def test_protected_routes_need_a_valid_token(client, headers):
     response = client.get("/api/users/me", headers=headers)
     assert response.status_code == 401

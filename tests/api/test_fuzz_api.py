@@ -262,11 +262,7 @@ class FuzzWorld:
             assert response.status_code == 201, response.json
             now = datetime.now(UTC)
             attempt = Attempt(
-                worker="fuzz-worker",
-                started_at=now,
-                finished_at=now,
-                outcome="retry",
-                error="421 try again later",
+                worker="fuzz-worker", started_at=now, finished_at=now, outcome="retry", error="421 try again later"
             )
             Job.objects(id=response.json["id"]).update_one(
                 set__status=status,

@@ -248,8 +248,8 @@ def test_ensure_admin_creates_once_then_leaves_the_admin_alone(app):
         # Started again, even with another ADMIN_PASSWORD: nothing changes, the password least of all.
         assert ensure_admin("boss@example.com", PASSWORD)[0] == ALREADY_ADMIN
         assert ensure_admin("boss@example.com", "another-password-9")[0] == ALREADY_ADMIN
-        users = list(User.objects(email="boss@example.com"))
-    assert [(user.role, user.password_hash) for user in users] == [("admin", first_hash)]
+        bosses = list(User.objects(email="boss@example.com"))
+    assert [(user.role, user.password_hash) for user in bosses] == [("admin", first_hash)]
     assert users.authenticate("boss@example.com", PASSWORD) is not None
 
 

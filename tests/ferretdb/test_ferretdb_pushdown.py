@@ -238,7 +238,7 @@ def test_app_queries_use_an_index(servers):
     from webapp.models import SweepTurn
     from webapp.models import User
     from webapp.models.user import Role
-    from webapp.services.accounts import users
+    from webapp.services.accounts import users as accounts  # `users` is the list made below
     from webapp.services.delivery import attempts
     from webapp.services.delivery import recovery
     from webapp.services.jobs import actions
@@ -277,7 +277,7 @@ def test_app_queries_use_an_index(servers):
                 ).save()
             # A logout as earlier versions kept it (a RevokedToken), and one on the account.
             RevokedToken(jti="f00d-1", expires_at=now + datetime.timedelta(hours=1)).save()
-            users.revoke_token(users[1], "abc-1", now + datetime.timedelta(hours=1), now)
+            accounts.revoke_token(users[1], "abc-1", now + datetime.timedelta(hours=1), now)
             job = Job.objects(status=JobStatus.PENDING).first()
             log.commands.clear()
 
@@ -300,14 +300,14 @@ def test_app_queries_use_an_index(servers):
             recovery.due_unqueued_jobs(now=now)
             recovery.next_attempt_of(job.id)
             recovery.take_sweep_turn("sweep", "me", 5)
-            users.find_user_by_email("u1@example.com")
-            users.get_user(str(users[1].id))
-            users.emails_by_id([u.id for u in users])
-            users.count_admins()
-            users.list_users(1, 20)
+            accounts.find_user_by_email("u1@example.com")
+            accounts.get_user(str(users[1].id))
+            accounts.emails_by_id([u.id for u in users])
+            accounts.count_admins()
+            accounts.list_users(1, 20)
             # a token from before revocations moved to the account: looked up in revoked_tokens
-            users.is_token_revoked(None, {"jti": "f00d-1"})
-            users.purge_expired_revocations(now)
+            accounts.is_token_revoked(None, {"jti": "f00d-1"})
+            accounts.purge_expired_revocations(now)
 
             sent = list(log.commands)
             assert len(sent) > 25

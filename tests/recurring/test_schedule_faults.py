@@ -72,7 +72,7 @@ def schedule_made_at(app, t0, cron, catch_up):
     return created
 
 
-def occurrences(schedule_id):
+def stored_occurrences(schedule_id):
     return list(Job._get_collection().find({"schedule_id": schedule_id}).sort("occurrence_at", 1))
 
 
@@ -88,7 +88,7 @@ def test_after_six_hours_down_catch_up_decides_what_goes_out(app, fleet, mail, c
         if moment <= now and now - moment > timedelta(minutes=20)
     )
     created = schedule_made_at(app, last - timedelta(hours=5, minutes=40), f"{minute} * * * *", catch_up)
-    [first] = occurrences(created.id)
+    [first] = stored_occurrences(created.id)
 
     fleet.consumer(workers=4)  # the consumer is back
 
@@ -101,11 +101,11 @@ def test_after_six_hours_down_catch_up_decides_what_goes_out(app, fleet, mail, c
         30,
         "the catch-up pass",
     )
-    due = [doc for doc in occurrences(created.id) if as_utc(doc["occurrence_at"]) < now]
+    due = [doc for doc in stored_occurrences(created.id) if as_utc(doc["occurrence_at"]) < now]
     wait_until(
         lambda: all(
             doc["status"] in ("COMPLETED", "FAILED")
-            for doc in occurrences(created.id)
+            for doc in stored_occurrences(created.id)
             if as_utc(doc["occurrence_at"]) < now
         ),
         30,
@@ -115,7 +115,7 @@ def test_after_six_hours_down_catch_up_decides_what_goes_out(app, fleet, mail, c
     time.sleep(1.5)  # a late extra copy would arrive here
     counts = mail.count_by_message_id()
     assert sum(counts.values()) == sent and set(counts.values()) <= {1}
-    made = [as_utc(doc["occurrence_at"]) for doc in occurrences(created.id)]
+    made = [as_utc(doc["occurrence_at"]) for doc in stored_occurrences(created.id)]
     assert made[-1] == ahead and made.count(ahead) == 1  # the next one is ready, PENDING
     first_now = Job._get_collection().find_one({"_id": first["_id"]})
     if catch_up == "all":
@@ -148,7 +148,7 @@ def test_two_consumers_and_two_sweeps_racing_never_make_an_occurrence_twice(app,
         wait_until(caught_up, 180, "every schedule caught up")
         fleet.stop()
         for schedule in created:
-            made = [as_utc(doc["occurrence_at"]) for doc in occurrences(schedule.id)]
+            made = [as_utc(doc["occurrence_at"]) for doc in stored_occurrences(schedule.id)]
             doc = Schedule._get_collection().find_one({"_id": schedule.id})
             expected = [
                 moment

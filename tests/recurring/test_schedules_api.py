@@ -218,14 +218,7 @@ def test_until_bounds_the_occurrences(app):
     assert created.status == "finished"
 
 
-@pytest.mark.parametrize(
-    "catch_up, made",
-    [
-        ("none", [2, 12]),
-        ("latest", [2, 10, 12]),
-        ("all", [2, 4, 6, 8, 10, 12]),
-    ],
-)
+@pytest.mark.parametrize("catch_up, made", [("none", [2, 12]), ("latest", [2, 10, 12]), ("all", [2, 4, 6, 8, 10, 12])])
 def test_catch_up_decides_which_missed_occurrences_are_made(app, catch_up, made):
     """Every 2 minutes; made at 08:00:30 (the 08:02 occurrence), then nothing ran until 08:11:30:
     08:04 .. 08:10 were missed (more than the 60 s grace late), 08:12 is ahead."""

@@ -74,11 +74,7 @@ class SmtpTestServer:
         # A fresh Controller each time: a stopped one has closed its event loop.
         # server_hostname is fixed because the default, socket.getfqdn(), can stall on DNS.
         self._controller = _CountingController(
-            self,
-            hostname=self.host,
-            port=self.port,
-            server_hostname="smtp-test",
-            enable_SMTPUTF8=self.smtputf8,
+            self, hostname=self.host, port=self.port, server_hostname="smtp-test", enable_SMTPUTF8=self.smtputf8
         )
         self._controller.start()
 

@@ -84,7 +84,7 @@ def build_document(app):
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "A token from `POST /api/auth/login`.",
-                },
+                }
             },
         },
     }

@@ -72,8 +72,7 @@ def hold_jobs_of(owner_id):
     return (
         Job._get_collection()
         .update_many(
-            {"owner_id": owner_id, "status": {"$nin": list(JobStatus.FINAL)}},
-            {"$set": {"held": HELD_OWNER_DISABLED}},
+            {"owner_id": owner_id, "status": {"$nin": list(JobStatus.FINAL)}}, {"$set": {"held": HELD_OWNER_DISABLED}}
         )
         .modified_count
     )

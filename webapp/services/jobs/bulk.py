@@ -56,8 +56,8 @@ class BulkFilter(_Strict):
     """The admin table's filters: a status (only PENDING jobs are acted on), an owner (id or email),
     `overdue` (PENDING more than OVERDUE_SECONDS past their effective send time)."""
 
-    status: StrictStr = None
-    owner: StrictStr = Field(None, max_length=320)
+    status: StrictStr | None = None
+    owner: StrictStr | None = Field(None, max_length=320)
     overdue: StrictBool = False
 
 

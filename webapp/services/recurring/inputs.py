@@ -46,11 +46,11 @@ class ScheduleInput(MessageInput):
     """
 
     cron: Cron
-    timezone: Zone = None
-    windows: Windows = None
-    starts_at: When = None
-    until: When = None
-    max_runs: Runs = None
+    timezone: Zone | None = None
+    windows: Windows | None = None
+    starts_at: When | None = None
+    until: When | None = None
+    max_runs: Runs | None = None
     catch_up: Literal["none", "latest", "all"] = CatchUp.LATEST
 
 
