@@ -117,7 +117,9 @@ def plant_extreme_jobs(owner_id):
                     "send_at": extreme,
                     "next_attempt_at": extreme,
                     "created_at": extreme,
-                    "updated_at": extreme,
+                    # A finished job's last change stays recent: retention (the shared consumer's sweep)
+                    # would delete one last changed in year 1 before the pages are read.
+                    "updated_at": extreme if status == "PENDING" else datetime.now(UTC),
                     "sent_at": extreme,
                     "attempts": 1,
                     "attempts_log": [attempt],
