@@ -13,7 +13,8 @@ from devstack.environment import read_environment
 from devstack.plan import make_plan
 from devstack.supervisor_conf import render
 
-ROOT = Path(__file__).resolve().parents[2]
+# The project: devstack/ sits at its top.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
