@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.support.pages import PageClient
+from tests.support.status import create_job
 from tests.support.waiting import iso
 
 
@@ -25,14 +26,6 @@ def delivery_not_paused(app):
 @pytest.fixture()
 def admin(api):
     return api.admin()
-
-
-def create_job(client, headers, **fields):
-    payload = {"to": "reader@example.com", "subject": "Status test", "body": "Hello."}
-    payload.update(fields)
-    response = client.post("/api/users/jobs", json=payload, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json
 
 
 # --- every admin route is for admins -------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.support.pages import PageClient
 from tests.support.status import FAST_BEAT
 from tests.support.status import Consumers
 from tests.support.status import clear_figures
+from tests.support.status import create_job
 from tests.support.waiting import iso
 from tests.support.waiting import wait_until
 
@@ -68,14 +69,6 @@ def worker_of(client, admin, consumer):
     """The stats' record of this consumer process (None if absent)."""
     pid = consumer.process.pid
     return next((w for w in stats(client, admin)["workers"] if w["pid"] == pid), None)
-
-
-def create_job(client, headers, **fields):
-    payload = {"to": "reader@example.com", "subject": "Status test", "body": "Hello."}
-    payload.update(fields)
-    response = client.post("/api/users/jobs", json=payload, headers=headers)
-    assert response.status_code == 201, response.json
-    return response.json
 
 
 def job_status(job_id):

@@ -47,3 +47,12 @@ def clear_figures():
         "a heartbeat from every live consumer",
     )
     DeliveryStats._get_collection().delete_many({})
+
+
+def create_job(client, headers, **fields):
+    """Schedule a job through the API (a reader, "Status test", now unless `fields` say otherwise); its JSON."""
+    payload = {"to": "reader@example.com", "subject": "Status test", "body": "Hello."}
+    payload.update(fields)
+    response = client.post("/api/users/jobs", json=payload, headers=headers)
+    assert response.status_code == 201, response.json
+    return response.json
